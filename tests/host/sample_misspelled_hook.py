@@ -1,0 +1,10 @@
+"""A plugin whose hook name is misspelled: the host must say so instead of ignoring it."""
+
+from collections.abc import Callable
+
+from lily_host import TaskHandler, hookimpl
+
+
+@hookimpl
+def register_task(register: Callable[[TaskHandler], None]) -> None:  # should be register_tasks
+    pass
