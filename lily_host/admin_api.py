@@ -74,7 +74,7 @@ async def create_tenant() -> Any:
 @admin.get("/tenants")
 @require_admin
 async def list_tenants() -> Any:
-    tenants = await current_host().tenants.list()
+    tenants = await current_host().tenants.all()
     return jsonify({"tenants": [tenant.public_view() for tenant in tenants]})
 
 

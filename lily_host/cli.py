@@ -274,3 +274,7 @@ def _attach_plugin_commands() -> None:
 
 
 _attach_plugin_commands()
+
+
+if __name__ == "__main__":
+    main()

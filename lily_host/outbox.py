@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 
 from lily_host.capabilities import OutgoingSms, SentSms
+from lily_host.redis_typing import awaited
 
 if TYPE_CHECKING:
     from lily_host.host import Host
@@ -34,11 +35,11 @@ class Outbox:
         await pipe.execute()
 
     async def messages(self, tenant: str | None = None) -> list[dict[str, Any]]:
-        entries = [json.loads(raw) for raw in await self.redis.lrange(OUTBOX_KEY, 0, -1)]
+        entries = [json.loads(raw) for raw in await awaited(self.redis.lrange(OUTBOX_KEY, 0, -1))]
         return [entry for entry in entries if tenant is None or entry.get("tenant") == tenant]
 
     async def clear(self) -> None:
-        await self.redis.delete(OUTBOX_KEY)
+        await awaited(self.redis.delete(OUTBOX_KEY))
 
 
 class OutboxChannel:

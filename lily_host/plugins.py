@@ -12,6 +12,7 @@ plugin, so the host records who registered what, and a collision names both plug
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -147,7 +148,7 @@ class PluginRegistry:
         self._webhook_paths: dict[str, str] = {}
 
         for name, module_name in builtins:
-            self._load(name, lambda module_name=module_name: importlib.import_module(module_name), builtin=True)
+            self._load(name, functools.partial(importlib.import_module, module_name), builtin=True)
         entry_points: list[EntryPointLike] = []
         if discover:
             entry_points.extend(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
@@ -157,7 +158,7 @@ class PluginRegistry:
         for entry_point in extra_entry_points:
             self._load(entry_point.name, entry_point.load, builtin=False, entry_point=entry_point, explicit=True)
         for name, module in (extra_modules or {}).items():
-            self._load(name, lambda module=module: module, builtin=False, explicit=True)
+            self._load(name, functools.partial(_identity, module), builtin=False, explicit=True)
         self._configure_all()
         self._collect_all()
 
@@ -270,12 +271,20 @@ class PluginRegistry:
                 self._fail(record, f"invalid settings: {_settings_error_text(record.settings_model, error)}")
 
     def _configure_with_dev_env(self, record: PluginRecord, dev_env: Mapping[str, str]) -> BaseSettings | None:
-        """``lily dev``: fill a plugin's missing settings with its documented development values."""
-        for name, value in dev_env.items():
-            os.environ.setdefault(name, value)
-        assert record.settings_model is not None
+        """``lily dev``: fill a plugin's missing settings with its documented development values.
+
+        Values set in the environment win; the process environment itself is left untouched.
+        """
+        model = record.settings_model
+        assert model is not None
+        by_env_name = {_env_name(model, field_name): _init_key(model, field_name) for field_name in model.model_fields}
+        overrides = {
+            by_env_name[name]: value
+            for name, value in dev_env.items()
+            if name in by_env_name and name not in os.environ
+        }
         try:
-            settings = record.settings_model()
+            settings = model(**overrides)
         except ValidationError:
             return None
         record.dev_credentials = True
@@ -418,7 +427,7 @@ class PluginRegistry:
                 log.warning(
                     "event subscription names an unknown task",
                     plugin=owner,
-                    event=subscription.event,
+                    event_name=subscription.event,
                     task_type=subscription.task,
                 )
 
@@ -470,3 +479,14 @@ def _settings_error_text(model: type[BaseSettings], error: ValidationError) -> s
         name = _env_name(model, field_name) if field_name in model.model_fields else field_name
         parts.append(f"{name}: {item['msg']}")
     return "; ".join(parts)
+
+
+def _identity(module: ModuleType) -> ModuleType:
+    return module
+
+
+def _init_key(model: type[BaseSettings], field_name: str) -> str:
+    """The keyword a settings model accepts for a field: its alias when it has one."""
+    info = model.model_fields[field_name]
+    alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
+    return alias or field_name

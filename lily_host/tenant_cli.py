@@ -61,7 +61,7 @@ def list_() -> None:
     """List tenants with their plan and status."""
 
     async def work(host: Host) -> list[Any]:
-        return await host.tenants.list()
+        return await host.tenants.all()
 
     rows = _with_host(work)
     if not rows:

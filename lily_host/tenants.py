@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from lily_host.crypto import SecretBox
+from lily_host.redis_typing import awaited
 
 TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -205,16 +206,16 @@ class TenantStore:
             tenant = Tenant(id=tenant_id, name=name, **fields)
         except ValidationError as error:
             raise TenantError(_validation_message(error)) from error
-        created = await self.redis.set(_key(tenant.id), tenant.model_dump_json(), nx=True)
+        created = await awaited(self.redis.set(_key(tenant.id), tenant.model_dump_json(), nx=True))
         if not created:
             raise TenantError(f"tenant {tenant_id!r} already exists")
-        await self.redis.sadd("lily:tenants", tenant.id)
+        await awaited(self.redis.sadd("lily:tenants", tenant.id))
         for plugin, values in plugin_values.items():
             tenant = await self.set_plugin_settings(tenant.id, plugin, values)
         return tenant
 
     async def get(self, tenant_id: str) -> Tenant | None:
-        raw = await self.redis.get(_key(tenant_id))
+        raw = await awaited(self.redis.get(_key(tenant_id)))
         return None if raw is None else Tenant.model_validate_json(raw)
 
     async def require(self, tenant_id: str) -> Tenant:
@@ -223,11 +224,11 @@ class TenantStore:
             raise TenantError(f"no tenant {tenant_id!r}")
         return tenant
 
-    async def list(self) -> list[Tenant]:
-        ids = sorted(await self.redis.smembers("lily:tenants"))
+    async def all(self) -> list[Tenant]:
+        ids = sorted(await awaited(self.redis.smembers("lily:tenants")))
         if not ids:
             return []
-        raws = await self.redis.mget([_key(_text(i)) for i in ids])
+        raws = await awaited(self.redis.mget([_key(_text(i)) for i in ids]))
         return [Tenant.model_validate_json(raw) for raw in raws if raw is not None]
 
     async def update(self, tenant_id: str, **fields: Any) -> Tenant:
@@ -245,7 +246,7 @@ class TenantStore:
             updated = Tenant.model_validate(data)
         except ValidationError as error:
             raise TenantError(_validation_message(error)) from error
-        await self.redis.set(_key(tenant_id), updated.model_dump_json())
+        await awaited(self.redis.set(_key(tenant_id), updated.model_dump_json()))
         return updated
 
     async def delete(self, tenant_id: str) -> bool:
@@ -258,7 +259,7 @@ class TenantStore:
                 await self._drop_index_entries(_index_entries(model, values), tenant_id)
         for kind, value in await self._direct_index_entries(tenant_id):
             await self.release_index(kind, value, tenant_id)
-        key_hashes = await self.redis.hvals(f"lily:tenant_keys:{tenant_id}")
+        key_hashes = await awaited(self.redis.hvals(f"lily:tenant_keys:{tenant_id}"))
         pipe = self.redis.pipeline(transaction=True)
         for key_hash in key_hashes:
             pipe.delete(f"lily:apikey:{_text(key_hash)}")
@@ -299,7 +300,7 @@ class TenantStore:
         plugins = dict(tenant.plugins)
         plugins[plugin] = stored
         updated = tenant.model_copy(update={"plugins": plugins, "updated_at": time.time()})
-        await self.redis.set(_key(tenant_id), updated.model_dump_json())
+        await awaited(self.redis.set(_key(tenant_id), updated.model_dump_json()))
         return updated
 
     def plugin_settings(self, tenant: Tenant, plugin: str) -> BaseModel | None:
@@ -337,21 +338,21 @@ class TenantStore:
     async def claim_index(self, kind: str, value: str, tenant_id: str, *, _direct: bool = True) -> None:
         """Make ``value`` of ``kind`` resolve to ``tenant_id``; IndexConflict if another tenant has it."""
         value = normalize_index_value(kind, value)
-        owner = await self.redis.hget(f"lily:index:{kind}", value)
+        owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
         if owner is not None and _text(owner) != tenant_id:
             raise IndexConflict(f"{kind} {value!r} already belongs to tenant {_text(owner)!r}")
-        claimed = await self.redis.hsetnx(f"lily:index:{kind}", value, tenant_id)
+        claimed = await awaited(self.redis.hsetnx(f"lily:index:{kind}", value, tenant_id))
         if not claimed and owner is None:
             raise IndexConflict(f"{kind} {value!r} was just claimed by another tenant")
         if _direct:
-            await self.redis.sadd(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}")
+            await awaited(self.redis.sadd(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
 
     async def release_index(self, kind: str, value: str, tenant_id: str) -> None:
         value = normalize_index_value(kind, value)
-        owner = await self.redis.hget(f"lily:index:{kind}", value)
+        owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
         if owner is not None and _text(owner) == tenant_id:
-            await self.redis.hdel(f"lily:index:{kind}", value)
-        await self.redis.srem(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}")
+            await awaited(self.redis.hdel(f"lily:index:{kind}", value))
+        await awaited(self.redis.srem(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
 
     async def resolve(self, kind: str, value: str) -> Tenant | None:
         """The one tenant that owns ``value`` of ``kind``, or None. One Redis round trip."""
@@ -362,12 +363,12 @@ class TenantStore:
 
     async def _drop_index_entries(self, entries: Iterable[tuple[str, str]], tenant_id: str) -> None:
         for kind, value in entries:
-            owner = await self.redis.hget(f"lily:index:{kind}", value)
+            owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
             if owner is not None and _text(owner) == tenant_id:
-                await self.redis.hdel(f"lily:index:{kind}", value)
+                await awaited(self.redis.hdel(f"lily:index:{kind}", value))
 
     async def _direct_index_entries(self, tenant_id: str) -> list[tuple[str, str]]:
-        members = await self.redis.smembers(f"lily:tenant_index:{tenant_id}")
+        members = await awaited(self.redis.smembers(f"lily:tenant_index:{tenant_id}"))
         entries = []
         for member in members:
             kind, _, value = _text(member).partition("\x00")
@@ -377,19 +378,19 @@ class TenantStore:
     # --- secrets (OAuth tokens, ...) -------------------------------------------------------------------
 
     async def put_secret(self, tenant_id: str, name: str, value: str) -> None:
-        await self.redis.hset(f"lily:tenant_secret:{tenant_id}", name, self.secret_box.encrypt(value))
+        await awaited(self.redis.hset(f"lily:tenant_secret:{tenant_id}", name, self.secret_box.encrypt(value)))
 
     async def get_secret(self, tenant_id: str, name: str) -> str | None:
-        raw = await self.redis.hget(f"lily:tenant_secret:{tenant_id}", name)
+        raw = await awaited(self.redis.hget(f"lily:tenant_secret:{tenant_id}", name))
         return None if raw is None else self.secret_box.decrypt(_text(raw))
 
     async def delete_secret(self, tenant_id: str, name: str) -> None:
-        await self.redis.hdel(f"lily:tenant_secret:{tenant_id}", name)
+        await awaited(self.redis.hdel(f"lily:tenant_secret:{tenant_id}", name))
 
     async def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret with the newest key; returns how many were rewritten."""
         count = 0
-        for tenant in await self.list():
+        for tenant in await self.all():
             plugins: dict[str, dict[str, Any]] = {}
             for plugin, values in tenant.plugins.items():
                 rotated = {}
@@ -400,10 +401,10 @@ class TenantStore:
                     else:
                         rotated[key] = value
                 plugins[plugin] = rotated
-            await self.redis.set(_key(tenant.id), tenant.model_copy(update={"plugins": plugins}).model_dump_json())
+            await awaited(self.redis.set(_key(tenant.id), tenant.model_copy(update={"plugins": plugins}).model_dump_json()))
             secret_key = f"lily:tenant_secret:{tenant.id}"
-            for name, value in (await self.redis.hgetall(secret_key)).items():
-                await self.redis.hset(secret_key, _text(name), self.secret_box.rotate(_text(value)))
+            for name, value in (await awaited(self.redis.hgetall(secret_key))).items():
+                await awaited(self.redis.hset(secret_key, _text(name), self.secret_box.rotate(_text(value))))
                 count += 1
         return count
 
@@ -423,15 +424,15 @@ class TenantStore:
         return key_id, secret
 
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
-        digests = await self.redis.hvals(f"lily:tenant_keys:{tenant_id}")
+        digests = await awaited(self.redis.hvals(f"lily:tenant_keys:{tenant_id}"))
         if not digests:
             return []
-        raws = await self.redis.mget([f"lily:apikey:{_text(d)}" for d in digests])
+        raws = await awaited(self.redis.mget([f"lily:apikey:{_text(d)}" for d in digests]))
         keys = [json.loads(raw) for raw in raws if raw is not None]
         return sorted(keys, key=lambda item: float(item["created"]))
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> bool:
-        digest = await self.redis.hget(f"lily:tenant_keys:{tenant_id}", key_id)
+        digest = await awaited(self.redis.hget(f"lily:tenant_keys:{tenant_id}", key_id))
         if digest is None:
             return False
         pipe = self.redis.pipeline(transaction=True)
@@ -442,7 +443,7 @@ class TenantStore:
 
     async def authenticate(self, secret: str) -> Tenant | None:
         """The tenant an API key belongs to, or None for an unknown or revoked key."""
-        raw = await self.redis.get(f"lily:apikey:{_hash_key(secret)}")
+        raw = await awaited(self.redis.get(f"lily:apikey:{_hash_key(secret)}"))
         if raw is None:
             return None
         return await self.get(str(json.loads(raw)["tenant"]))

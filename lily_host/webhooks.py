@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
 
 from quart import Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -78,7 +78,7 @@ async def _run(
         )
     request.max_content_length = limit
     try:
-        body = await request.get_data(as_text=False)
+        body = cast(bytes, await request.get_data(as_text=False))
     except RequestEntityTooLarge:
         return _error(413, "too_large", f"body exceeds {limit} bytes")
 
@@ -88,7 +88,7 @@ async def _run(
         path=request.path,
         query_string=query,
         public_url=settings.public_url + request.path + (f"?{query}" if query else ""),
-        headers=request.headers,
+        headers=cast(Mapping[str, str], request.headers),
         body=body,
         content_type=media_type,
         path_params=path_params,
