@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -29,17 +28,10 @@ from lily_host.tenants import TenantError
 
 T = TypeVar("T")
 
-DEV_REDIS_URL_FILE = "redis.url"
-
 
 def cli_settings() -> HostSettings:
-    """Host settings for a CLI command; outside production, falls back to the Redis `lily dev` started."""
-    settings = HostSettings()
-    if settings.redis_url is None and not settings.is_production:
-        url_file = Path(settings.data_dir) / DEV_REDIS_URL_FILE
-        if url_file.exists():
-            settings.redis_url = url_file.read_text().strip()
-    return settings
+    """Host settings for a CLI command (beside a running `lily dev`, its Redis and dev settings)."""
+    return HostSettings()
 
 
 @asynccontextmanager
@@ -255,9 +247,11 @@ def simulate(name: str | None, tenant: str, url: str) -> None:
 
 
 def _attach_plugin_commands() -> None:
+    from lily_host.dev import load_dev_environment
     from lily_host.tenant_cli import tenants as tenants_group
 
     main.add_command(tenants_group)
+    load_dev_environment()
     configure_logging(os.environ.get("LILY_ENV", "development"), os.environ.get("LILY_LOG_LEVEL", "WARNING"))
     try:
         registry = PluginRegistry(HostSettings())

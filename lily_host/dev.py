@@ -22,6 +22,9 @@ from lily_host.redis_server import RedisServer
 from lily_host.settings import HostSettings
 
 DEMO_TENANT = "demo"
+DEV_ENV_FILE = "dev.env"
+#: What `lily dev` shares with the other commands run beside it.
+SHARED_VARIABLES = ("REDIS_URL", "LILY_ENV", "LILY_DEV_CREDENTIALS", "LILY_PUBLIC_URL", "LILY_ADMIN_TOKEN")
 DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
@@ -35,7 +38,8 @@ def run_dev(*, port: int, bind_host: str) -> None:
     if not os.environ.get("REDIS_URL"):
         embedded = RedisServer(data_dir / "redis", appendonly=True).start()
         os.environ["REDIS_URL"] = embedded.url
-        (data_dir / "redis.url").write_text(embedded.url)
+    # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
+    write_dev_environment(data_dir)
     try:
         settings = HostSettings()
         app = create_app(settings, run_worker=True)
@@ -48,9 +52,9 @@ def run_dev(*, port: int, bind_host: str) -> None:
 
         asyncio.run(_serve(app, f"{bind_host}:{port}"))
     finally:
+        (data_dir / DEV_ENV_FILE).unlink(missing_ok=True)
         if embedded is not None:
             embedded.stop()
-            (data_dir / "redis.url").unlink(missing_ok=True)
 
 
 async def _serve(app: Any, bind: str) -> None:
@@ -120,3 +124,22 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
         lines.append("  lily outbox")
     lines.append("")
     return "\n".join(lines)
+
+
+def write_dev_environment(data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"{name}={os.environ[name]}" for name in SHARED_VARIABLES if name in os.environ]
+    (data_dir / DEV_ENV_FILE).write_text("\n".join(lines) + "\n")
+
+
+def load_dev_environment() -> None:
+    """In a folder where `lily dev` runs, point this command at it (variables already set win)."""
+    if os.environ.get("REDIS_URL") or os.environ.get("LILY_ENV") == "production":
+        return
+    path = Path(os.environ.get("LILY_DATA_DIR", ".lily")) / DEV_ENV_FILE
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name in SHARED_VARIABLES:
+            os.environ.setdefault(name, value)

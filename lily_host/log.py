@@ -64,5 +64,7 @@ def configure_logging(env: str = "development", level: str = "INFO") -> None:
 
 
 def get_logger(name: str = "lily", **context: Any) -> structlog.stdlib.BoundLogger:
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name).bind(**context)
+    # Without context, keep structlog's lazy proxy: a module-level logger then follows
+    # configure_logging() even when the module was imported first.
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name, **context)
     return logger
