@@ -16,7 +16,11 @@ from typing import Any
 import structlog
 
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "api_key", "apikey", "signature")
-_PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
+# Phone numbers as providers send them: E.164 with its "+" (optionally spaced or punctuated).
+# Requiring the "+" keeps timestamps, ids and amounts intact.
+_PHONE = re.compile(r"(?<![\w+])\+\d[\d\-\s().]{6,}\d")
+#: Keys whose values are phone numbers even without a "+".
+_PHONE_KEYS = frozenset({"to", "from", "from_", "caller", "phone", "customer_phone", "recipient", "number"})
 
 
 def mask_phone(number: str | None) -> str:
@@ -35,7 +39,9 @@ def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) ->
         lowered = key.lower()
         if any(word in lowered for word in _SECRET_WORDS) and value is not None:
             event_dict[key] = "[redacted]"
-        elif isinstance(value, str) and key != "event":
+        elif isinstance(value, str) and lowered in _PHONE_KEYS:
+            event_dict[key] = mask_phone(value)
+        elif isinstance(value, str) and key not in ("event", "timestamp"):
             event_dict[key] = _PHONE.sub(lambda match: mask_phone(match.group(0)), value)
     return event_dict
 

@@ -278,7 +278,7 @@ class PluginRegistry:
         model = record.settings_model
         assert model is not None
         by_env_name = {_env_name(model, field_name): _init_key(model, field_name) for field_name in model.model_fields}
-        overrides = {
+        overrides: dict[str, Any] = {
             by_env_name[name]: value
             for name, value in dev_env.items()
             if name in by_env_name and name not in os.environ

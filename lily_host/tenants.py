@@ -17,14 +17,16 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import time as dt_time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from lily_host.clock import Clock, SystemClock
 from lily_host.crypto import SecretBox
 from lily_host.redis_typing import awaited
 
@@ -192,8 +194,10 @@ class TenantStore:
         redis: aioredis.Redis,
         secret_box: SecretBox,
         models: Mapping[str, type[BaseModel]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.redis = redis
+        self.clock: Clock = clock or SystemClock()
         self.secret_box = secret_box
         self.models: dict[str, type[BaseModel]] = dict(models or {})
         self._resolve = redis.register_script(_RESOLVE_LUA)
@@ -203,7 +207,8 @@ class TenantStore:
     async def create(self, tenant_id: str, name: str, **fields: Any) -> Tenant:
         plugin_values = fields.pop("plugins", None) or {}
         try:
-            tenant = Tenant(id=tenant_id, name=name, **fields)
+            now = self.clock.now()
+            tenant = Tenant(id=tenant_id, name=name, **{"created_at": now, "updated_at": now, **fields})
         except ValidationError as error:
             raise TenantError(_validation_message(error)) from error
         created = await awaited(self.redis.set(_key(tenant.id), tenant.model_dump_json(), nx=True))
@@ -236,18 +241,38 @@ class TenantStore:
         for forbidden in ("id", "plugins", "created_at"):
             if forbidden in fields:
                 raise TenantError(f"{forbidden!r} cannot be changed this way")
-        tenant = await self.require(tenant_id)
-        data = tenant.model_dump()
-        if "subscription_status" in fields and fields["subscription_status"] != tenant.subscription_status:
-            data["status_since"] = time.time()
-        data.update(fields)
-        data["updated_at"] = time.time()
-        try:
-            updated = Tenant.model_validate(data)
-        except ValidationError as error:
-            raise TenantError(_validation_message(error)) from error
-        await awaited(self.redis.set(_key(tenant_id), updated.model_dump_json()))
-        return updated
+
+        async def change(tenant: Tenant) -> Tenant:
+            data = tenant.model_dump()
+            now = self.clock.now()
+            if "subscription_status" in fields and fields["subscription_status"] != tenant.subscription_status:
+                data["status_since"] = now
+            data.update(fields)
+            data["updated_at"] = now
+            try:
+                return Tenant.model_validate(data)
+            except ValidationError as error:
+                raise TenantError(_validation_message(error)) from error
+
+        return await self._modify(tenant_id, change)
+
+    async def _modify(self, tenant_id: str, change: Callable[[Tenant], Awaitable[Tenant]]) -> Tenant:
+        """Read-modify-write one tenant record under WATCH, so concurrent writers never lose an update."""
+        key = _key(tenant_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        raise TenantError(f"no tenant {tenant_id!r}")
+                    updated = await change(Tenant.model_validate_json(raw))
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    pipe.set(key, updated.model_dump_json())
+                    await pipe.execute()
+                    return updated
+                except WatchError:
+                    continue
 
     async def delete(self, tenant_id: str) -> bool:
         tenant = await self.get(tenant_id)
@@ -284,23 +309,28 @@ class TenantStore:
         model = self.models.get(plugin)
         if model is None:
             raise TenantError(f"plugin {plugin!r} has no tenant settings (is it installed and loaded?)")
-        tenant = await self.require(tenant_id)
-        current_stored = tenant.plugins.get(plugin, {})
-        merged = {**self._decrypt_values(model, current_stored), **dict(values)}
-        try:
-            validated = model.model_validate(merged)
-        except ValidationError as error:
-            raise TenantError(f"{plugin}: {_validation_message(error)}") from error
-        stored = self._encrypt_values(model, validated)
-        old_entries = _index_entries(model, current_stored)
-        new_entries = _index_entries(model, stored)
-        for kind, value in sorted(new_entries - old_entries):
-            await self.claim_index(kind, value, tenant_id, _direct=False)
-        await self._drop_index_entries(old_entries - new_entries, tenant_id)
-        plugins = dict(tenant.plugins)
-        plugins[plugin] = stored
-        updated = tenant.model_copy(update={"plugins": plugins, "updated_at": time.time()})
-        await awaited(self.redis.set(_key(tenant_id), updated.model_dump_json()))
+        dropped: set[tuple[str, str]] = set()
+
+        async def change(tenant: Tenant) -> Tenant:
+            current_stored = tenant.plugins.get(plugin, {})
+            merged = {**self._decrypt_values(model, current_stored), **dict(values)}
+            try:
+                validated = model.model_validate(merged)
+            except ValidationError as error:
+                raise TenantError(f"{plugin}: {_validation_message(error)}") from error
+            stored = self._encrypt_values(model, validated)
+            old_entries = _index_entries(model, current_stored)
+            new_entries = _index_entries(model, stored)
+            for kind, value in sorted(new_entries - old_entries):
+                await self.claim_index(kind, value, tenant_id, _direct=False)
+            dropped.clear()
+            dropped.update(old_entries - new_entries)
+            plugins = dict(tenant.plugins)
+            plugins[plugin] = stored
+            return tenant.model_copy(update={"plugins": plugins, "updated_at": self.clock.now()})
+
+        updated = await self._modify(tenant_id, change)
+        await self._drop_index_entries(dropped, tenant_id)
         return updated
 
     def plugin_settings(self, tenant: Tenant, plugin: str) -> BaseModel | None:
@@ -416,7 +446,7 @@ class TenantStore:
         key_id = secrets.token_hex(4)
         secret = f"lily_{tenant_id}_{key_id}_{secrets.token_urlsafe(24)}"
         digest = _hash_key(secret)
-        record = json.dumps({"tenant": tenant_id, "key_id": key_id, "label": label, "created": time.time()})
+        record = json.dumps({"tenant": tenant_id, "key_id": key_id, "label": label, "created": self.clock.now()})
         pipe = self.redis.pipeline(transaction=True)
         pipe.set(f"lily:apikey:{digest}", record)
         pipe.hset(f"lily:tenant_keys:{tenant_id}", key_id, digest)

@@ -76,10 +76,8 @@ async def _run(
             "unsupported_media_type",
             f"content type {media_type or '(none)'!r} is not accepted; send {', '.join(endpoint.content_types)}",
         )
-    request.max_content_length = limit
-    try:
-        body = cast(bytes, await request.get_data(as_text=False))
-    except RequestEntityTooLarge:
+    body = await _read_body(limit)
+    if body is None:
         return _error(413, "too_large", f"body exceeds {limit} bytes")
 
     query = request.query_string.decode("latin-1")
@@ -121,6 +119,21 @@ async def _run(
         return "duplicate", duplicate if duplicate is not None else (response if response is not None else _ok())
     bound.info("webhook accepted", tasks=len(committed))
     return "accepted", response if response is not None else _ok()
+
+
+async def _read_body(limit: int) -> bytes | None:
+    """The raw body, or None past ``limit`` bytes: also for chunked bodies that announced no length."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.body:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+    except RequestEntityTooLarge:  # the app-wide MAX_CONTENT_LENGTH tripped first
+        return None
+    return b"".join(chunks)
 
 
 def _ok() -> Response:

@@ -170,3 +170,13 @@ async def test_production_refuses_plain_http_unless_a_trusted_proxy_says_https(l
         assert spoofed.status_code == 403
         proxied = await lily.client.post("/webhooks/echo/json", data=body, headers=forwarded, scope_base=trusted)
         assert proxied.status_code == 200
+
+
+
+async def test_an_endpoint_can_set_a_smaller_body_limit(lily: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sample_echo_plugin.EchoFormWebhook, "max_body_bytes", 2048)
+    body = b"id=f1&to=%2B15550001111&text=" + b"x" * 4096
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Echo-Signature": hmac_sha256_hex(SECRET, body)}
+    response = await post(lily, body, headers, path="/webhooks/echo/form")
+    assert response.status_code == 413
+    assert await tasks_due(lily) == 0
