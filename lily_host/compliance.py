@@ -26,8 +26,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 import redis.asyncio as aioredis
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from lily_host.tenants import Tenant
@@ -41,12 +39,8 @@ CAP_WINDOW_SECONDS = 24 * 3600
 KEYWORD_MEMORY_SECONDS = 3 * 24 * 3600
 
 
-class ComplianceSettings(BaseSettings):
-    """``LILY_SMS_DAILY_CAP``: non-confirmation texts one recipient may get from one tenant per 24 h."""
-
-    model_config = SettingsConfigDict(env_prefix="LILY_", extra="ignore")
-
-    sms_daily_cap: int = Field(default=5, ge=1, le=1000)
+#: Non-confirmation texts one recipient may get from one tenant per 24 h, unless LILY_SMS_DAILY_CAP says otherwise.
+DEFAULT_DAILY_CAP = 5
 
 
 class Keyword(enum.StrEnum):
@@ -161,7 +155,7 @@ class Compliance:
 
     def __init__(self, redis: aioredis.Redis, *, daily_cap: int | None = None) -> None:
         self.redis = redis
-        self.daily_cap = daily_cap if daily_cap is not None else ComplianceSettings().sms_daily_cap
+        self.daily_cap = daily_cap if daily_cap is not None else DEFAULT_DAILY_CAP
         self._change = redis.register_script(_CHANGE_LUA)
         self._reserve = redis.register_script(_RESERVE_LUA)
 

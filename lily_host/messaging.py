@@ -125,7 +125,7 @@ class Messaging:
     def __init__(self, host: Host, *, compliance: Compliance | None = None) -> None:
         self.host = host
         self.redis = host.redis
-        self.compliance = compliance or Compliance(host.redis)
+        self.compliance = compliance or Compliance(host.redis, daily_cap=host.settings.sms_daily_cap)
         self._advance_status = host.redis.register_script(_ADVANCE_STATUS_LUA)
 
     # --- queueing ------------------------------------------------------------------------------------

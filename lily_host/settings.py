@@ -29,6 +29,7 @@ class HostSettings(BaseSettings):
     strict_plugins: bool = False
     dev_credentials: bool = False
     sms_channel: str | None = None
+    sms_daily_cap: int = Field(default=5, ge=1, le=1000)
     plugins: Annotated[list[str], NoDecode] | None = None
     disable_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     queue_name: str = "default"

@@ -69,9 +69,9 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
     listing = subprocess.run(
         [sys.executable, "-m", "lily_host.cli", "simulate"], env=env, capture_output=True, text=True
     )
-    assert "twilio-sms-help" in listing.stdout
+    assert "twilio.sms_help" in listing.stdout
     sent = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "simulate", "twilio-sms-help", "--tenant", "demo", "--url", base],
+        [sys.executable, "-m", "lily_host.cli", "simulate", "twilio.sms_help", "--tenant", "demo", "--url", base],
         env=env,
         capture_output=True,
         text=True,

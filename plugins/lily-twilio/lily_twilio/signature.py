@@ -1,0 +1,71 @@
+"""``X-Twilio-Signature`` checks, done by the SDK's own RequestValidator.
+
+The URL Twilio signed is the public one it called (LILY_PUBLIC_URL + path + query), never what
+the app sees behind a TLS-terminating proxy; ``WebhookRequest.public_url`` is exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl
+
+from twilio.request_validator import (
+    HMAC_SHA1,
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+
+from lily_host.errors import BadSignature, InvalidPayload
+from lily_twilio.settings import TwilioSettings
+
+
+class FormParams(dict[str, list[str]]):
+    """Every value of every form field: Twilio signs repeated fields too (RequestValidator reads ``getall``)."""
+
+    def getall(self, name: str) -> list[str]:
+        return self[name]
+
+
+def form_params(body: bytes) -> FormParams:
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as error:
+        raise InvalidPayload("form body is not UTF-8") from error
+    params = FormParams()
+    for name, value in pairs:
+        params.setdefault(name, []).append(value)
+    return params
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def verify_signature(settings: TwilioSettings | None, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+    """Raise BadSignature unless ``headers`` carry a valid Twilio signature of ``url`` + form ``body``."""
+    if settings is None:
+        raise BadSignature("Twilio is not configured here (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
+    signature = _header(headers, SIGNATURE_HEADER)
+    if not signature:
+        raise BadSignature(f"missing {SIGNATURE_HEADER} header", missing=True)
+    algorithm = get_signature_algorithm(_header(headers, SIGNATURE_SETTINGS_HEADER))
+    secret = settings.auth_token
+    if algorithm != HMAC_SHA1 and settings.webhook_shared_key is not None:
+        secret = settings.webhook_shared_key
+    validator = RequestValidator(secret.get_secret_value())
+    if not validator.validate(url, form_params(body), signature, algorithm):
+        raise BadSignature(
+            f"{SIGNATURE_HEADER} does not match; check TWILIO_AUTH_TOKEN and that LILY_PUBLIC_URL is the URL "
+            "configured in Twilio"
+        )
+
+
+def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """The signature Twilio would send for ``params`` posted to ``url`` (for simulations and tests)."""
+    return str(RequestValidator(auth_token).compute_signature(url, dict(params)))

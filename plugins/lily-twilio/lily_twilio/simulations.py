@@ -1,0 +1,86 @@
+"""Signed sample requests for ``lily simulate``: a missed call and inbound texts, as Twilio sends them."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from lily_host.contract import Simulation
+from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
+from lily_twilio.signature import sign
+
+if TYPE_CHECKING:
+    from lily_host.host import Host
+    from lily_host.tenants import Tenant
+
+#: The caller of every simulation (a 555 number: it never reaches a real phone).
+SAMPLE_CALLER = "+15555550123"
+
+Builder = Callable[["Host", "Tenant"], tuple[str, Mapping[str, str], bytes]]
+
+
+def _business_number(tenant: Tenant) -> str:
+    numbers = TwilioTenantSettings.model_validate(tenant.plugins.get("twilio", {})).business_numbers
+    if not numbers:
+        raise ValueError(
+            f"tenant {tenant.id} has no Twilio number: lily tenants set {tenant.id} twilio.business_numbers=+1..."
+        )
+    return numbers[0]
+
+
+def _signed(
+    settings: TwilioSettings, host: Host, path: str, params: dict[str, str]
+) -> tuple[str, Mapping[str, str], bytes]:
+    signature = sign(settings.auth_token.get_secret_value(), host.public_url(path), params)
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+    return path, headers, urlencode(params).encode()
+
+
+def missed_call(settings: TwilioSettings) -> Builder:
+    def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+        params = {
+            "AccountSid": settings.account_sid,
+            "CallSid": "CA" + secrets.token_hex(16),
+            "CallStatus": "no-answer",
+            "Direction": "inbound",
+            "From": SAMPLE_CALLER,
+            "To": _business_number(tenant),
+        }
+        return _signed(settings, host, "/webhooks/twilio/voice", params)
+
+    return build
+
+
+def inbound_text(settings: TwilioSettings, body: str) -> Builder:
+    def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+        params = {
+            "AccountSid": settings.account_sid,
+            "MessageSid": "SM" + secrets.token_hex(16),
+            "From": SAMPLE_CALLER,
+            "To": _business_number(tenant),
+            "Body": body,
+            "NumMedia": "0",
+        }
+        return _signed(settings, host, "/webhooks/twilio/sms", params)
+
+    return build
+
+
+def simulations(settings: TwilioSettings) -> list[Simulation]:
+    return [
+        Simulation(
+            "twilio.missed_call", "a caller hangs up unanswered → text-back after 10-45 s", missed_call(settings)
+        ),
+        Simulation(
+            "twilio.sms_stop", "the caller texts STOP → suppressed, one confirmation", inbound_text(settings, "STOP")
+        ),
+        Simulation("twilio.sms_start", "the caller texts START → texts allowed again", inbound_text(settings, "START")),
+        Simulation("twilio.sms_help", "the caller texts HELP → the tenant's help text", inbound_text(settings, "HELP")),
+        Simulation(
+            "twilio.sms",
+            "the caller texts a question → message.received",
+            inbound_text(settings, "Do you clean gutters?"),
+        ),
+    ]

@@ -1,0 +1,25 @@
+"""Task handlers of the Twilio plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lily_host.contract import TaskContext
+from lily_twilio.client import OPTED_OUT_CODE
+
+STATUS_TASK = "twilio.message_status"
+
+
+async def record_message_status(ctx: TaskContext, payload: dict[str, Any]) -> None:
+    """A status callback, recorded on the message; 21610 suppresses the recipient for this tenant."""
+    if ctx.tenant is None:
+        return
+    error_code = payload.get("error_code")
+    await ctx.host.messaging.record_status(
+        ctx.tenant,
+        str(payload["message_sid"]),
+        str(payload["status"]),
+        str(error_code) if error_code else None,
+        recipient_opted_out=error_code == str(OPTED_OUT_CODE),
+        channel="twilio",
+    )
