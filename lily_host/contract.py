@@ -110,10 +110,17 @@ class WebhookRequest:
     path_params: Mapping[str, str]
     settings: Any
     _form: dict[str, str] | None = None
+    _form_lists: dict[str, list[str]] | None = None
 
     def form(self) -> dict[str, str]:
         """The url-encoded body as a dict (first value of each name)."""
         if self._form is None:
+            self._form = {name: values[0] for name, values in self.form_lists().items()}
+        return self._form
+
+    def form_lists(self) -> dict[str, list[str]]:
+        """The url-encoded body with every value of every name (signature schemes sign them all)."""
+        if self._form_lists is None:
             from urllib.parse import parse_qsl
 
             from lily_host.errors import InvalidPayload
@@ -122,10 +129,11 @@ class WebhookRequest:
                 pairs = parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
             except UnicodeDecodeError as error:
                 raise InvalidPayload("form body is not UTF-8") from error
-            self._form = {}
+            lists: dict[str, list[str]] = {}
             for key, value in pairs:
-                self._form.setdefault(key, value)
-        return self._form
+                lists.setdefault(key, []).append(value)
+            self._form_lists = lists
+        return self._form_lists
 
     def json(self) -> Any:
         """The JSON body; a malformed one raises InvalidPayload (400)."""

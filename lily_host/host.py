@@ -44,7 +44,13 @@ class Host:
         self.registry = registry
         self.redis = redis
         self.clock: Clock = clock or SystemClock()
-        self.tenants = TenantStore(redis, secret_box, registry.tenant_models, clock=self.clock)
+        self.tenants = TenantStore(
+            redis,
+            secret_box,
+            registry.tenant_models,
+            clock=self.clock,
+            resolve_cache_seconds=settings.tenant_cache_seconds,
+        )
         self.handlers: dict[str, TaskHandler] = {
             name: self._gated(handler) if handler.tenant_gated else handler for name, handler in registry.tasks.items()
         }

@@ -47,9 +47,7 @@ def backoff_delay(policy: RetryPolicy, attempt: int) -> float:
 
 def backoff_bounds(policy: RetryPolicy, attempt: int) -> tuple[float, float]:
     """The smallest and largest delay :func:`backoff_delay` can return for ``attempt``."""
-    low = float(
-        tenacity.wait_exponential(multiplier=policy.backoff_base, max=policy.backoff_cap)(_state(attempt))
-    )
+    low = float(tenacity.wait_exponential(multiplier=policy.backoff_base, max=policy.backoff_cap)(_state(attempt)))
     return low, low + max(0.0, policy.jitter)
 
 

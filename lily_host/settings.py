@@ -30,6 +30,7 @@ class HostSettings(BaseSettings):
     dev_credentials: bool = False
     sms_channel: str | None = None
     sms_daily_cap: int = Field(default=5, ge=1, le=1000)
+    tenant_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     plugins: Annotated[list[str], NoDecode] | None = None
     disable_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     queue_name: str = "default"

@@ -23,8 +23,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from redis.exceptions import WatchError
 
 from lily_host.clock import Clock, SystemClock
 from lily_host.crypto import SecretBox
@@ -195,9 +195,14 @@ class TenantStore:
         secret_box: SecretBox,
         models: Mapping[str, type[BaseModel]] | None = None,
         clock: Clock | None = None,
+        resolve_cache_seconds: float = 0.0,
     ) -> None:
         self.redis = redis
         self.clock: Clock = clock or SystemClock()
+        # Webhook tenant lookups are the hot path: a short per-process cache saves a round trip per
+        # request. Local writes clear it at once; another process's change is seen within the TTL.
+        self.resolve_cache_seconds = resolve_cache_seconds
+        self._resolved: dict[tuple[str, str], tuple[float, Tenant]] = {}
         self.secret_box = secret_box
         self.models: dict[str, type[BaseModel]] = dict(models or {})
         self._resolve = redis.register_script(_RESOLVE_LUA)
@@ -270,6 +275,7 @@ class TenantStore:
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                     pipe.set(key, updated.model_dump_json())
                     await pipe.execute()
+                    self.forget_cached()
                     return updated
                 except WatchError:
                     continue
@@ -296,6 +302,7 @@ class TenantStore:
         )
         pipe.srem("lily:tenants", tenant_id)
         await pipe.execute()
+        self.forget_cached()
         return True
 
     # --- per-plugin settings ------------------------------------------------------------------------
@@ -376,6 +383,7 @@ class TenantStore:
             raise IndexConflict(f"{kind} {value!r} was just claimed by another tenant")
         if _direct:
             await awaited(self.redis.sadd(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
+        self.forget_cached()
 
     async def release_index(self, kind: str, value: str, tenant_id: str) -> None:
         value = normalize_index_value(kind, value)
@@ -383,13 +391,29 @@ class TenantStore:
         if owner is not None and _text(owner) == tenant_id:
             await awaited(self.redis.hdel(f"lily:index:{kind}", value))
         await awaited(self.redis.srem(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
+        self.forget_cached()
 
     async def resolve(self, kind: str, value: str) -> Tenant | None:
-        """The one tenant that owns ``value`` of ``kind``, or None. One Redis round trip."""
-        raw = await self._resolve(
-            keys=[f"lily:index:{kind}"], args=[normalize_index_value(kind, value), "lily:tenant:"]
-        )
-        return None if raw is None else Tenant.model_validate_json(raw)
+        """The one tenant that owns ``value`` of ``kind``, or None. At most one Redis round trip."""
+        normalized = normalize_index_value(kind, value)
+        cache_key = (kind, normalized)
+        if self.resolve_cache_seconds > 0:
+            cached = self._resolved.get(cache_key)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+        raw = await self._resolve(keys=[f"lily:index:{kind}"], args=[normalized, "lily:tenant:"])
+        if raw is None:
+            return None  # never cached: a tenant created a moment ago must resolve at once
+        tenant = Tenant.model_validate_json(raw)
+        if self.resolve_cache_seconds > 0:
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[cache_key] = (time.monotonic() + self.resolve_cache_seconds, tenant)
+        return tenant
+
+    def forget_cached(self) -> None:
+        """Drop cached lookups (called on every local write)."""
+        self._resolved.clear()
 
     async def _drop_index_entries(self, entries: Iterable[tuple[str, str]], tenant_id: str) -> None:
         for kind, value in entries:
@@ -431,7 +455,9 @@ class TenantStore:
                     else:
                         rotated[key] = value
                 plugins[plugin] = rotated
-            await awaited(self.redis.set(_key(tenant.id), tenant.model_copy(update={"plugins": plugins}).model_dump_json()))
+            await awaited(
+                self.redis.set(_key(tenant.id), tenant.model_copy(update={"plugins": plugins}).model_dump_json())
+            )
             secret_key = f"lily:tenant_secret:{tenant.id}"
             for name, value in (await awaited(self.redis.hgetall(secret_key))).items():
                 await awaited(self.redis.hset(secret_key, _text(name), self.secret_box.rotate(_text(value))))

@@ -8,6 +8,7 @@ stores nothing (the provider retries), and nothing valid is lost.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -154,10 +155,15 @@ def _is_trusted(address: str | None, trusted: list[str]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    for entry in trusted:
+    return any(ip in network for network in _networks(tuple(trusted)))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for entry in entries:
         try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
+            networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            continue
-    return False
+            log.warning("LILY_TRUSTED_PROXIES entry is not an address or network; ignored", entry=entry)
+    return tuple(networks)

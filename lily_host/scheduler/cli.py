@@ -46,9 +46,7 @@ def _duration_option(ctx: click.Context, param: click.Parameter, value: str) -> 
 def _with_queue(ctx: click.Context, work: Callable[[TaskQueue], Awaitable[T]]) -> T:
     factory = ctx.obj
     if not callable(factory):
-        raise click.UsageError(
-            "no queue configured: ctx.obj must be a callable returning a TaskQueue context"
-        )
+        raise click.UsageError("no queue configured: ctx.obj must be a callable returning a TaskQueue context")
 
     async def run() -> T:
         async with factory() as queue:
@@ -122,17 +120,13 @@ def stats_command(ctx: click.Context, as_json: bool) -> None:
 
 
 @tasks.command("list")
-@click.option(
-    "--due", "which", flag_value="due", default=True, help="Scheduled tasks, soonest first (default)."
-)
+@click.option("--due", "which", flag_value="due", default=True, help="Scheduled tasks, soonest first (default).")
 @click.option("--dead", "which", flag_value="dead", help="Dead letters, oldest first.")
 @click.option("--in-flight", "which", flag_value="in_flight", help="Tasks a worker is running.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with payloads and error history).")
 @click.pass_context
-def list_command(
-    ctx: click.Context, which: Literal["due", "dead", "in_flight"], limit: int, as_json: bool
-) -> None:
+def list_command(ctx: click.Context, which: Literal["due", "dead", "in_flight"], limit: int, as_json: bool) -> None:
     """List due, dead or in-flight tasks."""
     found = _with_queue(ctx, lambda queue: queue.list_tasks(which, limit))
     if as_json:
@@ -145,8 +139,7 @@ def list_command(
         when = {"due": task.due, "dead": task.dead_at, "in_flight": task.lease_expires}[which]
         label = {"due": "due", "dead": "dead at", "in_flight": "lease until"}[which]
         line = (
-            f"{task.id}  tenant={task.tenant or '-'}  attempt {task.attempt}/{task.max_attempts}  "
-            f"{label} {_when(when)}"
+            f"{task.id}  tenant={task.tenant or '-'}  attempt {task.attempt}/{task.max_attempts}  {label} {_when(when)}"
         )
         if task.last_error:
             line += f"  last error: {task.last_error.splitlines()[0][:120]}"

@@ -36,9 +36,7 @@ __all__ = [
 
 #: Outcomes: ok, retry, deferred, dead, released (handed back on shutdown), lost (lease lost
 #: while running: another worker may run it again).
-TASK_OUTCOMES = Counter(
-    "lily_task_outcomes_total", "Task runs by task type and outcome.", ["queue", "type", "outcome"]
-)
+TASK_OUTCOMES = Counter("lily_task_outcomes_total", "Task runs by task type and outcome.", ["queue", "type", "outcome"])
 TASK_DURATION = Histogram(
     "lily_task_duration_seconds",
     "Time spent in the task handler.",

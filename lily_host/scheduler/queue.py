@@ -324,9 +324,7 @@ class TaskQueue:
                 metrics.scheduled(self.name, task_id.rpartition(":")[0]).inc()
         return ids
 
-    async def _run_schedule(
-        self, entries: Sequence[list[str]], guard: tuple[str, int] | None
-    ) -> list[str] | None:
+    async def _run_schedule(self, entries: Sequence[list[str]], guard: tuple[str, int] | None) -> list[str] | None:
         keys, args = self._schedule_call(entries, guard)
         result = await self._schedule(keys=keys, args=args)
         return None if result is None else self._scheduled(entries, result)
@@ -522,14 +520,10 @@ class TaskQueue:
             self.keys.counts,
         ]
         if task_id is not None:
-            return int(
-                await self._retry_dead(keys=keys, args=[self._now_arg(), self.keys.channel, task_id, "1"])
-            )
+            return int(await self._retry_dead(keys=keys, args=[self._now_arg(), self.keys.channel, task_id, "1"]))
         total = 0
         while True:
-            n = int(
-                await self._retry_dead(keys=keys, args=[self._now_arg(), self.keys.channel, "", str(CHUNK)])
-            )
+            n = int(await self._retry_dead(keys=keys, args=[self._now_arg(), self.keys.channel, "", str(CHUNK)]))
             total += n
             if n < CHUNK:
                 return total
@@ -539,9 +533,7 @@ class TaskQueue:
         keys = [self.keys.dead, self.keys.tasks, self.keys.attempts, self.keys.counts]
         total = 0
         while True:
-            n = int(
-                await self._purge_dead(keys=keys, args=[self._now_arg(), repr(float(older_than)), str(CHUNK)])
-            )
+            n = int(await self._purge_dead(keys=keys, args=[self._now_arg(), repr(float(older_than)), str(CHUNK)]))
             total += n
             if n < CHUNK:
                 return total
@@ -566,9 +558,7 @@ class TaskQueue:
             token,
             str(REQUEUE_LIMIT),
         ]
-        now_s, next_due, next_lease, flat, records, attempts, requeued = await self._claim_script(
-            keys=keys, args=args
-        )
+        now_s, next_due, next_lease, flat, records, attempts, requeued = await self._claim_script(keys=keys, args=args)
         now = float(now_s)
         lease_expires = now + lease
         tasks = [
@@ -637,9 +627,7 @@ class TaskQueue:
             args = [self._now_arg(), repr(float(lease)), str(len(chunk))]
             for task in chunk:
                 args.extend((task.id, task.lease_token or ""))
-            lost.extend(
-                _text(x) for x in await self._extend(keys=[self.keys.inflight, self.keys.owners], args=args)
-            )
+            lost.extend(_text(x) for x in await self._extend(keys=[self.keys.inflight, self.keys.owners], args=args))
         return lost
 
     async def _resched(self, entries: Sequence[tuple[Task, str, str, str, float]]) -> list[float | None]:

@@ -86,11 +86,7 @@ class Worker:
         # Safety net only: pub/sub is at-most-once, so a wake lost in a reconnect costs at most this.
         self.max_sleep = max_sleep
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-        base = (
-            log
-            if log is not None
-            else cast(structlog.stdlib.BoundLogger, structlog.get_logger("lily.scheduler"))
-        )
+        base = log if log is not None else cast(structlog.stdlib.BoundLogger, structlog.get_logger("lily.scheduler"))
         self._log = base.bind(worker_id=self.worker_id, queue=queue.name)
         self._held: dict[_Key, Task] = {}
         self._running: dict[asyncio.Task[None], Task] = {}
@@ -289,9 +285,7 @@ class Worker:
             await handler.func(ctx, task.payload)
         except Defer as deferral:
             self._observe_duration(task, started)
-            await self._settle(
-                task, log, "deferred", self.queue.defer(task, deferral.until), reason=deferral.reason
-            )
+            await self._settle(task, log, "deferred", self.queue.defer(task, deferral.until), reason=deferral.reason)
         except RetryLater as later:
             self._observe_duration(task, started)
             await self._retry(task, log, f"RetryLater: {later.reason}", later.seconds)
@@ -334,16 +328,12 @@ class Worker:
         if task.attempt >= task.max_attempts:
             await self._dead(task, log, error, exc=exc)
             return
-        await self._settle(
-            task, log, "retry", self.queue.fail(task, error, retry_in=delay), error=error, exc=exc
-        )
+        await self._settle(task, log, "retry", self.queue.fail(task, error, retry_in=delay), error=error, exc=exc)
 
     async def _dead(
         self, task: Task, log: structlog.stdlib.BoundLogger, error: str, *, exc: BaseException | None = None
     ) -> None:
-        await self._settle(
-            task, log, "dead", self.queue.fail(task, error, retry_in=None), error=error, exc=exc
-        )
+        await self._settle(task, log, "dead", self.queue.fail(task, error, retry_in=None), error=error, exc=exc)
 
     async def _settle(
         self,
@@ -412,9 +402,7 @@ class Worker:
             except REDIS_DOWN as error:
                 failures += 1
                 delay = min(2.0, 0.05 * 2**failures)
-                self._log.warning(
-                    "worker.ack_failed", error=_describe(error), pending=len(self._acks), retry_in=delay
-                )
+                self._log.warning("worker.ack_failed", error=_describe(error), pending=len(self._acks), retry_in=delay)
                 await asyncio.sleep(delay)
                 self._ack_event.set()
 

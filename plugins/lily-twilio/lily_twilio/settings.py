@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import phonenumbers
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_API_BASE = "https://api.twilio.com"
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and the same numbers arrive again and again
 def to_e164(value: str) -> str:
     """``value`` as an E.164 number; ValueError (with what to write instead) when it is not one."""
     text = value.strip()

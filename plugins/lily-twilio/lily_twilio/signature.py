@@ -47,7 +47,13 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def verify_signature(settings: TwilioSettings | None, url: str, body: bytes, headers: Mapping[str, str]) -> None:
+def verify_signature(
+    settings: TwilioSettings | None,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    params: Mapping[str, list[str]] | None = None,
+) -> None:
     """Raise BadSignature unless ``headers`` carry a valid Twilio signature of ``url`` + form ``body``."""
     if settings is None:
         raise BadSignature("Twilio is not configured here (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
@@ -59,7 +65,8 @@ def verify_signature(settings: TwilioSettings | None, url: str, body: bytes, hea
     if algorithm != HMAC_SHA1 and settings.webhook_shared_key is not None:
         secret = settings.webhook_shared_key
     validator = RequestValidator(secret.get_secret_value())
-    if not validator.validate(url, form_params(body), signature, algorithm):
+    signed = FormParams(params) if params is not None else form_params(body)
+    if not validator.validate(url, signed, signature, algorithm):
         raise BadSignature(
             f"{SIGNATURE_HEADER} does not match; check TWILIO_AUTH_TOKEN and that LILY_PUBLIC_URL is the URL "
             "configured in Twilio"
