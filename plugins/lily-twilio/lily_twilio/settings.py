@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import ClassVar
 
 import phonenumbers
@@ -12,10 +13,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_API_BASE = "https://api.twilio.com"
 
 
+#: "+", a non-zero country digit, 7 to 14 more digits: canonical E.164 as providers send it.
+_CANONICAL_E164 = re.compile(r"\+[1-9]\d{7,14}")
+
+
 @functools.lru_cache(maxsize=4096)  # pure, and the same numbers arrive again and again
 def to_e164(value: str) -> str:
     """``value`` as an E.164 number; ValueError (with what to write instead) when it is not one."""
     text = value.strip()
+    if _CANONICAL_E164.fullmatch(text):
+        return text  # what Twilio sends: already canonical, no need for a full parse
     if not text.startswith("+"):
         raise ValueError(f"phone number {value!r} must be in E.164 form, e.g. +15551234567")
     try:
