@@ -1,0 +1,75 @@
+"""lily-calcom's hook implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings
+
+from lily_calcom.client import check_api_key
+from lily_calcom.fake import booking_delivery, signed
+from lily_calcom.settings import CalcomSettings, CalcomTenantSettings
+from lily_calcom.webhooks import PLUGIN, CalcomWebhook, TenantCalcomWebhook
+from lily_host import hookimpl
+from lily_host.contract import HealthCheck, HealthResult, Simulation, WebhookEndpoint
+from lily_host.errors import ConfigurationError
+from lily_host.host import Host
+from lily_host.tenants import Tenant
+
+
+@hookimpl
+def register_settings(register: Callable[[type[BaseSettings]], None]) -> None:
+    register(CalcomSettings)
+
+
+@hookimpl
+def register_tenant_settings(register: Callable[[type[BaseModel]], None]) -> None:
+    register(CalcomTenantSettings)
+
+
+@hookimpl
+def register_webhooks(register: Callable[[WebhookEndpoint], None]) -> None:
+    register(CalcomWebhook())
+    register(TenantCalcomWebhook())
+
+
+@hookimpl
+def register_health_checks(register: Callable[[HealthCheck], None], settings: CalcomSettings) -> None:
+    async def api_key(host: Host) -> HealthResult:
+        return await check_api_key(settings)
+
+    register(HealthCheck("api_key", api_key, timeout=settings.request_timeout + 1))
+
+
+@hookimpl
+def register_simulations(register: Callable[[Simulation], None], settings: CalcomSettings) -> None:
+    def builder(trigger: str) -> Callable[[Host, Tenant], tuple[str, Mapping[str, str], bytes]]:
+        def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+            tenant_settings = host.tenants.plugin_settings(tenant, PLUGIN)
+            secret = None
+            if isinstance(tenant_settings, CalcomTenantSettings) and tenant_settings.webhook_secret is not None:
+                secret = tenant_settings.webhook_secret.get_secret_value()
+            elif settings.webhook_secret is not None:
+                secret = settings.webhook_secret.get_secret_value()
+            if secret is None:
+                raise ConfigurationError(
+                    f"set CALCOM_WEBHOOK_SECRET or tenant {tenant.id}'s calcom webhook_secret to sign a simulation"
+                )
+            options: dict[str, Any] = {"uid": f"sim-{tenant.id}", "customer_phone": tenant.contact_phone or None}
+            if trigger == "BOOKING_RESCHEDULED":
+                options = {**options, "uid": f"sim-{tenant.id}-2", "reschedule_uid": f"sim-{tenant.id}"}
+                options["start"] = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+            body = booking_delivery(trigger, **options)
+            raw, headers = signed(body, secret)
+            return f"/webhooks/calcom/{tenant.id}", headers, raw
+
+        return build
+
+    register(Simulation("calcom.booking_created", "a signed Cal.com BOOKING_CREATED", builder("BOOKING_CREATED")))
+    register(
+        Simulation("calcom.booking_rescheduled", "a signed Cal.com BOOKING_RESCHEDULED", builder("BOOKING_RESCHEDULED"))
+    )
+    register(Simulation("calcom.booking_cancelled", "a signed Cal.com BOOKING_CANCELLED", builder("BOOKING_CANCELLED")))

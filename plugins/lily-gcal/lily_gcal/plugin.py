@@ -1,0 +1,75 @@
+"""lily-gcal's hook implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+from pydantic import BaseModel
+from pydantic_settings import BaseSettings
+
+from lily_gcal.calendar import GoogleCalendar
+from lily_gcal.cli import gcal
+from lily_gcal.health import check
+from lily_gcal.oauth import SHARE_TASK, blueprint
+from lily_gcal.settings import GcalSettings, GcalTenantSettings
+from lily_host import hookimpl
+from lily_host.contract import Capability, HealthCheck, HealthResult, Routes, TaskContext, TaskHandler
+
+if TYPE_CHECKING:
+    from lily_host.host import Host
+
+#: Per-tenant calendar probes must fit in the host's health timeout (LILY_HEALTH_TIMEOUT, 5 s by default).
+PROBE_TIMEOUT = 4.0
+
+
+@hookimpl
+def register_settings(register: Callable[[type[BaseSettings]], None]) -> None:
+    register(GcalSettings)
+
+
+@hookimpl
+def register_tenant_settings(register: Callable[[type[BaseModel]], None]) -> None:
+    register(GcalTenantSettings)
+
+
+@hookimpl
+def register_routes(register: Callable[[Routes], None]) -> None:
+    register(Routes(blueprint, url_prefix="/auth/google"))
+
+
+@hookimpl
+def register_tasks(register: Callable[[TaskHandler], None], settings: GcalSettings | None) -> None:
+    async def sync_sharing(ctx: TaskContext, payload: dict[str, Any]) -> None:
+        if settings is None or ctx.tenant is None:
+            return
+        tenant = await ctx.host.tenants.get(ctx.tenant)
+        if tenant is None:
+            return
+        provider = GoogleCalendar(settings)
+        provider.attach(ctx.host)
+        await provider.sync_sharing(tenant)
+
+    register(TaskHandler(SHARE_TASK, sync_sharing))
+
+
+@hookimpl
+def register_capabilities(register: Callable[[Capability], None], settings: GcalSettings) -> None:
+    register(Capability("calendar", GoogleCalendar(settings)))
+
+
+@hookimpl
+def register_health_checks(register: Callable[[HealthCheck], None], settings: GcalSettings) -> None:
+    provider = GoogleCalendar(settings)
+
+    async def calendars(host: Host) -> HealthResult:
+        provider.attach(host)
+        return await check(host, provider, PROBE_TIMEOUT)
+
+    register(HealthCheck("calendars", calendars, timeout=PROBE_TIMEOUT + 1))
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(gcal)
