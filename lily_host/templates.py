@@ -26,6 +26,9 @@ REVIEW_REQUEST = "review_request"
 OPT_OUT_CONFIRMATION = "opt_out_confirmation"
 OPT_IN_CONFIRMATION = "opt_in_confirmation"
 HELP = "help"
+BOOKING_CONFIRMED = "booking_confirmed"
+BOOKING_RESCHEDULED_TEXT = "booking_rescheduled"
+BOOKING_CANCELLED_TEXT = "booking_cancelled"
 
 DEFAULT_TEMPLATES: Mapping[str, str] = {
     MISSED_CALL: (
@@ -41,6 +44,18 @@ DEFAULT_TEMPLATES: Mapping[str, str] = {
     ),
     OPT_IN_CONFIRMATION: "{tenant_name}: you're subscribed again. Reply HELP for help, STOP to opt out.",
     HELP: "{tenant_name}: for help contact us at {contact}. Msg & data rates may apply. Reply STOP to opt out.",
+    # Booking texts: {when}, {address_line}, {book_again} come from the booking automation.
+    BOOKING_CONFIRMED: (
+        "Hi {first_name}! Your {service} with {tenant_name} is confirmed for {when}{address_line}. "
+        "Questions? Just reply. Reply STOP to opt out."
+    ),
+    BOOKING_RESCHEDULED_TEXT: (
+        "Hi {first_name}, your {service} with {tenant_name} is now {when}{address_line}. "
+        "See you then! Reply STOP to opt out."
+    ),
+    BOOKING_CANCELLED_TEXT: (
+        "Hi {first_name}, your {service} with {tenant_name} on {when} is cancelled.{book_again} Reply STOP to opt out."
+    ),
 }
 
 #: Context values a template may use without the caller passing them.

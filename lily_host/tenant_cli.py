@@ -186,3 +186,16 @@ def rotate_secrets() -> None:
         return await host.tenants.rotate_secrets()
 
     click.echo(f"{_with_host(work)} secret(s) re-encrypted with the newest key")
+
+
+@tenants.command("google-connect")
+@click.argument("tenant_id")
+@click.pass_context
+def google_connect(ctx: click.Context, tenant_id: str) -> None:
+    """Print a one-time link that connects TENANT_ID's Google Calendar (needs lily-gcal)."""
+    root = ctx.find_root().command
+    gcal = root.commands.get("gcal") if isinstance(root, click.Group) else None
+    connect = gcal.commands.get("connect") if isinstance(gcal, click.Group) else None
+    if connect is None:
+        raise click.ClickException("Google Calendar is not available: install and configure lily-gcal")
+    ctx.invoke(connect, tenant=tenant_id)

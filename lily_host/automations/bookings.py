@@ -41,7 +41,7 @@ from lily_host.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.errors import Defer, PermanentError
 from lily_host.events import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED
 from lily_host.log import mask_phone
-from lily_host.templates import DEFAULT_TEMPLATES
+from lily_host.templates import BOOKING_CANCELLED_TEXT, BOOKING_CONFIRMED, BOOKING_RESCHEDULED_TEXT
 
 if TYPE_CHECKING:
     from lily_host.host import Host
@@ -55,27 +55,13 @@ RECORD_TASKS = {
 SMS_TASK = "automations.booking_sms"
 CALENDAR_TASK = "automations.booking_calendar"
 
-CONFIRMED_TEMPLATE = "booking_confirmed"
-RESCHEDULED_TEMPLATE = "booking_rescheduled"
-CANCELLED_TEMPLATE = "booking_cancelled"
+CONFIRMED_TEMPLATE = BOOKING_CONFIRMED
+RESCHEDULED_TEMPLATE = BOOKING_RESCHEDULED_TEXT
+CANCELLED_TEMPLATE = BOOKING_CANCELLED_TEXT
 TEMPLATE_FOR = {
     BOOKING_CREATED: CONFIRMED_TEMPLATE,
     BOOKING_RESCHEDULED: RESCHEDULED_TEMPLATE,
     BOOKING_CANCELLED: CANCELLED_TEMPLATE,
-}
-#: Texts used while lily_host.templates has no default of these names (a tenant may override each).
-FALLBACK_TEMPLATES: dict[str, str] = {
-    CONFIRMED_TEMPLATE: (
-        "Hi {first_name}! Your {service} with {tenant_name} is confirmed for {when}{address_line}. "
-        "Questions? Just reply. Reply STOP to opt out."
-    ),
-    RESCHEDULED_TEMPLATE: (
-        "Hi {first_name}, your {service} with {tenant_name} is now {when}{address_line}. "
-        "See you then! Reply STOP to opt out."
-    ),
-    CANCELLED_TEMPLATE: (
-        "Hi {first_name}, your {service} with {tenant_name} on {when} is cancelled.{book_again} Reply STOP to opt out."
-    ),
 }
 
 #: A cancellation text waits this long: Cal.com may cancel the old slot of a reschedule just before
@@ -202,7 +188,8 @@ async def send_text(ctx: TaskContext, payload: dict[str, Any]) -> None:
         context=sms_context(tenant, booking, previous),
         kind="transactional",
         dedupe_key=f"{template}:{uid}",
-        default_text=None if template in DEFAULT_TEMPLATES else FALLBACK_TEMPLATES[template],
+        # Quiet hours follow the customer's own clock when Cal.com tells us their timezone.
+        recipient_timezone=booking.timezone,
     )
     ctx.log.info("booking text queued", template=template, to=mask_phone(booking.customer_phone), task=task_id)
 

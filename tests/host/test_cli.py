@@ -71,3 +71,12 @@ def test_keygen_prints_a_fernet_key(runner: CliRunner) -> None:
     from cryptography.fernet import Fernet
 
     Fernet(invoke(runner, "keygen").strip().encode())
+
+
+def test_google_connect_explains_what_is_missing(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOOGLE_CLIENT_ID", raising=False)
+    monkeypatch.delenv("GOOGLE_CLIENT_SECRET", raising=False)
+    invoke(runner, "tenants", "add", "acme", "--name", "Acme")
+    result = runner.invoke(main, ["tenants", "google-connect", "acme"])
+    assert result.exit_code == 1
+    assert "GOOGLE_CLIENT_ID" in result.output or "lily-gcal" in result.output

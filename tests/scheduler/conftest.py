@@ -221,3 +221,14 @@ def spawn_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
     for worker in spawned:
         if worker.process.poll() is None:
             worker.kill()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Each queue test starts from structlog's defaults: another test may have set a WARNING filter."""
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
