@@ -41,7 +41,7 @@ def dev(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.6")
+    session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -49,7 +49,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     install_lily(session, test_extras=True)
-    session.install("mypy>=1.11")
+    session.install("mypy==2.4.1")
     session.run("mypy", "--strict", "lily_host")
 
 

@@ -11,8 +11,8 @@ number, idempotency, one task scheduled. The bare peer verifies an HMAC and does
 from __future__ import annotations
 
 import argparse
-import hashlib
 import asyncio
+import hashlib
 import os
 import shutil
 import statistics

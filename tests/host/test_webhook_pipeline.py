@@ -172,7 +172,6 @@ async def test_production_refuses_plain_http_unless_a_trusted_proxy_says_https(l
         assert proxied.status_code == 200
 
 
-
 async def test_an_endpoint_can_set_a_smaller_body_limit(lily: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sample_echo_plugin.EchoFormWebhook, "max_body_bytes", 2048)
     body = b"id=f1&to=%2B15550001111&text=" + b"x" * 4096

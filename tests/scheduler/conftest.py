@@ -155,9 +155,7 @@ WaitUntil = Callable[..., Awaitable[Any]]
 def wait_until() -> WaitUntil:
     """Poll an async predicate until it is truthy; fail with ``message`` after ``within`` seconds."""
 
-    async def wait(
-        predicate: Callable[[], Awaitable[Any]], *, within: float = 15.0, message: str = ""
-    ) -> Any:
+    async def wait(predicate: Callable[[], Awaitable[Any]], *, within: float = 15.0, message: str = "") -> Any:
         deadline = time.monotonic() + within
         while True:
             value = await predicate()
@@ -195,9 +193,7 @@ class WorkerProcess:
 def spawn_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     spawned: list[WorkerProcess] = []
 
-    def spawn(
-        queue: str, *, lease: float = 1.0, concurrency: int = 8, drain_timeout: float = 10.0
-    ) -> WorkerProcess:
+    def spawn(queue: str, *, lease: float = 1.0, concurrency: int = 8, drain_timeout: float = 10.0) -> WorkerProcess:
         log = tmp_path / f"worker-{len(spawned)}.log"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
         args = [

@@ -157,9 +157,7 @@ async def test_a_running_worker_survives_a_redis_restart(
 
     async def schedule_again() -> bool:
         try:
-            await queue.schedule_many(
-                [{"type": "t.live", "payload": {"i": i}, "tenant": None} for i in range(20, 40)]
-            )
+            await queue.schedule_many([{"type": "t.live", "payload": {"i": i}, "tenant": None} for i in range(20, 40)])
         except (ConnectionError, OSError, aioredis.ConnectionError):
             return False
         return True

@@ -70,9 +70,7 @@ async def test_dedupe_returns_the_pending_task_until_it_is_done(redis_client: ai
 
     tasks, _ = await queue.claim("w1", limit=10, lease=30)
     assert [t.payload for t in tasks] == [{"n": 1}]
-    assert (
-        await queue.schedule("t.dedupe", {"n": 3}, tenant="acme", dedupe_key="call-1") == first
-    )  # in flight
+    assert await queue.schedule("t.dedupe", {"n": 3}, tenant="acme", dedupe_key="call-1") == first  # in flight
 
     await queue.ack(tasks)
     after = await queue.schedule("t.dedupe", {"n": 4}, tenant="acme", dedupe_key="call-1")
@@ -256,9 +254,7 @@ async def test_schedule_many_sends_large_batches_in_chunks_and_keeps_order(
     redis_client: aioredis.Redis,
 ) -> None:
     queue, _ = manual_queue(redis_client)
-    specs: list[dict[str, Any]] = [
-        {"type": "t.bulk", "payload": {"i": i}, "tenant": None} for i in range(1203)
-    ]
+    specs: list[dict[str, Any]] = [{"type": "t.bulk", "payload": {"i": i}, "tenant": None} for i in range(1203)]
     specs[1000]["dedupe_key"] = specs[5]["dedupe_key"] = "same"
     ids = await queue.schedule_many(specs)
     assert ids is not None and len(ids) == 1203 and ids[1000] == ids[5]

@@ -249,9 +249,7 @@ async def test_outcome_metrics_and_queue_depth_gauges(
             raise PermanentError("no")
 
     queue, _, worker = setup(redis_client, fake_host, {"t.m": ok}, name="metrics-q")
-    await queue.schedule_many(
-        [{"type": "t.m", "payload": {"fail": i == 0}, "tenant": None} for i in range(3)]
-    )
+    await queue.schedule_many([{"type": "t.m", "payload": {"fail": i == 0}, "tenant": None} for i in range(3)])
     await queue.schedule("t.m", {}, tenant=None, delay=60)
     await worker.run_due()
 
@@ -381,9 +379,7 @@ async def test_stop_finishes_running_tasks_and_hands_back_what_outlives_the_drai
 
 
 @pytest.mark.parametrize("bad", [{"delay": 1, "run_at": 2}, {"max_attempts": 0}, {"dedupe_key": ""}])
-async def test_schedule_rejects_contradictory_options(
-    redis_client: aioredis.Redis, bad: dict[str, Any]
-) -> None:
+async def test_schedule_rejects_contradictory_options(redis_client: aioredis.Redis, bad: dict[str, Any]) -> None:
     queue = TaskQueue(redis_client, name="bad")
     with pytest.raises(ValueError):
         await queue.schedule("t.x", {}, tenant=None, **bad)
