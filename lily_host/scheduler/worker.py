@@ -480,6 +480,7 @@ class Worker:
 
 
 async def _close_quietly(pubsub: Any) -> None:
-    # Closing a subscription on a dead connection is best effort; the pool drops it anyway.
-    with contextlib.suppress(*REDIS_DOWN, RuntimeError, asyncio.CancelledError):
-        await asyncio.shield(pubsub.aclose())
+    # Closing a subscription on a dead connection is best effort (the pool drops it anyway), but it
+    # must stay short and must let a cancellation through: the worker cancels this task on stop.
+    with contextlib.suppress(*REDIS_DOWN, RuntimeError, TimeoutError):
+        await asyncio.wait_for(pubsub.aclose(), timeout=1.0)
