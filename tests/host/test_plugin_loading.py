@@ -139,3 +139,35 @@ async def test_the_host_runs_with_a_broken_plugin(lily_harness: HarnessFactory) 
         assert states["broken"] == "failed" and states["echo"] == "loaded"
         health = await (await lily.client.get("/health")).get_json()
         assert health["plugins"]["broken"]["state"] == "failed"
+
+
+def test_two_plugins_on_one_webhook_path_is_a_startup_error_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECHO_SECRET", "x")
+    with pytest.raises(StartupError) as caught:
+        PluginRegistry(
+            HostSettings(),
+            discover=False,
+            extra_entry_points=[
+                ModuleEntryPoint("echo", "sample_echo_plugin"),
+                ModuleEntryPoint("clash", "sample_path_clash"),
+            ],
+        )
+    assert "/webhooks/echo/json" in str(caught.value)
+    assert "'echo'" in str(caught.value) and "'clash'" in str(caught.value)
+
+
+async def test_two_plugins_on_one_api_route_is_a_startup_error_naming_both(
+    lily_harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sample_path_clash
+
+    monkeypatch.setattr(sample_path_clash, "register_webhooks", lambda register: None)
+    with pytest.raises(StartupError) as caught:
+        async with lily_harness(
+            env={"ECHO_SECRET": "x"},
+            discover=False,
+            extra_modules={"echo": sample_echo_plugin, "clash": sample_path_clash},
+        ):
+            pass
+    assert "GET /plugins/echo/whoami" in str(caught.value)
+    assert "'echo'" in str(caught.value) and "'clash'" in str(caught.value)

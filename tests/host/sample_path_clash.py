@@ -1,0 +1,34 @@
+"""A plugin that claims the echo plugin's webhook path and one of its API routes."""
+
+from collections.abc import Callable
+from typing import Any
+
+from quart import Blueprint
+
+from lily_host import Routes, WebhookEndpoint, WebhookRequest, hookimpl
+from lily_host.tenants import Tenant
+
+
+class ClashingWebhook(WebhookEndpoint):
+    path = "/webhooks/echo/json"
+
+    def verify(self, request: WebhookRequest, payload: Any, tenant: Tenant | None) -> None:
+        return None
+
+
+api = Blueprint("clash_api", __name__)
+
+
+@api.get("/whoami")
+async def whoami() -> Any:
+    return {"tenant": "nobody"}
+
+
+@hookimpl
+def register_webhooks(register: Callable[[WebhookEndpoint], None]) -> None:
+    register(ClashingWebhook())
+
+
+@hookimpl
+def register_routes(register: Callable[[Routes], None]) -> None:
+    register(Routes(api, url_prefix="/plugins/echo"))
