@@ -187,6 +187,22 @@ class WebhookContext:
     def tenant_id(self) -> str | None:
         return self.tenant.id if self.tenant is not None else None
 
+    async def seen_before(self) -> bool:
+        """Whether this delivery id was already committed, i.e. this request is a duplicate.
+
+        The pipeline itself detects duplicates atomically at commit time; this costs one Redis
+        round trip and is only for handlers that want to label their own metrics or answers.
+        """
+        if self.delivery_id is None:
+            return False
+        key = self.host.queue.keys.guard_prefix + delivery_guard(self.integration, self.delivery_id)
+        return bool(await self.host.redis.exists(key))
+
+
+def delivery_guard(integration: str, delivery_id: str) -> str:
+    """The queue guard (idempotency key suffix) of one webhook delivery."""
+    return f"seen:{integration}:{delivery_id}"
+
 
 class WebhookEndpoint(abc.ABC):
     """One provider webhook URL. Subclass it; the host runs every request through one pipeline.

@@ -17,7 +17,7 @@ from typing import Any, cast
 from quart import Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest
+from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest, delivery_guard
 from lily_host.errors import UnknownTenant, WebhookRejected
 from lily_host.host import current_host
 from lily_host.log import get_logger
@@ -104,7 +104,7 @@ async def _run(
         bound = bound.bind(tenant=tenant.id if tenant else None, delivery_id=delivery_id)
         ctx = WebhookContext(host=host, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound)
         response = await endpoint.handle(wreq, payload, ctx)
-        guard = (f"seen:{integration}:{delivery_id}", endpoint.dedupe_ttl) if delivery_id else None
+        guard = (delivery_guard(integration, delivery_id), endpoint.dedupe_ttl) if delivery_id else None
         committed = await host.queue.schedule_many(ctx.pending, guard=guard)
     except WebhookRejected as rejection:
         bound.warning("webhook rejected", outcome=rejection.outcome, reason=rejection.reason)

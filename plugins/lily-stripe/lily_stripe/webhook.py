@@ -81,14 +81,6 @@ def parse_event(body: Any) -> StripeEvent:
     )
 
 
-async def _seen_before(ctx: WebhookContext) -> bool:
-    """Whether the pipeline already committed this event id (its guard key, see lily_host.webhooks)."""
-    if ctx.delivery_id is None:
-        return False
-    guard = f"{ctx.host.queue.keys.guard_prefix}seen:{ctx.integration}:{ctx.delivery_id}"
-    return bool(await ctx.host.redis.exists(guard))
-
-
 def _answer(outcome: str, event: StripeEvent) -> Response:
     EVENTS.labels(event.type, outcome).inc()
     return jsonify({"received": True, "type": event.type, "outcome": outcome})
@@ -135,7 +127,7 @@ class StripeWebhook(WebhookEndpoint):
 
     async def handle(self, request: WebhookRequest, payload: Any, ctx: WebhookContext) -> Response | None:
         event: StripeEvent = payload
-        if await _seen_before(ctx):
+        if await ctx.seen_before():
             # The pipeline's atomic commit refuses the redelivery anyway; this only labels the answer and metric.
             return _answer("duplicate", event)
         if event.subscription is None or event.customer is None:
