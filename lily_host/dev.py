@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,10 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
     if host.registry.simulations:
         lines.append("")
         lines.append("Try a flow with a signed sample request, then look at the outbox:")
+        lily = lily_command()
         for sim_name, (_owner, simulation) in sorted(host.registry.simulations.items()):
-            lines.append(f"  lily simulate {sim_name} --tenant {DEMO_TENANT}     # {simulation.description}")
-        lines.append("  lily outbox")
+            lines.append(f"  {lily} simulate {sim_name} --tenant {DEMO_TENANT}     # {simulation.description}")
+        lines.append(f"  {lily} outbox")
     lines.append("")
     return "\n".join(lines)
 
@@ -143,3 +145,12 @@ def load_dev_environment() -> None:
         name, sep, value = line.partition("=")
         if sep and name in SHARED_VARIABLES:
             os.environ.setdefault(name, value)
+
+
+def lily_command() -> str:
+    """How to call `lily` from this folder: a virtualenv below it (nox's) is not on the user's PATH."""
+    script = Path(sys.executable).parent / "lily"
+    try:
+        return str(script.relative_to(Path.cwd())) if script.exists() else "lily"
+    except ValueError:
+        return "lily"
