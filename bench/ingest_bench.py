@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import importlib.util
 import os
 import shutil
 import statistics
@@ -163,11 +164,33 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError(f"server did not listen on {port}")
 
 
-def start_server(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(kind: str, port: int, env: dict[str, str], loop: str) -> subprocess.Popen[bytes]:
     if kind == "lily":
-        command = [sys.executable, "-m", "lily_host.cli", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+        command = [
+            sys.executable,
+            "-m",
+            "lily_host.cli",
+            "serve",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--loop",
+            loop,
+        ]
     else:
-        command = [sys.executable, "-m", "hypercorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", "bare_app:app"]
+        command = [
+            sys.executable,
+            "-m",
+            "hypercorn",
+            "--workers",
+            "1",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            loop,
+            "bare_app:app",
+        ]
     process = subprocess.Popen(
         command, env=env, cwd=ROOT / "bench", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -206,9 +229,18 @@ def main() -> None:
         default="auto",
         help="load generator: wrk (Debian package) when installed, else a Python asyncio client",
     )
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop of both servers (the same for both): uvloop when installed",
+    )
     args, _ = parser.parse_known_args()
     seconds = 3.0 if args.quick else args.seconds
     use_wrk = args.client == "wrk" or (args.client == "auto" and shutil.which("wrk") is not None)
+    loop = args.loop
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as server:
         from lily_host.crypto import SecretBox
@@ -233,7 +265,7 @@ def main() -> None:
             port = free_port()
             calls = signed_calls(int(seconds * 4000) + 1000, prefix=kind)
             requests = build_requests(calls, port)
-            process = start_server(kind, port, env)
+            process = start_server(kind, port, env, loop)
             try:
                 asyncio.run(drive(port, requests[:500], 1.0, args.connections))  # warm-up
                 profiler = None

@@ -88,7 +88,14 @@ main.add_command(tasks_group)
     help="address or network of a TLS-terminating proxy whose X-Forwarded-Proto is believed (repeatable)",
 )
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
-def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log: bool) -> None:
+@click.option(
+    "--loop",
+    type=click.Choice(["auto", "uvloop", "asyncio"]),
+    default="auto",
+    show_default=True,
+    help="event loop of the workers: auto picks uvloop when it is installed (faster), else asyncio",
+)
+def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log: bool, loop: str) -> None:
     """Serve the HTTP app with hypercorn (production). Run `lily worker` beside it for tasks."""
     from hypercorn.config import Config
     from hypercorn.run import run
@@ -104,7 +111,18 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
     config.bind = [bind]
     config.workers = workers
     config.accesslog = "-" if access_log else None
+    config.worker_class = _event_loop(loop)
     sys.exit(run(config))
+
+
+def _event_loop(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
 
 
 @main.command()
