@@ -20,13 +20,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from lily_calcom.signature import HEADER, sign
+from lily_host.fakes import LocalHTTPServer, Reply, Request, json_reply
 
 DEFAULT_API_KEY = "cal_test_fake_" + "0" * 24
 
@@ -39,17 +38,6 @@ class RecordedRequest:
     status: int
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-def _json(status: int, payload: Mapping[str, Any]) -> _Answer:
-    return _Answer(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
-
-
 def error_body(status: int, code: str, message: str, path: str) -> dict[str, Any]:
     """Cal.com API v2's error shape."""
     return {
@@ -60,8 +48,13 @@ def error_body(status: int, code: str, message: str, path: str) -> dict[str, Any
     }
 
 
-class FakeCalcom:
-    """The fake API server. ``start()`` binds 127.0.0.1 on a free port; ``base_url`` says where."""
+class FakeCalcom(LocalHTTPServer):
+    """The fake API server. ``start()`` binds 127.0.0.1 on a free port; ``base_url`` says where.
+
+    Starting, stopping, ``with`` and ``base_url`` come from :class:`lily_host.fakes.LocalHTTPServer`.
+    """
+
+    methods = ("GET", "POST")
 
     def __init__(
         self,
@@ -71,47 +64,13 @@ class FakeCalcom:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port, name="fake-calcom")
         self.api_keys = {api_key}
         self.api_key = api_key
         self.email = email
-        self._address = (host, port)
         self._lock = threading.Lock()
         self._failures: collections.deque[int] = collections.deque()
         self.requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle --------------------------------------------------------------------------------
-
-    def start(self) -> FakeCalcom:
-        server = ThreadingHTTPServer(self._address, _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-calcom", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeCalcom:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeCalcom is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def env(self, webhook_secret: str | None = None) -> dict[str, str]:
         """The environment that points lily-calcom at this server."""
@@ -133,27 +92,30 @@ class FakeCalcom:
 
     # --- handling (server threads) ------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, headers: dict[str, str]) -> _Answer:
+    def handle_request(self, request: Request) -> Reply:
+        return self.handle(request.method, request.path, request.headers)
+
+    def handle(self, method: str, path: str, headers: dict[str, str]) -> Reply:
         answer = self._route(method, path, headers)
         with self._lock:
             self.requests.append(RecordedRequest(method, path, headers, answer.status))
         return answer
 
-    def _route(self, method: str, path: str, headers: dict[str, str]) -> _Answer:
+    def _route(self, method: str, path: str, headers: dict[str, str]) -> Reply:
         with self._lock:
             failure = self._failures.popleft() if self._failures else None
         if failure is not None:
-            return _json(failure, error_body(failure, "InternalServerErrorException", "Fake failure", path))
+            return json_reply(failure, error_body(failure, "InternalServerErrorException", "Fake failure", path))
         if path != "/v2/me":
-            return _json(404, error_body(404, "NotFoundException", f"Cannot {method} {path}", path))
+            return json_reply(404, error_body(404, "NotFoundException", f"Cannot {method} {path}", path))
         if method != "GET":
-            return _json(405, error_body(405, "MethodNotAllowedException", "Method not allowed", path))
+            return json_reply(405, error_body(405, "MethodNotAllowedException", "Method not allowed", path))
         scheme, _, token = headers.get("authorization", "").partition(" ")
         with self._lock:
             known = token.strip() in self.api_keys
         if scheme.lower() != "bearer" or not known:
-            return _json(401, error_body(401, "UnauthorizedException", "Invalid API Key", path))
-        return _json(
+            return json_reply(401, error_body(401, "UnauthorizedException", "Invalid API Key", path))
+        return json_reply(
             200,
             {
                 "status": "success",
@@ -171,35 +133,6 @@ class FakeCalcom:
                 },
             },
         )
-
-
-def _handler_for(fake: FakeCalcom) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _dispatch(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            answer = fake.handle(method, urlsplit(self.path).path, headers)
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: tests read ``fake.requests`` instead of stderr."""
-
-    return Handler
 
 
 # --- webhook deliveries, as Cal.com sends them ------------------------------------------------------------
@@ -332,13 +265,7 @@ def main() -> None:
         print(response.status_code, response.text)
         return
     fake = FakeCalcom(args.api_key, port=args.port).start()
-    print(f"fake Cal.com on {fake.base_url}; set:")
-    for name, value in fake.env().items():
-        print(f"  export {name}={value}")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        fake.stop()
+    fake.announce_and_serve("fake Cal.com", fake.env())
 
 
 if __name__ == "__main__":

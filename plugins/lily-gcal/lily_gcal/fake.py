@@ -34,9 +34,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from lily_host.fakes import LocalHTTPServer, Reply, Request, json_reply
 
 DEFAULT_CLIENT_ID = "fake-client-id.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "fake-client-secret"
@@ -107,17 +108,8 @@ class _Calendar:
     acl: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-def _json(status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> _Answer:
-    return _Answer(
-        status, json.dumps(payload).encode(), {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
-    )
+def _json(status: int, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Reply:
+    return json_reply(status, payload, headers, content_type="application/json; charset=UTF-8")
 
 
 def api_error(status: int, reason: str, message: str) -> dict[str, Any]:
@@ -143,7 +135,7 @@ def api_error(status: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
-def _oauth_error(status: int, error: str, description: str) -> _Answer:
+def _oauth_error(status: int, error: str, description: str) -> Reply:
     return _json(status, {"error": error, "error_description": description})
 
 
@@ -160,8 +152,11 @@ def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
-class FakeGoogle:
-    """The fake server. ``start()`` binds 127.0.0.1 on a free port; ``base_url`` says where."""
+class FakeGoogle(LocalHTTPServer):
+    """The fake server. ``start()`` binds 127.0.0.1 on a free port; ``base_url`` says where.
+
+    Starting, stopping, ``with`` and ``base_url`` come from :class:`lily_host.fakes.LocalHTTPServer`.
+    """
 
     def __init__(
         self,
@@ -173,6 +168,7 @@ class FakeGoogle:
         port: int = 0,
         access_token_lifetime: int = 3600,
     ) -> None:
+        super().__init__(host=host, port=port, name="fake-google")
         self.clients = {client_id: client_secret}
         self.client_id = client_id
         self.client_secret = client_secret
@@ -180,7 +176,6 @@ class FakeGoogle:
         self.access_token_lifetime = access_token_lifetime
         #: When True, each refresh also issues a new refresh token and retires the old one.
         self.rotate_refresh_tokens = False
-        self._address = (host, port)
         self._lock = threading.Lock()
         self._deny_consent = False
         self._codes: dict[str, _Code] = {}
@@ -189,40 +184,6 @@ class FakeGoogle:
         self.calendars: dict[str, _Calendar] = {owner: _Calendar(owner)}
         self._failures: list[Failure] = []
         self.requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle --------------------------------------------------------------------------------
-
-    def start(self) -> FakeGoogle:
-        server = ThreadingHTTPServer(self._address, _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-google", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGoogle:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeGoogle is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def env(self, redirect_uri: str = "https://lily.test/auth/google/callback") -> dict[str, str]:
         """The environment that points lily-gcal at this server.
@@ -298,7 +259,10 @@ class FakeGoogle:
 
     # --- handling (server threads) ------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Answer:
+    def handle_request(self, request: Request) -> Reply:
+        return self.handle(request.method, request.target, request.headers, request.body)
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         split = urlsplit(raw_path)
         path = split.path
         query = {key: values[0] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
@@ -324,12 +288,12 @@ class FakeGoogle:
         return None
 
     @staticmethod
-    def _failure_answer(failure: Failure) -> _Answer:
+    def _failure_answer(failure: Failure) -> Reply:
         headers = {} if failure.retry_after is None else {"Retry-After": str(failure.retry_after)}
         reason = "rateLimitExceeded" if failure.status in (403, 429) else "backendError"
         return _json(failure.status, api_error(failure.status, reason, f"Fake failure {failure.status}"), headers)
 
-    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> _Answer:
+    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes) -> Reply:
         if path == "/o/oauth2/auth" and method == "GET":
             return self._consent(query)
         if path == "/token" and method == "POST":
@@ -340,7 +304,7 @@ class FakeGoogle:
 
     # --- OAuth --------------------------------------------------------------------------------------
 
-    def _consent(self, query: dict[str, str]) -> _Answer:
+    def _consent(self, query: dict[str, str]) -> Reply:
         client_id = query.get("client_id", "")
         redirect_uri = query.get("redirect_uri", "")
         if client_id not in self.clients:
@@ -364,7 +328,7 @@ class FakeGoogle:
         if state is not None:
             params["state"] = state
         location = redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(params)
-        return _Answer(302, b"", {"Location": location})
+        return Reply(302, b"", {"Location": location})
 
     def _client_from(self, headers: dict[str, str], form: dict[str, str]) -> str | None:
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
@@ -379,7 +343,7 @@ class FakeGoogle:
             return None
         return client_id
 
-    def _token(self, headers: dict[str, str], body: bytes) -> _Answer:
+    def _token(self, headers: dict[str, str], body: bytes) -> Reply:
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         client_id = self._client_from(headers, form)
         if client_id is None:
@@ -392,7 +356,7 @@ class FakeGoogle:
                 return self._refresh(client_id, form)
         return _oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
 
-    def _exchange_code(self, client_id: str, form: dict[str, str]) -> _Answer:
+    def _exchange_code(self, client_id: str, form: dict[str, str]) -> Reply:
         code = self._codes.get(form.get("code", ""))
         if code is None or code.used or code.expires_at < time.time() or code.client_id != client_id:
             return _oauth_error(400, "invalid_grant", "Malformed auth code.")
@@ -411,7 +375,7 @@ class FakeGoogle:
         code.used = True
         return _json(200, self._issue(client_id, code.scope, new_refresh=True))
 
-    def _refresh(self, client_id: str, form: dict[str, str]) -> _Answer:
+    def _refresh(self, client_id: str, form: dict[str, str]) -> Reply:
         token = form.get("refresh_token", "")
         grant = self._grants.get(token)
         if grant is None or grant.revoked or grant.client_id != client_id:
@@ -459,7 +423,7 @@ class FakeGoogle:
 
     def _calendar_api(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
-    ) -> _Answer:
+    ) -> Reply:
         with self._lock:
             scopes = self._scopes_of(headers)
             if scopes is None:
@@ -492,7 +456,7 @@ class FakeGoogle:
 
     def _events_collection(
         self, method: str, calendar: _Calendar, parts: dict[str, str], query: dict[str, str], payload: Any
-    ) -> _Answer:
+    ) -> Reply:
         if method == "GET":
             limit = int(query.get("maxResults", "250"))
             items = [e for e in calendar.events.values() if e["status"] != "cancelled"][:limit]
@@ -544,7 +508,7 @@ class FakeGoogle:
 
     def _event_item(
         self, method: str, calendar: _Calendar, parts: dict[str, str], query: dict[str, str], payload: Any
-    ) -> _Answer:
+    ) -> Reply:
         event = calendar.events.get(parts["event"])
         if event is None:
             return _json(404, api_error(404, "notFound", "Not Found"))
@@ -563,12 +527,12 @@ class FakeGoogle:
                 return _json(410, api_error(410, "deleted", "Resource has been deleted"))
             event["status"] = "cancelled"
             event["updated"] = _now_rfc3339()
-            return _Answer(204, b"", {})
+            return Reply(204, b"", {})
         return _json(405, api_error(405, "httpMethodNotAllowed", "Method Not Allowed"))
 
     def _acl_collection(
         self, method: str, calendar: _Calendar, parts: dict[str, str], query: dict[str, str], payload: Any
-    ) -> _Answer:
+    ) -> Reply:
         if method == "GET":
             return _json(200, {"kind": "calendar#acl", "items": list(calendar.acl.values())})
         if method != "POST":
@@ -595,7 +559,7 @@ class FakeGoogle:
 
     def _acl_item(
         self, method: str, calendar: _Calendar, parts: dict[str, str], query: dict[str, str], payload: Any
-    ) -> _Answer:
+    ) -> Reply:
         rule = calendar.acl.get(parts["rule"])
         if rule is None:
             return _json(404, api_error(404, "notFound", "Not Found"))
@@ -603,45 +567,8 @@ class FakeGoogle:
             return _json(200, rule)
         if method == "DELETE":
             del calendar.acl[parts["rule"]]
-            return _Answer(204, b"", {})
+            return Reply(204, b"", {})
         return _json(405, api_error(405, "httpMethodNotAllowed", "Method Not Allowed"))
-
-
-def _handler_for(fake: FakeGoogle) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _dispatch(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            answer = fake.handle(method, self.path, headers, body)
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def do_PATCH(self) -> None:
-            self._dispatch("PATCH")
-
-        def do_PUT(self) -> None:
-            self._dispatch("PUT")
-
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: tests read ``fake.requests`` instead of stderr."""
-
-    return Handler
 
 
 def main() -> None:
@@ -650,13 +577,7 @@ def main() -> None:
     parser.add_argument("--redirect-uri", default="http://localhost:8000/auth/google/callback")
     args = parser.parse_args()
     fake = FakeGoogle(port=args.port).start()
-    print(f"fake Google on {fake.base_url}; set:")
-    for name, value in fake.env(args.redirect_uri).items():
-        print(f"  export {name}={value}")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        fake.stop()
+    fake.announce_and_serve("fake Google", fake.env(args.redirect_uri))
 
 
 if __name__ == "__main__":

@@ -15,11 +15,12 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 import httpx
+
+from lily_host.fakes import LocalHTTPServer, Reply, Request
 
 #: Bytes that start like a JPEG / PNG: S3 does not look, but people reading a sandbox bucket might.
 SAMPLE_JPEG = b"\xff\xd8\xff\xe0" + b"jpeg-bytes" * 10
@@ -121,8 +122,14 @@ class _Media:
 
 
 @dataclass
-class FakeMediaServer:
-    """A Twilio-like media server. ``require_auth`` media need Basic ``account_sid:auth_token``."""
+class FakeMediaServer(LocalHTTPServer):
+    """A Twilio-like media server. ``require_auth`` media need Basic ``account_sid:auth_token``.
+
+    Starting, stopping and ``base_url`` come from :class:`lily_host.fakes.LocalHTTPServer`.
+    """
+
+    methods = ("GET",)
+    protocol_version = "HTTP/1.0"
 
     account_sid: str = "AC00000000000000000000000000000000"
     auth_token: str = "fake-auth-token"
@@ -130,31 +137,10 @@ class FakeMediaServer:
     requests: list[MediaRequest] = field(default_factory=list)
     _media: dict[str, _Media] = field(default_factory=dict)
     _failures: list[tuple[str | None, int]] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeMediaServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        server.daemon_threads = True
-        self._server = server
-        # A short poll interval: shutdown() waits for the serving loop to notice, up to one interval.
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-media", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "call start() first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def __post_init__(self) -> None:
+        super().__init__(name="fake-media")
 
     def add(self, path: str, body: bytes, content_type: str = "image/jpeg", *, send_length: bool = True) -> str:
         """Serve ``body`` at ``path``; returns the URL."""
@@ -186,68 +172,38 @@ class FakeMediaServer:
         token = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         return f"Basic {token}"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                authorization = self.headers.get("Authorization")
-                with fake._lock:
-                    fake.requests.append(MediaRequest(self.path, authorization, self.headers.get("Host", "")))
-                failure = fake._take_failure(self.path)
-                if failure is not None:
-                    self._send(failure, b'{"message": "injected failure"}', "application/json", {"Retry-After": "1"})
-                    return
-                media = fake._media.get(self.path)
-                if media is None:
-                    self._send(404, b'{"code": 20404, "message": "not found"}', "application/json")
-                    return
-                if fake.require_auth and media.redirect_to is None and not fake._authorised(authorization):
-                    self._send(
-                        401,
-                        b'{"code": 20003, "message": "Authenticate"}',
-                        "application/json",
-                        {"WWW-Authenticate": 'Basic realm="Twilio API"'},
-                    )
-                    return
-                if media.redirect_to is not None:
-                    if fake.require_auth and not fake._authorised(authorization):
-                        self._send(401, b'{"code": 20003, "message": "Authenticate"}', "application/json")
-                        return
-                    self._send(307, b"", "text/plain", {"Location": media.redirect_to})
-                    return
-                self._send(200, media.body, media.content_type, send_length=media.send_length)
-
-            def _send(
-                self,
-                status: int,
-                body: bytes,
-                content_type: str,
-                headers: Mapping[str, str] | None = None,
-                *,
-                send_length: bool = True,
-            ) -> None:
-                self.send_response(status)
-                if content_type:
-                    self.send_header("Content-Type", content_type)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                if send_length:
-                    self.send_header("Content-Length", str(len(body)))
-                else:
-                    self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
-                if not send_length:
-                    self.close_connection = True
-
-        return Handler
+    def handle_request(self, request: Request) -> Reply:
+        authorization = request.headers.get("authorization")
+        with self._lock:
+            self.requests.append(MediaRequest(request.target, authorization, request.headers.get("host", "")))
+        failure = self._take_failure(request.target)
+        if failure is not None:
+            return _reply(failure, b'{"message": "injected failure"}', "application/json", {"Retry-After": "1"})
+        media = self._media.get(request.target)
+        if media is None:
+            return _reply(404, b'{"code": 20404, "message": "not found"}', "application/json")
+        if self.require_auth and media.redirect_to is None and not self._authorised(authorization):
+            return _reply(
+                401,
+                b'{"code": 20003, "message": "Authenticate"}',
+                "application/json",
+                {"WWW-Authenticate": 'Basic realm="Twilio API"'},
+            )
+        if media.redirect_to is not None:
+            if self.require_auth and not self._authorised(authorization):
+                return _reply(401, b'{"code": 20003, "message": "Authenticate"}', "application/json")
+            return _reply(307, b"", "text/plain", {"Location": media.redirect_to})
+        return _reply(200, media.body, media.content_type, send_length=media.send_length)
 
     def _authorised(self, authorization: str | None) -> bool:
         return authorization == self.expected_authorization()
+
+
+def _reply(
+    status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None, *, send_length: bool = True
+) -> Reply:
+    content = {"Content-Type": content_type} if content_type else {}
+    return Reply(status, body, {**content, **(headers or {})}, send_length=send_length)
 
 
 def post_presigned_form(upload: Mapping[str, Any], data: bytes, content_type: str, filename: str = "photo") -> int:

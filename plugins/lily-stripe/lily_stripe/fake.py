@@ -37,10 +37,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from lily_host.fakes import LocalHTTPServer, Reply, Request
 from lily_stripe import sandbox
 from lily_stripe.sandbox import SANDBOX_API_KEY, SANDBOX_PORT, SANDBOX_PRICES, SANDBOX_WEBHOOK_SECRET
 from lily_stripe.signature import signature_header
@@ -154,8 +154,14 @@ def _as_int(value: Any, param: str) -> int:
         ) from error
 
 
-class FakeStripe:
-    """The fake Stripe API server. ``start()`` it, use ``url``, ``stop()`` it (or use ``with``)."""
+class FakeStripe(LocalHTTPServer):
+    """The fake Stripe API server. ``start()`` it, use ``url``, ``stop()`` it (or use ``with``).
+
+    Binding, serving and stopping come from :class:`lily_host.fakes.LocalHTTPServer`.
+    """
+
+    methods = ("GET", "POST", "DELETE")
+    server_version = "FakeStripe/1"
 
     def __init__(
         self,
@@ -169,6 +175,7 @@ class FakeStripe:
         webhook_url: str | None = None,
         webhook_secrets: Iterable[str] = (),
     ) -> None:
+        super().__init__(host=host, port=port, name="fake-stripe")
         self.api_key = api_key
         #: Known price ids; None accepts any ``price_...`` id.
         self.prices: set[str] | None = None if prices is None else set(prices)
@@ -186,37 +193,14 @@ class FakeStripe:
         self._failures: list[_Failure] = []
         self._idempotency: dict[str, _IdempotentResult] = {}
         self._lock = threading.RLock()
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
-        self._server.fake = self  # type: ignore[attr-defined]
-        self._thread: threading.Thread | None = None
+        # Bound now, so ``url`` is known before ``start()``.
+        self.bind()
 
-    # --- lifecycle --------------------------------------------------------------------------------
+    # --- lifecycle (start, stop, with: LocalHTTPServer) ------------------------------------------------
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeStripe:
-        # A short poll interval keeps stop() quick: shutdown() waits for the loop's next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-stripe", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeStripe:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+        return self.base_url
 
     def sandbox_env(self, webhook_secret: str = SANDBOX_WEBHOOK_SECRET) -> dict[str, str]:
         """The STRIPE_* settings that point Lily at this fake."""
@@ -610,6 +594,19 @@ class FakeStripe:
             self.requests.append(RecordedRequest(method, path, dict(headers), params, raw, status))
         return status, body, extra
 
+    def handle_request(self, request: Request) -> Reply:
+        """The API under ``/v1/`` (JSON), else the sandbox pages (GET) and their buttons (POST)."""
+        if request.target.startswith("/v1/"):
+            status, body, extra = self.handle_api(request.method, request.target, request.headers, request.body)
+            return _reply(status, json.dumps(body).encode(), "application/json", extra)
+        try:
+            if request.method == "GET":
+                return _reply(200, self.sandbox_page(request.target).encode(), "text/html; charset=utf-8")
+            location, _message = self.sandbox_action(request.target)
+            return _reply(303, b"", "text/plain", {"Location": location})
+        except KeyError:
+            return _reply(404, b"not found", "text/plain")
+
     # --- sandbox pages ---------------------------------------------------------------------------------
 
     def sandbox_action(self, path: str) -> tuple[str, str]:
@@ -668,56 +665,8 @@ def _page(title: str, actions: list[tuple[str, str]]) -> str:
     return f"<!doctype html><title>{title}</title><h1>{title}</h1>{buttons}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "FakeStripe/1"
-    protocol_version = "HTTP/1.1"
-
-    @property
-    def fake(self) -> FakeStripe:
-        fake: FakeStripe = self.server.fake  # type: ignore[attr-defined]
-        return fake
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the fake's record of requests is ``fake.requests``."""
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
-    def _serve(self, method: str) -> None:
-        raw = self._body()
-        if self.path.startswith("/v1/"):
-            headers = {key.lower(): value for key, value in self.headers.items()}
-            status, body, extra = self.fake.handle_api(method, self.path, headers, raw)
-            self._send(status, json.dumps(body).encode(), "application/json", extra)
-            return
-        try:
-            if method == "GET":
-                self._send(200, self.fake.sandbox_page(self.path).encode(), "text/html; charset=utf-8")
-            else:
-                location, _message = self.fake.sandbox_action(self.path)
-                self._send(303, b"", "text/plain", {"Location": location})
-        except KeyError:
-            self._send(404, b"not found", "text/plain")
-
-    def _send(self, status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Request-Id", _new_id("req"))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
+def _reply(status: int, body: bytes, content_type: str, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, body, {"Content-Type": content_type, "Request-Id": _new_id("req"), **(headers or {})})
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -741,12 +690,7 @@ def main(argv: list[str] | None = None) -> None:
     secret = args.webhook_secret[0] if args.webhook_secret else SANDBOX_WEBHOOK_SECRET
     for name, value in fake.sandbox_env(secret).items():
         print(f"export {name}={value}", flush=True)
-    try:
-        fake._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake._server.server_close()
+    fake.start().serve_until_interrupted()
 
 
 if __name__ == "__main__":

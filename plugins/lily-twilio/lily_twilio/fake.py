@@ -17,15 +17,14 @@ import base64
 import binascii
 import collections
 import email.utils
-import json
 import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from lily_host.fakes import LocalHTTPServer, Reply, Request, json_reply
 
 API_VERSION = "2010-04-01"
 DEFAULT_ACCOUNT_SID = "AC" + "11" * 16
@@ -73,8 +72,13 @@ def error_body(status: int, code: int, message: str) -> dict[str, Any]:
     }
 
 
-class FakeTwilio:
-    """The fake server. ``start()`` binds 127.0.0.1 on a free port; ``base_url`` says where."""
+class FakeTwilio(LocalHTTPServer):
+    """The fake server. ``start()`` binds 127.0.0.1 on a free port; ``base_url`` says where.
+
+    Starting, stopping, ``with`` and ``base_url`` come from :class:`lily_host.fakes.LocalHTTPServer`.
+    """
+
+    methods = ("GET", "POST", "DELETE")
 
     def __init__(
         self,
@@ -84,53 +88,16 @@ class FakeTwilio:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port, name="fake-twilio")
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.account_status = "active"
-        self._address = (host, port)
         self._lock = threading.Lock()
         self._failures: collections.deque[Failure] = collections.deque()
         self._opted_out: set[str] = set()
         self._media: dict[str, Media] = {}
         self.messages: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------------
-
-    def start(self) -> FakeTwilio:
-        server = ThreadingHTTPServer(self._address, _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        # A short poll interval makes stop() quick (shutdown waits for the loop to look).
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-twilio", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeTwilio:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeTwilio is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def env(self) -> dict[str, str]:
         """The environment that points lily-twilio at this server."""
@@ -195,13 +162,16 @@ class FakeTwilio:
             return False
         return user == self.account_sid and password == self.auth_token
 
-    def handle(self, method: str, path: str, form: dict[str, list[str]], headers: dict[str, str]) -> _Answer:
+    def handle_request(self, request: Request) -> Reply:
+        return self.handle(request.method, request.path, request.form(), request.headers)
+
+    def handle(self, method: str, path: str, form: dict[str, list[str]], headers: dict[str, str]) -> Reply:
         answer = self._route(method, path, form, headers)
         with self._lock:
             self.requests.append(RecordedRequest(method, path, form, headers, answer.status))
         return answer
 
-    def _route(self, method: str, path: str, form: dict[str, list[str]], headers: dict[str, str]) -> _Answer:
+    def _route(self, method: str, path: str, form: dict[str, list[str]], headers: dict[str, str]) -> Reply:
         media = _MEDIA.match(path)
         if media and method == "GET":
             return self._serve_media(media["name"], headers)
@@ -210,25 +180,25 @@ class FakeTwilio:
             if match:
                 break
         else:
-            return _json(404, error_body(404, 20404, f"The requested resource {path} was not found"))
+            return json_reply(404, error_body(404, 20404, f"The requested resource {path} was not found"))
         if not self._authorized(headers.get("authorization")) or match["sid"] != self.account_sid:
-            return _json(401, error_body(401, 20003, "Authenticate"))
+            return json_reply(401, error_body(401, 20003, "Authenticate"))
         if pattern is _ACCOUNT and method == "GET":
-            return _json(200, self._account())
+            return json_reply(200, self._account())
         if pattern is _MESSAGE and method == "GET":
             return self._fetch_message(match["msid"])
         if pattern is _MESSAGES and method == "POST":
             return self._create_message(form)
-        return _json(405, error_body(405, 20004, "Method not allowed"))
+        return json_reply(405, error_body(405, 20004, "Method not allowed"))
 
-    def _serve_media(self, name: str, headers: dict[str, str]) -> _Answer:
+    def _serve_media(self, name: str, headers: dict[str, str]) -> Reply:
         with self._lock:
             media = self._media.get(name)
         if media is None:
-            return _json(404, error_body(404, 20404, "The requested resource was not found"))
+            return json_reply(404, error_body(404, 20404, "The requested resource was not found"))
         if media.requires_auth and not self._authorized(headers.get("authorization")):
-            return _json(401, error_body(401, 20003, "Authenticate"))
-        return _Answer(200, media.content, {"Content-Type": media.content_type})
+            return json_reply(401, error_body(401, 20003, "Authenticate"))
+        return Reply(200, media.content, {"Content-Type": media.content_type})
 
     def _account(self) -> dict[str, Any]:
         now = email.utils.formatdate(usegmt=True)
@@ -244,23 +214,25 @@ class FakeTwilio:
             "uri": f"/{API_VERSION}/Accounts/{self.account_sid}.json",
         }
 
-    def _create_message(self, form: dict[str, list[str]]) -> _Answer:
+    def _create_message(self, form: dict[str, list[str]]) -> Reply:
         params = {name: values[0] for name, values in form.items() if values}
         to, sender, body = params.get("To", ""), params.get("From", ""), params.get("Body", "")
         media_urls = form.get("MediaUrl", [])
         if not to:
-            return _json(400, error_body(400, 21604, "A 'To' phone number is required."))
+            return json_reply(400, error_body(400, 21604, "A 'To' phone number is required."))
         if not sender and not params.get("MessagingServiceSid"):
-            return _json(400, error_body(400, 21603, "A 'From' phone number is required."))
+            return json_reply(400, error_body(400, 21603, "A 'From' phone number is required."))
         if not body and not media_urls:
-            return _json(400, error_body(400, 21602, "Message body is required."))
+            return json_reply(400, error_body(400, 21602, "Message body is required."))
         with self._lock:
             failure = self._failures.popleft() if self._failures else None
             opted_out = to in self._opted_out
         if failure is not None:
-            return _json(failure.status, error_body(failure.status, failure.code, failure.message), failure.headers)
+            return json_reply(
+                failure.status, error_body(failure.status, failure.code, failure.message), failure.headers
+            )
         if opted_out:
-            return _json(400, error_body(400, 21610, "Attempt to send to unsubscribed recipient"))
+            return json_reply(400, error_body(400, 21610, "Attempt to send to unsubscribed recipient"))
         sid = ("MM" if media_urls else "SM") + secrets.token_hex(16)
         now = email.utils.formatdate(usegmt=True)
         message = {
@@ -289,59 +261,17 @@ class FakeTwilio:
             self.messages.append(
                 {**message, "status_callback": params.get("StatusCallback"), "media_url": media_urls, "at": time.time()}
             )
-        return _json(201, message)
+        return json_reply(201, message)
 
-    def _fetch_message(self, message_sid: str) -> _Answer:
+    def _fetch_message(self, message_sid: str) -> Reply:
         with self._lock:
             found = next((m for m in self.messages if m["sid"] == message_sid), None)
         if found is None:
-            return _json(404, error_body(404, 20404, f"The requested resource Message {message_sid} was not found"))
+            return json_reply(
+                404, error_body(404, 20404, f"The requested resource Message {message_sid} was not found")
+            )
         public = {key: value for key, value in found.items() if key not in ("status_callback", "media_url", "at")}
-        return _json(200, public)
-
-
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> _Answer:
-    return _Answer(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
-
-
-def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _dispatch(self, method: str) -> None:
-            split = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True) if raw else {}
-            headers = {name.lower(): value for name, value in self.headers.items()}
-            answer = fake.handle(method, split.path, form, headers)
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: tests read ``fake.requests`` instead of stderr."""
-
-    return Handler
+        return json_reply(200, public)
 
 
 def main() -> None:
@@ -351,13 +281,7 @@ def main() -> None:
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     args = parser.parse_args()
     fake = FakeTwilio(args.account_sid, args.auth_token, port=args.port).start()
-    print(f"fake Twilio on {fake.base_url}; set:")
-    for name, value in fake.env().items():
-        print(f"  export {name}={value}")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        fake.stop()
+    fake.announce_and_serve("fake Twilio", fake.env())
 
 
 if __name__ == "__main__":
