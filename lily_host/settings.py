@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lily_host.errors import ConfigurationError
 from lily_host.tenants import parse_jitter
+from lily_host.validators import split_comma_list
 
 Environment = Literal["development", "production", "test"]
 
@@ -90,6 +91,4 @@ class HostSettings(BaseSettings):
 
 
 def _split(value: object) -> object:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+    return split_comma_list(value)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import time as dt_time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -29,6 +29,7 @@ from redis.exceptions import WatchError
 from lily_host.clock import Clock, SystemClock
 from lily_host.crypto import SecretBox
 from lily_host.redis_typing import awaited
+from lily_host.validators import check_timezone
 
 TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
 HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -88,11 +89,7 @@ class Tenant(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown IANA timezone {value!r} (e.g. America/Chicago)") from error
-        return value
+        return check_timezone(value)
 
     @field_validator("quiet_hours_start", "quiet_hours_end")
     @classmethod

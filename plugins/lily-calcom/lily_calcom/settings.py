@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lily_host.validators import split_comma_list, unique_emails
+
 DEFAULT_API_BASE = "https://api.cal.com"
 
 
@@ -36,16 +38,6 @@ class CalcomSettings(BaseSettings):
         return value.rstrip("/")
 
 
-def _split_list(value: object) -> object:
-    if isinstance(value, str):
-        return [part for part in (piece.strip() for piece in value.split(",")) if part]
-    if isinstance(value, int):
-        return [str(value)]
-    if isinstance(value, list | tuple):
-        return [str(item).strip() if isinstance(item, int) else item for item in value]
-    return value
-
-
 class CalcomTenantSettings(BaseModel):
     """How a Cal.com delivery is matched to this tenant, and the booking link its messages offer."""
 
@@ -63,19 +55,12 @@ class CalcomTenantSettings(BaseModel):
     @field_validator("organizer_emails", "event_type_ids", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        return _split_list(value)
+        return split_comma_list(value)
 
     @field_validator("organizer_emails")
     @classmethod
     def _check_emails(cls, value: list[str]) -> list[str]:
-        emails: list[str] = []
-        for item in value:
-            email = item.strip().lower()
-            if "@" not in email or email.startswith("@") or email.endswith("@"):
-                raise ValueError(f"{item!r} is not an email address (e.g. owner@example.com)")
-            if email not in emails:
-                emails.append(email)
-        return emails
+        return unique_emails(value, example="e.g. owner@example.com")
 
     @field_validator("event_type_ids")
     @classmethod

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lily_host.validators import split_comma_list, unique_emails
+
 #: What Lily asks Google for: write events, and share the calendar with the tenant's team.
 SCOPES = (
     "https://www.googleapis.com/auth/calendar.events",
@@ -80,21 +82,12 @@ class GcalTenantSettings(BaseModel):
     @field_validator("share_with", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part for part in (piece.strip() for piece in value.split(",")) if part]
-        return value
+        return split_comma_list(value)
 
     @field_validator("share_with")
     @classmethod
     def _check_emails(cls, value: list[str]) -> list[str]:
-        emails: list[str] = []
-        for item in value:
-            email = item.strip().lower()
-            if "@" not in email or email.startswith("@") or email.endswith("@"):
-                raise ValueError(f"{item!r} is not an email address (a team member's Google account)")
-            if email not in emails:
-                emails.append(email)
-        return emails
+        return unique_emails(value, example="a team member's Google account")
 
     def duration_minutes(self, service_type: str | None) -> int:
         if service_type:
