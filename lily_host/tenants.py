@@ -396,10 +396,15 @@ class TenantStore:
         cache_key = (kind, normalized)
         if self.resolve_cache_seconds > 0:
             cached = self._resolved.get(cache_key)
-            if cached is not None and cached[0] > time.monotonic():
-                return cached[1]
+            if cached is not None:
+                if cached[0] > time.monotonic():
+                    return cached[1]
+                # Expired: this request refreshes it; the requests arriving meanwhile keep using the
+                # old value for that one round trip instead of all refreshing at once (a stall).
+                self._resolved[cache_key] = (time.monotonic() + self.resolve_cache_seconds, cached[1])
         raw = await self._resolve(keys=[f"lily:index:{kind}"], args=[normalized, "lily:tenant:"])
         if raw is None:
+            self._resolved.pop(cache_key, None)
             return None  # never cached: a tenant created a moment ago must resolve at once
         tenant = Tenant.model_validate_json(raw)
         if self.resolve_cache_seconds > 0:

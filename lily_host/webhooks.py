@@ -93,7 +93,7 @@ async def _run(
         path_params=path_params,
         settings=record.settings,
     )
-    bound = log.bind(integration=integration)
+    bound = log
     try:
         payload = endpoint.parse(wreq)
         tenant = await endpoint.resolve_tenant(wreq, payload, host.tenants)
@@ -101,17 +101,17 @@ async def _run(
         if tenant is None and endpoint.tenant_required:
             raise UnknownTenant("no tenant matches this delivery")
         delivery_id = endpoint.delivery_id(wreq, payload)
-        bound = bound.bind(tenant=tenant.id if tenant else None, delivery_id=delivery_id)
+        bound = log.bind(integration=integration, tenant=tenant.id if tenant else None, delivery_id=delivery_id)
         ctx = WebhookContext(host=host, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound)
         response = await endpoint.handle(wreq, payload, ctx)
         guard = (delivery_guard(integration, delivery_id), endpoint.dedupe_ttl) if delivery_id else None
         committed = await host.queue.schedule_many(ctx.pending, guard=guard)
     except WebhookRejected as rejection:
-        bound.warning("webhook rejected", outcome=rejection.outcome, reason=rejection.reason)
+        bound.warning("webhook rejected", integration=integration, outcome=rejection.outcome, reason=rejection.reason)
         return _error(rejection.status, rejection.outcome, rejection.reason)
     except Exception:
         # Nothing was committed: answering 500 makes the provider deliver again later.
-        bound.exception("webhook handler failed")
+        bound.exception("webhook handler failed", integration=integration)
         return _error(500, "error", "internal error; nothing was stored, please retry")
 
     if committed is None:
