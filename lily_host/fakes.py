@@ -21,6 +21,7 @@ HTTP request into a :class:`Request` for :meth:`LocalHTTPServer.handle_request`,
 
 from __future__ import annotations
 
+import abc
 import json
 import threading
 from collections.abc import Mapping
@@ -84,7 +85,7 @@ def json_reply(
     return Reply(status, json.dumps(payload).encode(), {"Content-Type": content_type, **(headers or {})})
 
 
-class LocalHTTPServer:
+class LocalHTTPServer(abc.ABC):
     """A ``ThreadingHTTPServer`` on loopback, run in a daemon thread; subclass it and answer requests.
 
     ``start()`` binds ``host:port`` (port 0: a free one) and serves; ``stop()`` shuts the server down
@@ -107,9 +108,9 @@ class LocalHTTPServer:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    @abc.abstractmethod
     def handle_request(self, request: Request) -> Reply:
         """Answer one request (called on a server thread). Subclasses implement it."""
-        raise NotImplementedError
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
