@@ -77,7 +77,7 @@ def create_app(
     app.extensions["lily"] = host
     app.config["MAX_CONTENT_LENGTH"] = settings.max_webhook_bytes
     _mount_host_routes(app)
-    _mount_plugins(app, host)
+    mount_plugins(app, host.registry)
     _install_lifecycle(app, host, run_worker=run_worker, worker_options=worker_options or {})
     return app
 
@@ -112,8 +112,8 @@ def _mount_host_routes(app: Quart) -> None:
         return jsonify({"error": "internal", "message": "internal error"}), 500
 
 
-def _mount_plugins(app: Quart, host: Host) -> None:
-    registry = host.registry
+def mount_plugins(app: Quart, registry: PluginRegistry) -> None:
+    """Mount every plugin's webhooks and routes; records each plugin's routes; collisions are errors."""
     blueprint_owner: dict[str, str] = {}
     gated_blueprints: dict[str, str] = {}
     for plugin, endpoint in registry.webhooks:

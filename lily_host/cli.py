@@ -168,7 +168,15 @@ def dev(port: int, bind_host: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def plugins(as_json: bool) -> None:
     """List plugins: name, version, state, hooks, tasks and routes."""
+    from quart import Quart
+
+    from lily_host.app import mount_plugins
+
     registry = PluginRegistry(HostSettings())
+    try:
+        mount_plugins(Quart("lily_plugins_listing"), registry)  # fills in each plugin's routes
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from error
     listing = registry.listing()
     if as_json:
         echo_json(listing)

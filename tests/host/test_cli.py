@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -58,9 +60,13 @@ def test_cli_errors_are_messages_not_tracebacks(runner: CliRunner) -> None:
     assert bad.exit_code == 1 and "timezone" in bad.output
 
 
-def test_plugins_lists_builtins(runner: CliRunner) -> None:
+def test_plugins_lists_builtins_with_their_routes(runner: CliRunner) -> None:
     output = invoke(runner, "plugins")
     assert "lily.core" in output and "loaded" in output
+    assert "GET /dev/outbox" in output
+    listing = json.loads(invoke(runner, "plugins", "--json"))
+    reviews = next(item for item in listing if item["name"] == "lily.reviews")
+    assert "POST /api/jobs/<job_id>/complete" in reviews["routes"]
 
 
 def test_health_prints_overall_state(runner: CliRunner) -> None:
