@@ -22,10 +22,11 @@ import enum
 import json
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import phonenumbers
 import redis.asyncio as aioredis
+
+from lily_host.validators import normalize_e164
 
 if TYPE_CHECKING:
     from lily_host.tenants import Tenant
@@ -59,29 +60,6 @@ def classify_keyword(body: str) -> Keyword | None:
     if word in HELP_WORDS:
         return Keyword.HELP
     return None
-
-
-def normalize_e164(number: str) -> str:
-    """``number`` in E.164 (``+15551234567``); ValueError with a hint when it is not a phone number."""
-    text = number.strip()
-    if not text.startswith("+"):
-        raise ValueError(f"{number!r} is not an E.164 phone number: write it like +15551234567")
-    try:
-        parsed = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException as error:
-        raise ValueError(f"{number!r} is not a phone number: {error}") from error
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError(f"{number!r} has the wrong number of digits for its country")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def check_timezone(name: str) -> str:
-    """``name`` if it is an IANA timezone; ValueError otherwise."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown IANA timezone {name!r} (e.g. America/Chicago)") from error
-    return name
 
 
 # --- quiet hours -----------------------------------------------------------------------------------

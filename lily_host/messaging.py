@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from prometheus_client import Counter
 
 from lily_host.capabilities import SMS, OutgoingSms, SentSms
-from lily_host.compliance import Compliance, check_timezone, normalize_e164, quiet_hours_end
+from lily_host.compliance import Compliance, quiet_hours_end
 from lily_host.errors import Defer, PermanentError, RecipientOptedOut
 from lily_host.log import get_logger, mask_phone
 from lily_host.templates import TemplateError, render, segment_info
+from lily_host.validators import check_timezone, normalize_e164
 
 if TYPE_CHECKING:
     from lily_host.contract import TaskContext

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lily_host import hookimpl
-from lily_host.compliance import Keyword, classify_keyword, normalize_e164
+from lily_host.compliance import Keyword, classify_keyword
 from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.events import MESSAGE_RECEIVED
 from lily_host.log import mask_phone
 from lily_host.messaging import SEND_TASK
 from lily_host.templates import HELP, OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION
+from lily_host.validators import normalize_e164
 
 if TYPE_CHECKING:
     from lily_host.host import Host

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lily_host import hookimpl
-from lily_host.compliance import normalize_e164
 from lily_host.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.events import CALL_MISSED
 from lily_host.log import mask_phone
 from lily_host.templates import MISSED_CALL
 from lily_host.tenants import index_fields, parse_jitter
+from lily_host.validators import normalize_e164
 
 if TYPE_CHECKING:
     from lily_host.host import Host

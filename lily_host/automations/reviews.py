@@ -24,12 +24,12 @@ from quart import Blueprint, g, jsonify, request
 
 from lily_host import hookimpl
 from lily_host.auth import require_tenant
-from lily_host.compliance import normalize_e164
 from lily_host.contract import EventSubscription, Routes, TaskContext, TaskHandler
 from lily_host.events import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.host import current_host
 from lily_host.log import get_logger, mask_phone
 from lily_host.templates import REVIEW_REQUEST
+from lily_host.validators import normalize_e164
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

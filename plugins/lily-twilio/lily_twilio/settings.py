@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import ClassVar
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from lily_host.validators import normalize_e164
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 
 
-#: "+", a non-zero country digit, 7 to 14 more digits: canonical E.164 as providers send it.
-_CANONICAL_E164 = re.compile(r"\+[1-9]\d{7,14}")
-
-
-@functools.lru_cache(maxsize=4096)  # pure, and the same numbers arrive again and again
-def to_e164(value: str) -> str:
-    """``value`` as an E.164 number; ValueError (with what to write instead) when it is not one."""
-    text = value.strip()
-    if _CANONICAL_E164.fullmatch(text):
-        return text  # what Twilio sends: already canonical, no need for a full parse
-    if not text.startswith("+"):
-        raise ValueError(f"phone number {value!r} must be in E.164 form, e.g. +15551234567")
-    try:
-        parsed = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException as error:
-        raise ValueError(f"phone number {value!r} is not a phone number: {error}") from error
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError(f"phone number {value!r} has the wrong length for its country")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+#: Twilio numbers are E.164; the host's normaliser (with its fast path for canonical numbers) decides.
+to_e164 = normalize_e164
 
 
 class TwilioSettings(BaseSettings):
