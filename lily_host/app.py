@@ -132,7 +132,6 @@ def mount_plugins(app: Quart, registry: PluginRegistry) -> None:
             gated_blueprints[name] = plugin
     _check_route_collisions(app, registry, blueprint_owner)
 
-    @app.before_request
     async def refuse_unconfigured_plugin() -> Any:
         plugin = gated_blueprints.get(request.blueprint or "")
         if plugin is None:
@@ -143,6 +142,12 @@ def mount_plugins(app: Quart, registry: PluginRegistry) -> None:
         missing = record.missing_settings
         message = f"{plugin} is not available" + (f": set {', '.join(missing)}" if missing else f" ({record.state})")
         return jsonify({"error": "not_configured", "message": message, "missing": missing}), 503
+
+    # Scoped to the gated blueprints instead of app-wide, so webhooks and host routes run no
+    # before-request hook. First in each list: it still runs before the blueprint's own hooks.
+    # (Nested blueprints reach it too, and the check above lets them through, as before.)
+    for name in gated_blueprints:
+        app.before_request_funcs.setdefault(name, []).insert(0, refuse_unconfigured_plugin)
 
 
 def _check_route_collisions(app: Quart, registry: PluginRegistry, blueprint_owner: dict[str, str]) -> None:

@@ -28,6 +28,8 @@ class EventBus:
     def __init__(self, subscriptions: Sequence[tuple[str, EventSubscription]], queue: TaskQueue) -> None:
         self.queue = queue
         self._subscribers: dict[str, list[str]] = {}
+        #: EVENTS label children by event (``labels()`` locks and builds a key on every call).
+        self._counters: dict[str, Any] = {}
         for _owner, subscription in subscriptions:
             self._subscribers.setdefault(subscription.event, []).append(subscription.task)
 
@@ -36,9 +38,12 @@ class EventBus:
 
     def fanout(self, event: str, data: Mapping[str, Any], *, tenant: str | None) -> list[dict[str, Any]]:
         """The tasks that deliver ``event`` to each subscriber (not yet scheduled)."""
-        EVENTS.labels(event).inc()
+        counter = self._counters.get(event)
+        if counter is None:
+            counter = self._counters[event] = EVENTS.labels(event)
+        counter.inc()
         payload = dict(data)
-        return [{"type": task, "payload": payload, "tenant": tenant} for task in self.subscribers(event)]
+        return [{"type": task, "payload": payload, "tenant": tenant} for task in self._subscribers.get(event, ())]
 
     async def emit(self, event: str, data: Mapping[str, Any], *, tenant: str | None) -> list[str]:
         """Schedule one task per subscriber of ``event``, due now; returns their ids."""

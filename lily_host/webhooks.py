@@ -14,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
-from quart import Response, jsonify, request
+from quart import Request, Response, jsonify
+from quart.globals import request_ctx
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest, delivery_guard
@@ -31,12 +32,18 @@ View = Callable[..., Awaitable[Any]]
 
 def make_webhook_view(plugin: str, endpoint: WebhookEndpoint) -> View:
     integration = endpoint.integration or plugin
+    # Label children, looked up once: ``labels()`` takes a lock and builds a key on every call.
+    seconds = WEBHOOK_SECONDS.labels(integration)
+    counters: dict[str, Any] = {}
 
     async def view(**path_params: str) -> Any:
         started = time.perf_counter()
         outcome, response = await _run(plugin, integration, endpoint, path_params)
-        WEBHOOKS.labels(integration, outcome).inc()
-        WEBHOOK_SECONDS.labels(integration).observe(time.perf_counter() - started)
+        counter = counters.get(outcome)
+        if counter is None:
+            counter = counters[outcome] = WEBHOOKS.labels(integration, outcome)
+        counter.inc()
+        seconds.observe(time.perf_counter() - started)
         return response
 
     view.__name__ = f"webhook_{plugin}_{endpoint.path}".replace("/", "_").replace("<", "").replace(">", "")
@@ -54,6 +61,8 @@ async def _run(
 ) -> tuple[str, Any]:
     host = current_host()
     settings = host.settings
+    # The request object itself: each ``request.x`` through the context-local proxy costs a lookup.
+    request = request_ctx.request
     record = host.registry.records[plugin]
     if record.state == PluginState.NOT_CONFIGURED:
         return _error(
@@ -64,11 +73,12 @@ async def _run(
         )
     if record.state != PluginState.LOADED:
         return _error(503, "not_configured", f"{plugin} is not available ({record.state.value})")
-    if settings.is_production and not _came_over_https(settings.trusted_proxies):
+    if settings.is_production and not _came_over_https(request, settings.trusted_proxies):
         return _error(403, "invalid", "webhooks must be delivered over https")
 
     limit = endpoint.max_body_bytes or settings.max_webhook_bytes
-    if request.content_length is not None and request.content_length > limit:
+    content_length = request.content_length
+    if content_length is not None and content_length > limit:
         return _error(413, "too_large", f"body exceeds {limit} bytes")
     media_type = request.mimetype
     if media_type not in endpoint.content_types:
@@ -77,16 +87,17 @@ async def _run(
             "unsupported_media_type",
             f"content type {media_type or '(none)'!r} is not accepted; send {', '.join(endpoint.content_types)}",
         )
-    body = await _read_body(limit)
+    body = await _read_body(request, limit)
     if body is None:
         return _error(413, "too_large", f"body exceeds {limit} bytes")
 
     query = request.query_string.decode("latin-1")
+    path = request.path
     wreq = WebhookRequest(
         method=request.method,
-        path=request.path,
+        path=path,
         query_string=query,
-        public_url=settings.public_url + request.path + (f"?{query}" if query else ""),
+        public_url=settings.public_url + path + (f"?{query}" if query else ""),
         headers=cast(Mapping[str, str], request.headers),
         body=body,
         content_type=media_type,
@@ -122,7 +133,7 @@ async def _run(
     return "accepted", response if response is not None else _ok()
 
 
-async def _read_body(limit: int) -> bytes | None:
+async def _read_body(request: Request, limit: int) -> bytes | None:
     """The raw body, or None past ``limit`` bytes: also for chunked bodies that announced no length."""
     chunks: list[bytes] = []
     size = 0
@@ -141,7 +152,7 @@ def _ok() -> Response:
     return jsonify({"ok": True})
 
 
-def _came_over_https(trusted_proxies: list[str]) -> bool:
+def _came_over_https(request: Request, trusted_proxies: list[str]) -> bool:
     if request.scheme == "https":
         return True
     forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
@@ -151,11 +162,17 @@ def _came_over_https(trusted_proxies: list[str]) -> bool:
 def _is_trusted(address: str | None, trusted: list[str]) -> bool:
     if not address:
         return False
+    return _address_trusted(address, tuple(trusted))
+
+
+@functools.lru_cache(maxsize=1024)
+def _address_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    """Whether ``address`` is in one of ``trusted``: a pure function of its inputs, so cached."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in network for network in _networks(tuple(trusted)))
+    return any(ip in network for network in _networks(trusted))
 
 
 @functools.lru_cache(maxsize=8)

@@ -20,11 +20,12 @@ import itertools
 import json
 import os
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from lily_host.clock import Clock, SystemClock
 from lily_host.contract import RetryPolicy
@@ -45,6 +46,7 @@ MAX_CLAIM = 1000
 #: Expired leases requeued per claim call (the rest go with the next claims).
 REQUEUE_LIMIT = 500
 
+_DEFAULT_POLICY = RetryPolicy()  # frozen: one shared instance
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
@@ -237,7 +239,7 @@ class TaskQueue:
 
     def policy(self, task_type: str) -> RetryPolicy:
         """The retry policy of ``task_type`` (the default policy when none was set)."""
-        return self._policies.get(task_type) or RetryPolicy()
+        return self._policies.get(task_type) or _DEFAULT_POLICY
 
     def has_policy(self, task_type: str) -> bool:
         return task_type in self._policies
@@ -326,7 +328,16 @@ class TaskQueue:
 
     async def _run_schedule(self, entries: Sequence[list[str]], guard: tuple[str, int] | None) -> list[str] | None:
         keys, args = self._schedule_call(entries, guard)
-        result = await self._schedule(keys=keys, args=args)
+        # EVALSHA straight through execute_command: the Script wrapper's layers (tuple copies, the
+        # pipeline check, the deprecated-args decorator) cost more than the call on the ingest
+        # path. A server that lost the script (restart, SCRIPT FLUSH) gets it loaded once more.
+        script = self._schedule
+        execute = cast(Callable[..., Awaitable[Any]], self.redis.execute_command)
+        try:
+            result = await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            script.sha = await self.redis.script_load(script.script)
+            result = await execute("EVALSHA", script.sha, len(keys), *keys, *args)
         return None if result is None else self._scheduled(entries, result)
 
     async def schedule(

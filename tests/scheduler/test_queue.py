@@ -118,6 +118,16 @@ async def test_schedule_many_with_a_guard_commits_once(redis_client: aioredis.Re
     assert await queue.schedule_many([]) == []
 
 
+async def test_scheduling_survives_a_server_that_lost_its_scripts(redis_client: aioredis.Redis) -> None:
+    queue, _ = manual_queue(redis_client)
+    assert await queue.schedule_many([{"type": "t.s", "payload": {}, "tenant": None}], guard=("g1", 60))
+    await redis_client.script_flush()  # as after a Redis restart without persistence of scripts
+    ids = await queue.schedule_many([{"type": "t.s", "payload": {}, "tenant": None}], guard=("g2", 60))
+    assert ids is not None and len(ids) == 1
+    assert await queue.schedule_many([{"type": "t.s", "payload": {}, "tenant": None}], guard=("g2", 60)) is None
+    assert (await queue.stats()).due == 2
+
+
 async def test_max_attempts_defaults_to_the_type_policy(redis_client: aioredis.Redis) -> None:
     queue, _ = manual_queue(redis_client, policies={"t.sms": RetryPolicy(max_attempts=3)})
     queue.set_policies({"t.sync": RetryPolicy(max_attempts=8)})

@@ -17,6 +17,7 @@ from twilio.request_validator import (
     RequestValidator,
     get_signature_algorithm,
 )
+from werkzeug.datastructures import Headers
 
 from lily_host.errors import BadSignature, InvalidPayload
 from lily_twilio.settings import TwilioSettings
@@ -42,7 +43,9 @@ def form_params(body: bytes) -> FormParams:
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
-    if value is None:
+    # Werkzeug's Headers (what the pipeline passes) already match names case-insensitively: an
+    # absent header needs no second, linear look. Plain mappings (tests, tools) get one.
+    if value is None and not isinstance(headers, Headers):
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value
