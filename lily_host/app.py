@@ -24,7 +24,7 @@ from lily_host.metrics import render_latest
 from lily_host.plugins import PluginRegistry, PluginState, StartupError
 from lily_host.scheduler.metrics import collect_depth
 from lily_host.settings import HostSettings
-from lily_host.webhooks import make_webhook_view
+from lily_host.webhooks import WebhookFrontDoor, WebhookRoute
 
 log = get_logger("lily.app")
 
@@ -116,9 +116,14 @@ def mount_plugins(app: Quart, registry: PluginRegistry) -> None:
     """Mount every plugin's webhooks and routes; records each plugin's routes; collisions are errors."""
     blueprint_owner: dict[str, str] = {}
     gated_blueprints: dict[str, str] = {}
+    fixed_paths: dict[str, WebhookRoute] = {}
     for plugin, endpoint in registry.webhooks:
-        view = make_webhook_view(plugin, endpoint)
-        app.add_url_rule(endpoint.path, endpoint=f"webhook:{plugin}:{endpoint.path}", view_func=view, methods=["POST"])
+        route = WebhookRoute(plugin, endpoint)
+        app.add_url_rule(
+            endpoint.path, endpoint=f"webhook:{plugin}:{endpoint.path}", view_func=route.quart_view(), methods=["POST"]
+        )
+        if "<" not in endpoint.path:
+            fixed_paths[endpoint.path] = route
     for plugin, routes in registry.routes:
         name = routes.blueprint.name
         if name in blueprint_owner:
@@ -131,6 +136,8 @@ def mount_plugins(app: Quart, registry: PluginRegistry) -> None:
         if not routes.always_available:
             gated_blueprints[name] = plugin
     _check_route_collisions(app, registry, blueprint_owner)
+    # Webhooks with a fixed path skip Quart's request machinery (the ingest hot path).
+    app.asgi_app = WebhookFrontDoor(app, app.asgi_app, fixed_paths)  # type: ignore[method-assign]
 
     async def refuse_unconfigured_plugin() -> Any:
         plugin = gated_blueprints.get(request.blueprint or "")
@@ -193,4 +200,5 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
             worker.stop()
             await state["worker_task"]
         await host.shutdown()
+        await host.queue.drain()
         await host.redis.aclose()

@@ -20,16 +20,16 @@ import itertools
 import json
 import os
 import random
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from lily_host.clock import Clock, SystemClock
 from lily_host.contract import RetryPolicy
 from lily_host.scheduler import metrics, scripts
+from lily_host.scheduler.group_commit import ScriptBatcher
 
 __all__ = ["ClaimResult", "QueueStats", "Task", "TaskQueue", "TypeStats"]
 
@@ -219,6 +219,7 @@ class TaskQueue:
             channel=prefix + "wake",
         )
         self._schedule = redis.register_script(scripts.SCHEDULE)
+        self._schedule_batched = ScriptBatcher(redis, self._schedule)
         self._claim_script = redis.register_script(scripts.CLAIM)
         self._ack = redis.register_script(scripts.ACK)
         self._extend = redis.register_script(scripts.EXTEND)
@@ -230,6 +231,10 @@ class TaskQueue:
         self._list = redis.register_script(scripts.LIST)
         self._get = redis.register_script(scripts.GET)
         self._claims = itertools.count(1)
+
+    async def drain(self) -> None:
+        """Wait for schedule calls already on their way to Redis (before closing its connections)."""
+        await self._schedule_batched.drain()
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -328,16 +333,9 @@ class TaskQueue:
 
     async def _run_schedule(self, entries: Sequence[list[str]], guard: tuple[str, int] | None) -> list[str] | None:
         keys, args = self._schedule_call(entries, guard)
-        # EVALSHA straight through execute_command: the Script wrapper's layers (tuple copies, the
-        # pipeline check, the deprecated-args decorator) cost more than the call on the ingest
-        # path. A server that lost the script (restart, SCRIPT FLUSH) gets it loaded once more.
-        script = self._schedule
-        execute = cast(Callable[..., Awaitable[Any]], self.redis.execute_command)
-        try:
-            result = await execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            script.sha = await self.redis.script_load(script.script)
-            result = await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        # Group commit: every webhook in flight ends here, so the calls of one loop turn share a
+        # pipeline (one pool checkout, one write, one read) while each stays its own atomic script.
+        result = await self._schedule_batched(keys, args)
         return None if result is None else self._scheduled(entries, result)
 
     async def schedule(
