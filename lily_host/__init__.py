@@ -22,6 +22,7 @@ from lily_host.contract import (
     WebhookContext,
     WebhookEndpoint,
     WebhookRequest,
+    WebhookResponse,
 )
 from lily_host.errors import (
     BadSignature,
@@ -59,6 +60,7 @@ __all__ = [
     "WebhookContext",
     "WebhookEndpoint",
     "WebhookRequest",
+    "WebhookResponse",
     "__version__",
     "hookimpl",
 ]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from lily_host.forms import parse_form
 
 if TYPE_CHECKING:
     import structlog
@@ -96,6 +98,78 @@ class EventSubscription:
 # --- webhooks ----------------------------------------------------------------------------------
 
 
+class RequestHeaders(Mapping[str, str]):
+    """A webhook request's headers: names match case-insensitively; a repeated header reads as its
+    first value (``getlist`` has them all). What ``WebhookRequest.headers`` is, on either door."""
+
+    __slots__ = ("_first", "_pairs")
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._pairs = list(pairs)
+        first: dict[str, str] = {}
+        for name, value in self._pairs:
+            first.setdefault(name.lower(), value)
+        self._first = first
+
+    @classmethod
+    def from_asgi(cls, raw: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
+        """From an ASGI scope's headers (servers send names lower-cased; latin-1 is HTTP's charset)."""
+        return cls([(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw])
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.lower()]
+
+    def get(self, name: str, default: Any = None) -> Any:  # one dict look-up, no KeyError on the way
+        return self._first.get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def getlist(self, name: str) -> list[str]:
+        lowered = name.lower()
+        return [value for key, value in self._pairs if key.lower() == lowered]
+
+    def __repr__(self) -> str:  # names only: values carry signatures and tokens
+        return f"RequestHeaders({sorted(self._first)})"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    """A webhook's answer without Quart: status, body and content type.
+
+    Immutable, so one instance can answer every request (Twilio's empty TwiML, a JSON ``ok``): the
+    host's front door sends it as it is, where a Quart ``Response`` is built, rendered and copied
+    per request. ``handle`` and ``duplicate_response`` may return either.
+    """
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/json"
+    #: The ASGI header list, built once.
+    asgi_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        headers = ((b"content-type", self.content_type.encode("latin-1")), (b"content-length", b"%d" % len(self.body)))
+        object.__setattr__(self, "asgi_headers", headers)
+
+    @classmethod
+    def json(cls, data: Any, status: int = 200) -> WebhookResponse:
+        import json
+
+        return cls(json.dumps(data).encode(), status, "application/json")
+
+    def to_quart(self) -> Response:
+        from quart import Response
+
+        return Response(self.body, status=self.status, content_type=self.content_type)
+
+
 @dataclass
 class WebhookRequest:
     """An inbound webhook as the pipeline saw it: raw bytes first, parsed views on demand."""
@@ -121,18 +195,7 @@ class WebhookRequest:
     def form_lists(self) -> dict[str, list[str]]:
         """The url-encoded body with every value of every name (signature schemes sign them all)."""
         if self._form_lists is None:
-            from urllib.parse import parse_qsl
-
-            from lily_host.errors import InvalidPayload
-
-            try:
-                pairs = parse_qsl(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-            except UnicodeDecodeError as error:
-                raise InvalidPayload("form body is not UTF-8") from error
-            lists: dict[str, list[str]] = {}
-            for key, value in pairs:
-                lists.setdefault(key, []).append(value)
-            self._form_lists = lists
+            self._form_lists = parse_form(self.body)
         return self._form_lists
 
     def json(self) -> Any:
@@ -241,11 +304,13 @@ class WebhookEndpoint(abc.ABC):
         """A provider-scoped id of this delivery for idempotency, or None to skip deduplication."""
         return None
 
-    async def handle(self, request: WebhookRequest, payload: Any, ctx: WebhookContext) -> Response | None:
+    async def handle(
+        self, request: WebhookRequest, payload: Any, ctx: WebhookContext
+    ) -> Response | WebhookResponse | None:
         """Translate the payload into events/tasks via ``ctx``; return a response or None (200 JSON)."""
         return None
 
-    def duplicate_response(self, request: WebhookRequest, payload: Any) -> Response | None:
+    def duplicate_response(self, request: WebhookRequest, payload: Any) -> Response | WebhookResponse | None:
         """Response for a duplicate delivery; None means the same default as ``handle``."""
         return None
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from hypercorn.typing import (
     ASGIReceiveCallable,
@@ -35,10 +34,16 @@ from hypercorn.typing import (
 )
 from quart import Quart, Response
 from quart.globals import request_ctx
-from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest, delivery_guard
+from lily_host.contract import (
+    RequestHeaders,
+    WebhookContext,
+    WebhookEndpoint,
+    WebhookRequest,
+    WebhookResponse,
+    delivery_guard,
+)
 from lily_host.errors import UnknownTenant, WebhookRejected
 from lily_host.host import Host, current_host
 from lily_host.log import get_logger
@@ -59,7 +64,7 @@ class Inbound:
     scheme: str
     path: str
     query_string: bytes
-    headers: Headers
+    headers: RequestHeaders
     remote_addr: str | None
     path_params: dict[str, str]
     #: Reads the body: the bytes, or None once more than ``limit`` bytes arrived.
@@ -77,7 +82,7 @@ class WebhookRoute:
         self._seconds = WEBHOOK_SECONDS.labels(self.integration)
         self._counters: dict[str, Any] = {}
 
-    async def respond(self, host: Host, inbound: Inbound) -> Response:
+    async def respond(self, host: Host, inbound: Inbound) -> Response | WebhookResponse:
         started = time.perf_counter()
         outcome, response = await _run(host, self, inbound)
         counter = self._counters.get(outcome)
@@ -97,12 +102,13 @@ class WebhookRoute:
                 scheme=request.scheme,
                 path=request.path,
                 query_string=request.query_string,
-                headers=request.headers,
+                headers=RequestHeaders(request.headers.items()),
                 remote_addr=request.remote_addr,
                 path_params=path_params,
                 read_body=functools.partial(_read_quart_body, request.body),
             )
-            return await self.respond(current_host(), inbound)
+            response = await self.respond(current_host(), inbound)
+            return response.to_quart() if isinstance(response, WebhookResponse) else response
 
         view.__name__ = (
             f"webhook_{self.plugin}_{self.endpoint.path}".replace("/", "_").replace("<", "").replace(">", "")
@@ -138,7 +144,7 @@ class WebhookFrontDoor:
             scheme=scope["scheme"],
             path=scope["path"],
             query_string=scope["query_string"],
-            headers=Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]]),
+            headers=RequestHeaders.from_asgi(scope["headers"]),
             remote_addr=client[0] if client else None,
             path_params={},
             # Quart's BODY_TIMEOUT (60 s) bounds a slow body on both doors.
@@ -148,20 +154,25 @@ class WebhookFrontDoor:
             # The app context: handlers may use jsonify/current_app, as in a Quart view.
             async with self._app.app_context():
                 response = await route.respond(self._app.extensions["lily"], inbound)
-                data = await response.get_data()
-                status, body = response.status_code, data.encode() if isinstance(data, str) else data
-                headers = [
-                    (name.lower().encode("latin-1"), value.encode("latin-1"))
-                    for name, value in response.headers.items()
-                ]
+                if isinstance(response, WebhookResponse):
+                    status, headers, body = response.status, list(response.asgi_headers), response.body
+                else:
+                    status, headers, body = await _render(response)
         except _ClientGone:
             return
         except Exception:  # e.g. a response that cannot render: still an answer, never a dropped connection
             log.exception("webhook response failed", integration=route.integration)
-            status, body = 500, _INTERNAL_ERROR
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            status, headers, body = _INTERNAL_ERROR.status, list(_INTERNAL_ERROR.asgi_headers), _INTERNAL_ERROR.body
         await send(HTTPResponseStartEvent(type="http.response.start", status=status, headers=headers, trailers=False))
         await send(HTTPResponseBodyEvent(type="http.response.body", body=body, more_body=False))
+
+
+async def _render(response: Response) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A Quart Response as ASGI status, headers and body."""
+    data = await response.get_data()
+    body = data.encode() if isinstance(data, str) else data
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.headers.items()]
+    return response.status_code, headers, body
 
 
 class _ClientGone(Exception):
@@ -202,24 +213,16 @@ async def _read_quart_body(body: AsyncIterator[bytes], limit: int) -> bytes | No
     return b"".join(chunks)
 
 
-def _json_response(status: int, data: Mapping[str, Any]) -> Response:
-    # Built without jsonify, which needs an app context the error paths may not have.
-    return Response(json.dumps(data).encode(), status=status, content_type="application/json")
+def _error(status: int, outcome: str, message: str, **extra: Any) -> tuple[str, WebhookResponse]:
+    return outcome, WebhookResponse.json({"error": outcome, "message": message, **extra}, status)
 
 
-def _error(status: int, outcome: str, message: str, **extra: Any) -> tuple[str, Response]:
-    return outcome, _json_response(status, {"error": outcome, "message": message, **extra})
+#: The answers every request may share.
+_OK = WebhookResponse.json({"ok": True})
+_INTERNAL_ERROR = WebhookResponse.json({"error": "error", "message": "internal error; nothing was stored"}, 500)
 
 
-_OK = json.dumps({"ok": True}).encode()
-_INTERNAL_ERROR = json.dumps({"error": "error", "message": "internal error; nothing was stored, please retry"}).encode()
-
-
-def _ok() -> Response:
-    return Response(_OK, status=200, content_type="application/json")
-
-
-async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, Response]:
+async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, Response | WebhookResponse]:
     plugin, endpoint, integration = route.plugin, route.endpoint, route.integration
     settings = host.settings
     record = host.registry.records[plugin]
@@ -264,7 +267,7 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
         path=path,
         query_string=query,
         public_url=settings.public_url + path + (f"?{query}" if query else ""),
-        headers=cast(Mapping[str, str], headers),
+        headers=headers,
         body=body,
         content_type=media_type,
         path_params=inbound.path_params,
@@ -294,9 +297,9 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
     if committed is None:
         bound.info("duplicate webhook ignored")
         duplicate = endpoint.duplicate_response(wreq, payload)
-        return "duplicate", duplicate if duplicate is not None else (response if response is not None else _ok())
+        return "duplicate", duplicate if duplicate is not None else (response if response is not None else _OK)
     bound.info("webhook accepted", tasks=len(committed))
-    return "accepted", response if response is not None else _ok()
+    return "accepted", response if response is not None else _OK
 
 
 def _came_over_https(inbound: Inbound, trusted_proxies: list[str]) -> bool:

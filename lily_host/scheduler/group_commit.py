@@ -18,11 +18,17 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 __all__ = ["ScriptBatcher"]
 
 _Call = tuple[Sequence[str], Sequence[str], "asyncio.Future[Any]"]
+
+
+def _pack_evalsha(sha: bytes, keys: Sequence[str], args: Sequence[str]) -> bytes:
+    """``EVALSHA sha numkeys key... arg...`` in the Redis protocol (RESP arrays of bulk strings)."""
+    parts = [b"EVALSHA", sha, b"%d" % len(keys), *(key.encode() for key in keys), *(arg.encode() for arg in args)]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(part), part) for part in parts)
 
 
 class ScriptBatcher:
@@ -82,11 +88,29 @@ class ScriptBatcher:
                 future.set_result(result)
 
     async def _pipeline(self, batch: Sequence[_Call]) -> list[Any]:
-        sha = self._script.sha
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args, _ in batch:
-                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-            return list(await pipe.execute(raise_on_error=False))
+        """Every call of ``batch`` in one write on one pooled connection, then each reply in turn.
+
+        What redis-py's Pipeline does, less its generic layers (a command stack, per-argument
+        encoding through the client's encoder, a retry wrapper): the arguments here are always
+        text, so they are packed in one pass. A reply that is an error (a script error, NOSCRIPT)
+        belongs to its call alone; a connection error fails the batch, and redis-py closes that
+        connection rather than return it half-read to the pool.
+        """
+        sha = self._script.sha.encode() if isinstance(self._script.sha, str) else self._script.sha
+        packed = b"".join(_pack_evalsha(sha, keys, args) for keys, args, _ in batch)
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(packed)
+            results: list[Any] = []
+            for _ in batch:
+                try:
+                    results.append(await connection.read_response())
+                except ResponseError as error:
+                    results.append(error)
+            return results
+        finally:
+            await pool.release(connection)
 
     async def drain(self) -> None:
         """Wait for every batch already sent (on shutdown, before the connection pool closes)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
 
 from twilio.request_validator import (
     HMAC_SHA1,
@@ -19,7 +18,9 @@ from twilio.request_validator import (
 )
 from werkzeug.datastructures import Headers
 
-from lily_host.errors import BadSignature, InvalidPayload
+from lily_host.contract import RequestHeaders
+from lily_host.errors import BadSignature
+from lily_host.forms import parse_form
 from lily_twilio.settings import TwilioSettings
 
 
@@ -31,21 +32,14 @@ class FormParams(dict[str, list[str]]):
 
 
 def form_params(body: bytes) -> FormParams:
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-    except UnicodeDecodeError as error:
-        raise InvalidPayload("form body is not UTF-8") from error
-    params = FormParams()
-    for name, value in pairs:
-        params.setdefault(name, []).append(value)
-    return params
+    return FormParams(parse_form(body))
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
-    # Werkzeug's Headers (what the pipeline passes) already match names case-insensitively: an
-    # absent header needs no second, linear look. Plain mappings (tests, tools) get one.
-    if value is None and not isinstance(headers, Headers):
+    # The pipeline's RequestHeaders (and Werkzeug's Headers) already match names case-insensitively:
+    # an absent header needs no second, linear look. Plain mappings (tests, tools) get one.
+    if value is None and not isinstance(headers, RequestHeaders | Headers):
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value

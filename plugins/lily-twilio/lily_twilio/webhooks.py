@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from quart import Response
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest
+from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest, WebhookResponse
 from lily_host.log import mask_phone
 from lily_twilio.payloads import (
     CallUpdate,
@@ -37,16 +36,16 @@ FORM = "application/x-www-form-urlencoded"
 MAX_BODY = 64 * 1024
 
 
-def twiml(document: VoiceResponse | MessagingResponse) -> Response:
-    return Response(str(document), status=200, content_type="text/xml; charset=utf-8")
+TWIML = "text/xml; charset=utf-8"
 
 
-#: Most callbacks answer with nothing to say; rendering it once spares an XML build per request.
-EMPTY_TWIML = str(VoiceResponse())
+def twiml(document: VoiceResponse | MessagingResponse) -> WebhookResponse:
+    return WebhookResponse(str(document).encode(), 200, TWIML)
 
 
-def empty_twiml() -> Response:
-    return Response(EMPTY_TWIML, status=200, content_type="text/xml; charset=utf-8")
+#: Most callbacks answer with nothing to say: rendered once, and the same immutable answer shared.
+EMPTY_VOICE_TWIML = twiml(VoiceResponse())
+EMPTY_MESSAGING_TWIML = twiml(MessagingResponse())
 
 
 class _TwilioWebhook(WebhookEndpoint):
@@ -72,7 +71,7 @@ class VoiceWebhook(_TwilioWebhook):
     def delivery_id(self, request: WebhookRequest, payload: CallUpdate) -> str:
         return payload.delivery_id
 
-    async def handle(self, request: WebhookRequest, payload: CallUpdate, ctx: WebhookContext) -> Response:
+    async def handle(self, request: WebhookRequest, payload: CallUpdate, ctx: WebhookContext) -> WebhookResponse:
         if payload.missed:
             caller = textable(payload.caller)
             if caller is None:
@@ -82,10 +81,10 @@ class VoiceWebhook(_TwilioWebhook):
                 ctx.log.info(
                     "twilio.missed_call", call_sid=payload.call_sid, status=payload.status, caller=mask_phone(caller)
                 )
-        return empty_twiml()
+        return EMPTY_VOICE_TWIML
 
-    def duplicate_response(self, request: WebhookRequest, payload: CallUpdate) -> Response:
-        return empty_twiml()
+    def duplicate_response(self, request: WebhookRequest, payload: CallUpdate) -> WebhookResponse:
+        return EMPTY_VOICE_TWIML
 
 
 class SmsWebhook(_TwilioWebhook):
@@ -104,12 +103,12 @@ class SmsWebhook(_TwilioWebhook):
     def delivery_id(self, request: WebhookRequest, payload: InboundMessage) -> str:
         return payload.message_sid
 
-    async def handle(self, request: WebhookRequest, payload: InboundMessage, ctx: WebhookContext) -> Response:
+    async def handle(self, request: WebhookRequest, payload: InboundMessage, ctx: WebhookContext) -> WebhookResponse:
         ctx.emit("message.received", payload.event())
-        return twiml(MessagingResponse())
+        return EMPTY_MESSAGING_TWIML
 
-    def duplicate_response(self, request: WebhookRequest, payload: InboundMessage) -> Response:
-        return twiml(MessagingResponse())
+    def duplicate_response(self, request: WebhookRequest, payload: InboundMessage) -> WebhookResponse:
+        return EMPTY_MESSAGING_TWIML
 
 
 class StatusWebhook(_TwilioWebhook):
