@@ -248,7 +248,7 @@ def prepare_tenant(env: dict[str, str]) -> None:
 
 def profile(pid: int, seconds: float, output: str) -> subprocess.Popen[bytes]:
     """py-spy (pip install py-spy) sampling the lily server while it is under load."""
-    command = ["py-spy", "record", "--subprocesses", "--rate", "400", "--format", "raw", "-o", output]
+    command = ["py-spy", "record", "--subprocesses", "--nonblocking", "--format", "raw", "-o", output]
     command += ["--pid", str(pid), "--duration", str(int(seconds))]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
