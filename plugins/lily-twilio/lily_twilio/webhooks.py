@@ -15,7 +15,6 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
 from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest, WebhookResponse
-from lily_host.log import mask_phone
 from lily_twilio.payloads import (
     CallUpdate,
     InboundMessage,
@@ -78,9 +77,8 @@ class VoiceWebhook(_TwilioWebhook):
                 ctx.log.info("twilio.missed_call_hidden_caller", call_sid=payload.call_sid, status=payload.status)
             else:
                 ctx.emit("call.missed", {**payload.event(), "caller": caller})
-                ctx.log.info(
-                    "twilio.missed_call", call_sid=payload.call_sid, status=payload.status, caller=mask_phone(caller)
-                )
+                # The log processor masks ``caller`` (a phone key), only when the line is written.
+                ctx.log.info("twilio.missed_call", call_sid=payload.call_sid, status=payload.status, caller=caller)
         return EMPTY_VOICE_TWIML
 
     def duplicate_response(self, request: WebhookRequest, payload: CallUpdate) -> WebhookResponse:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from lily_host.log import configure_logging
 from lily_host.testing import Harness
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form
@@ -221,3 +226,17 @@ async def test_canceled_tenant_schedules_no_text(lily: Harness, fake_twilio: Fak
     assert await due_tasks(lily) == 0
     await lily.advance(3600)
     assert fake_twilio.messages == []
+
+
+async def test_the_missed_call_log_line_masks_the_caller(
+    lily: Harness, post_twilio, numbers, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("production", "INFO")  # JSON lines on the (captured) stderr
+    try:
+        await post_twilio(VOICE, call_form(caller=numbers.caller, to=numbers.acme))
+    finally:
+        configure_logging("development", "WARNING")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    [missed] = [line for line in lines if line["event"] == "twilio.missed_call"]
+    assert missed["caller"] == "+1******4321" and missed["tenant"] == "acme"
+    assert numbers.caller not in json.dumps(lines)
