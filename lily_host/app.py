@@ -17,6 +17,7 @@ from lily_host.admin_api import admin
 from lily_host.clock import Clock
 from lily_host.crypto import SecretBox
 from lily_host.errors import ConfigurationError
+from lily_host.front_door import WebhookFrontDoor
 from lily_host.health import collect_health
 from lily_host.host import Host, current_host
 from lily_host.log import configure_logging, get_logger
@@ -24,7 +25,7 @@ from lily_host.metrics import render_latest
 from lily_host.plugins import PluginRegistry, PluginState, StartupError
 from lily_host.scheduler.metrics import collect_depth
 from lily_host.settings import HostSettings
-from lily_host.webhooks import WebhookFrontDoor, WebhookRoute
+from lily_host.webhooks import WebhookRoute
 
 log = get_logger("lily.app")
 
