@@ -5,12 +5,14 @@ asyncio load generator on loopback (64 keep-alive connections, every request a d
 missed call). Lily does the real pipeline: signature (Twilio's RequestValidator), tenant by `To`
 number, idempotency, one task scheduled. The bare peer verifies an HMAC and does one ZADD.
 
-Both servers run side by side, idle but for the one under load, and the load alternates between
-them in rounds (bare, lily, lily, bare, ...): on a shared machine whose speed drifts by the
-minute, a ratio of figures taken minutes apart measures the drift, not the servers. With two or
-more cores the servers are pinned to core 0 and the load generator and redis-server to core 1, so
-neither steals the server's core mid-run (the tail figures are about the server, not about the
-scheduler's mood).
+Two floors run beside them: a no-op raw ASGI app (what hypercorn costs by itself) and the same
+plus one ZADD (the least an app that commits to Redis before answering costs), so every run shows
+what this machine allows at all. All four run side by side, idle but for the one under load, and
+the load alternates between them in rounds (floor ... lily, then lily ... floor): on a shared
+machine whose speed drifts by the minute, a ratio of figures taken minutes apart measures the
+drift, not the servers. With two or more cores the servers are pinned to core 0 and the load
+generator and redis-server to core 1, so neither steals the server's core mid-run (the tail
+figures are about the server, not about the scheduler's mood).
 
     python bench/ingest_bench.py [--seconds 5] [--rounds 3] [--connections 64] [--quick] [--no-pin]
 """
@@ -42,6 +44,8 @@ PUBLIC_URL = "https://lily.bench"
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
 BUSINESS_NUMBER = "+15125550100"
 PATH = "/webhooks/twilio/voice"
+#: The ASGI app hypercorn serves for each peer (lily is `lily serve`).
+APPS = {"floor": "floor_app:app", "zadd": "floor_app:zadd_app", "bare": "bare_app:app"}
 #: With --pin (the default on two cores or more): the server's core, and the one wrk and Redis share.
 SERVER_CORE, LOAD_CORE = "0", "1"
 
@@ -213,7 +217,7 @@ def start_server(kind: str, port: int, env: dict[str, str], loop: str, pin: bool
             f"127.0.0.1:{port}",
             "--worker-class",
             loop,
-            f"{kind}_app:app",
+            APPS[kind],
         ]
     process = subprocess.Popen(
         command,
@@ -311,10 +315,11 @@ def main() -> None:
             "PYTHONPATH": str(ROOT / "bench"),
         }
         prepare_tenant(env)
-        kinds = ("floor", "bare", "lily")
+        kinds = ("floor", "zadd", "bare", "lily")
         ports = {kind: free_port() for kind in kinds}
         # Enough distinct calls for 4,000 requests/s: a replayed call would be a duplicate (another path).
-        calls = {kind: signed_calls(int(seconds * rounds * 4000) + 500, prefix=kind) for kind in kinds}
+        calls = {kind: signed_calls(int(seconds * rounds * 4000) + 500, prefix=kind) for kind in ("bare", "lily")}
+        calls["floor"] = calls["zadd"] = calls["bare"]  # the floors read no signature and keep no delivery id
         processes: dict[str, subprocess.Popen[bytes]] = {}
         runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
         try:
@@ -357,6 +362,7 @@ def main() -> None:
     print(f"{'median of the rounds':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'worst p99':>11}{'errors':>8}")
     labels = {
         "floor": "hypercorn floor (no-op ASGI)",
+        "zadd": "floor + one ZADD (raw ASGI)",
         "bare": "bare Quart HMAC+ZADD",
         "lily": "lily serve (full pipeline)",
     }
@@ -377,8 +383,9 @@ def main() -> None:
     needed = args.connections / 0.050
     print(
         f"lily p99 {results['lily']['p99_ms']:.1f} ms (target < 50 ms at {args.connections} connections, which needs "
-        f"> {needed:.0f} req/s; the floor did {results['floor']['rps']:.0f}, lily "
-        f"{results['lily']['rps'] / results['floor']['rps']:.0%} of it)"
+        f"> {needed:.0f} req/s; the floor did {results['floor']['rps']:.0f} and the floor with one ZADD "
+        f"{results['zadd']['rps']:.0f}, p99 {results['zadd']['p99_ms']:.1f} ms; lily did "
+        f"{results['lily']['rps'] / results['zadd']['rps']:.0%} of that)"
     )
     print(
         f"tasks scheduled by lily: {scheduled} (one per accepted webhook: 500 in the warm-up, "
