@@ -73,6 +73,8 @@ class Worker:
         log: structlog.stdlib.BoundLogger | None = None,
         drain_timeout: float = 20.0,
         max_sleep: float = 10.0,
+        unknown_type_grace: float = 900.0,
+        unknown_type_recheck: float = 30.0,
     ) -> None:
         if concurrency < 1 or batch < 1 or lease <= 0:
             raise ValueError("concurrency and batch must be >= 1 and lease > 0")
@@ -85,6 +87,11 @@ class Worker:
         self.drain_timeout = drain_timeout
         # Safety net only: pub/sub is at-most-once, so a wake lost in a reconnect costs at most this.
         self.max_sleep = max_sleep
+        # A task type no handler here knows is, most of the time, a newer release rolling out (its
+        # webhooks schedule the new type while older workers still run): the task is put back, no
+        # attempt spent, and dead-lettered only when no worker has taken it within the grace.
+        self.unknown_type_grace = unknown_type_grace
+        self.unknown_type_recheck = unknown_type_recheck
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         base = log if log is not None else cast(structlog.stdlib.BoundLogger, structlog.get_logger("lily.scheduler"))
         self._log = base.bind(worker_id=self.worker_id, queue=queue.name)
@@ -260,7 +267,7 @@ class Worker:
         log = self._log.bind(task_id=task.id, task_type=task.type, attempt=task.attempt, tenant=task.tenant)
         handler = self.handlers.get(task.type)
         if handler is None:
-            await self._dead(task, log, f"no handler registered for task type {task.type!r}")
+            await self._unknown_type(task, log)
             return
         if task.attempt > task.max_attempts:
             await self._dead(
@@ -308,6 +315,20 @@ class Worker:
             log.debug("task.ok")
             self._acks.append(task)
             self._ack_event.set()
+
+    async def _unknown_type(self, task: Task, log: structlog.stdlib.BoundLogger) -> None:
+        now = await self.queue.now()
+        if now - task.first_due < self.unknown_type_grace:
+            reason = f"no handler registered here for task type {task.type!r}; put back for a worker that has one"
+            until = now + self.unknown_type_recheck
+            await self._settle(task, log, "deferred", self.queue.defer(task, until), reason=reason)
+            return
+        await self._dead(
+            task,
+            log,
+            f"no handler registered for task type {task.type!r} "
+            f"(no worker took it within {self.unknown_type_grace:.0f} s of its due time)",
+        )
 
     async def _backoff(self, task: Task, log: structlog.stdlib.BoundLogger, error: BaseException) -> None:
         delay = backoff_delay(self._policy(task.type), task.attempt)

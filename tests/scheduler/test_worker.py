@@ -170,15 +170,43 @@ async def test_defer_reschedules_without_spending_an_attempt(
     assert await queue.get(task_id or "") is None  # done, with max_attempts=1 never exceeded
 
 
-async def test_unknown_task_type_is_dead_lettered_with_a_clear_error(
+async def test_unknown_task_type_waits_for_a_worker_that_knows_it_then_is_dead_lettered(
     redis_client: aioredis.Redis, fake_host: Callable[[TaskQueue], Any]
 ) -> None:
-    queue, _, worker = setup(redis_client, fake_host, {})
+    queue, clock, worker = setup(redis_client, fake_host, {}, unknown_type_grace=300, unknown_type_recheck=30)
     task_id = await queue.schedule("gone.plugin_task", {}, tenant=None)
     assert await worker.run_due() == 1
     task = await queue.get(task_id or "")
+    assert task is not None and task.state == "due" and task.due == START + 30
+    assert task.attempt == 1  # put back without spending an attempt
+    for _ in range(9):  # rechecked every 30 s while the grace lasts
+        clock.advance(30)
+        assert await worker.run_due() == 1
+    clock.advance(30)
+    assert await worker.run_due() == 1
+    task = await queue.get(task_id or "")
     assert task is not None and task.state == "dead"
-    assert task.last_error == "no handler registered for task type 'gone.plugin_task'"
+    assert task.last_error == (
+        "no handler registered for task type 'gone.plugin_task' (no worker took it within 300 s of its due time)"
+    )
+
+
+async def test_a_task_from_a_newer_release_runs_once_a_worker_that_knows_it_is_up(
+    redis_client: aioredis.Redis, fake_host: Callable[[TaskQueue], Any]
+) -> None:
+    ran: list[str] = []
+
+    async def new_task(ctx: TaskContext, payload: dict[str, Any]) -> None:
+        ran.append(ctx.task_id)
+
+    queue, clock, old_worker = setup(redis_client, fake_host, {})
+    task_id = await queue.schedule("new.feature", {}, tenant=None)
+    assert await old_worker.run_due() == 1  # the old release puts it back
+    new_worker = Worker(queue, {"new.feature": TaskHandler("new.feature", new_task)}, host=fake_host(queue))
+    clock.advance(30)
+    assert await new_worker.run_due() == 1
+    assert ran == [task_id]
+    assert await queue.get(task_id or "") is None
 
 
 async def test_a_run_lost_on_the_final_attempt_is_dead_lettered(
