@@ -116,7 +116,7 @@ async def update_tenant(tenant_id: str) -> Any:
 @admin.delete("/tenants/<tenant_id>")
 @require_admin
 async def delete_tenant(tenant_id: str) -> Any:
-    if not await current_host().tenants.delete(tenant_id):
+    if not await current_host().delete_tenant(tenant_id):
         return _problem(404, "not_found", f"no tenant {tenant_id!r}")
     return "", 204
 

@@ -22,6 +22,7 @@ JOB_CANCELLED = "job.cancelled"
 BOOKING_CREATED = "booking.created"
 BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
+TENANT_DELETED = "tenant.deleted"
 
 
 class EventBus:

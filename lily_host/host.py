@@ -14,7 +14,7 @@ from lily_host.clock import Clock, SystemClock
 from lily_host.contract import TaskContext, TaskHandler
 from lily_host.crypto import SecretBox
 from lily_host.errors import CapabilityUnavailable, Defer
-from lily_host.events import EventBus
+from lily_host.events import TENANT_DELETED, EventBus
 from lily_host.log import get_logger
 from lily_host.plugins import PluginRegistry, PluginState
 from lily_host.scheduler import TaskQueue, Worker
@@ -116,6 +116,17 @@ class Host:
 
     def public_url(self, path: str) -> str:
         return self.settings.public_url + (path if path.startswith("/") else "/" + path)
+
+    async def delete_tenant(self, tenant_id: str) -> bool:
+        """Delete a tenant and, in the same Redis transaction, schedule ``tenant.deleted`` to every
+        subscriber: each erases what it keeps for the tenant (the host its texts, jobs and bookings;
+        lily-s3 its photos). Either both happen or neither. False if there is no such tenant."""
+
+        def schedule_purge(transaction: Any, tenant: Tenant) -> None:
+            payload = {"tenant": tenant.id, "name": tenant.name, "plugins": self.tenants.plain_settings(tenant)}
+            self.queue.schedule_in(transaction, self.events.fanout(TENANT_DELETED, payload, tenant=tenant.id))
+
+        return await self.tenants.delete(tenant_id, also=schedule_purge)
 
     def make_worker(self, **options: Any) -> Worker:
         return Worker(self.queue, self.handlers, host=self, **options)

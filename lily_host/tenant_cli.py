@@ -126,16 +126,16 @@ def set_(tenant_id: str, assignments: tuple[str, ...]) -> None:
 @click.argument("tenant_id")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def delete(tenant_id: str, yes: bool) -> None:
-    """Delete a tenant, its keys, secrets and lookup entries."""
+    """Delete a tenant, its keys, secrets and lookup entries; its stored data is erased by the workers."""
     if not yes:
         click.confirm(f"Delete tenant {tenant_id} and all its settings?", abort=True)
 
     async def work(host: Host) -> bool:
-        return await host.tenants.delete(tenant_id)
+        return await host.delete_tenant(tenant_id)
 
     if not _with_host(work):
         raise click.ClickException(f"no tenant {tenant_id!r}")
-    click.echo(f"tenant {tenant_id} deleted")
+    click.echo(f"tenant {tenant_id} deleted; a worker erases its texts, jobs, bookings and files (tenant.deleted)")
 
 
 @tenants.group("key", help="Mint, list and revoke a tenant's API keys.")

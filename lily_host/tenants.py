@@ -277,7 +277,9 @@ class TenantStore:
                 except WatchError:
                     continue
 
-    async def delete(self, tenant_id: str) -> bool:
+    async def delete(self, tenant_id: str, *, also: Callable[[Any, Tenant], None] | None = None) -> bool:
+        """Delete a tenant, its API keys, secrets and lookup entries. ``also(transaction, tenant)``
+        may queue more commands into the same MULTI (the host schedules the data purge there)."""
         tenant = await self.get(tenant_id)
         if tenant is None:
             return False
@@ -298,9 +300,18 @@ class TenantStore:
             f"lily:tenant_index:{tenant_id}",
         )
         pipe.srem("lily:tenants", tenant_id)
+        if also is not None:
+            also(pipe, tenant)
         await pipe.execute()
         self.forget_cached()
         return True
+
+    def plain_settings(self, tenant: Tenant) -> dict[str, dict[str, Any]]:
+        """Each plugin's tenant settings without the secret ones (what may travel in an event)."""
+        return {
+            plugin: {key: value for key, value in values.items() if not _is_stored_secret(value)}
+            for plugin, values in tenant.plugins.items()
+        }
 
     # --- per-plugin settings ------------------------------------------------------------------------
 

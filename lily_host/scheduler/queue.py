@@ -397,6 +397,22 @@ class TaskQueue:
             ids.extend(self._scheduled(chunk, result))
         return ids
 
+    def schedule_in(self, transaction: Any, tasks: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Queue the scheduling of ``tasks`` into ``transaction`` (a MULTI pipeline the caller executes).
+
+        The tasks are written if and only if the caller's transaction is: how a tenant's deletion and
+        the purge of its data are one step. EVAL with the script's text, not EVALSHA, because an error
+        inside MULTI would not undo the other commands. Returns the ids (dedupe hits aside).
+        """
+        entries = []
+        for spec in tasks:
+            options = {k: v for k, v in spec.items() if k not in ("type", "payload")}
+            entries.append(self._entry(spec["type"], spec.get("payload") or {}, **options))
+        if entries:
+            keys, args = self._schedule_call(entries, None)
+            transaction.eval(scripts.SCHEDULE, len(keys), *keys, *args)
+        return [entry[0] for entry in entries]
+
     async def release_guard(self, key_suffix: str) -> None:
         """Delete a guard so the same delivery can be processed again."""
         await self.redis.delete(self.keys.guard_prefix + key_suffix)

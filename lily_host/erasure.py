@@ -1,0 +1,83 @@
+"""What the host keeps for a tenant, erased when the tenant is deleted (``tenant.deleted``).
+
+``Host.delete_tenant`` removes the tenant record, keys, secrets and lookup entries and, in the same
+Redis transaction, schedules ``tenant.deleted`` to every subscriber. This built-in subscriber erases
+the host's own per-tenant data: message records and their indexes, send caps, keyword markers,
+jobs, bookings and automation markers. Plugins subscribe for theirs (lily-s3: the photos).
+
+Kept on purpose: the STOP list (``lily:sms:suppressed:<tenant>``). An opt-out must go on being
+honoured if the business comes back under the same id; it holds the numbers that asked not to be
+texted and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from lily_host import hookimpl
+from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
+from lily_host.errors import PermanentError
+from lily_host.events import TENANT_DELETED
+
+TASK = "lily.erase_tenant"
+
+#: The host's per-tenant keys, as SCAN patterns ({t} is the tenant id, glob-escaped).
+PATTERNS = (
+    "lily:sms:message:{t}:*",
+    "lily:sms:messages:{t}",
+    "lily:sms:dedupe:{t}:*",
+    "lily:sms:provider:{t}:*",
+    "lily:sms:cap:{t}:*",
+    "lily:sms:keyword:{t}:*",
+    "lily:job:{t}:*",
+    "lily:booking:{{{t}}}:*",
+    "lily:automations:missed_call:{t}:*",
+    "lily:bookings:calendar_lock:{t}",
+)
+#: Keys unlinked per round trip.
+BATCH = 500
+
+
+def glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis glob pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+async def erase_keys(redis: Any, patterns: tuple[str, ...], tenant_id: str) -> int:
+    """UNLINK every key matching ``patterns`` for ``tenant_id``; returns how many were removed."""
+    escaped = glob_escape(tenant_id)
+    removed = 0
+    for pattern in patterns:
+        match = pattern.format(t=escaped)
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=match, count=BATCH):
+            batch.append(key)
+            if len(batch) >= BATCH:
+                removed += int(await redis.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await redis.unlink(*batch))
+    return removed
+
+
+async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
+    tenant_id = payload.get("tenant")
+    if not isinstance(tenant_id, str) or not tenant_id:
+        raise PermanentError("tenant.deleted without a tenant id", code="invalid_event")
+    if await ctx.host.tenants.get(tenant_id) is not None:
+        # Created again under the same id since: its data is the new tenant's now.
+        ctx.log.warning("tenant exists again; nothing erased")
+        return
+    removed = await erase_keys(ctx.host.redis, PATTERNS, tenant_id)
+    ctx.log.info("tenant data erased", keys=removed)
+
+
+@hookimpl
+def register_tasks(register: Callable[[TaskHandler], None]) -> None:
+    register(TaskHandler(TASK, erase_tenant, retry=RetryPolicy(max_attempts=8)))
+
+
+@hookimpl
+def register_event_subscriptions(register: Callable[[EventSubscription], None]) -> None:
+    register(EventSubscription(TENANT_DELETED, TASK))

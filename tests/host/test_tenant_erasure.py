@@ -1,0 +1,74 @@
+"""Deleting a tenant erases what the host keeps for it, and nothing of any other tenant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from lily_host.erasure import PATTERNS, glob_escape
+from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
+
+ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def lily(lily_harness: HarnessFactory) -> AsyncIterator[Harness]:
+    async with lily_harness() as harness:
+        for tenant_id in ("acme", "acme-2"):  # one id a prefix of the other: a careless pattern takes both
+            await harness.create_tenant(tenant_id)
+        yield harness
+
+
+def host_keys(tenant_id: str) -> list[str]:
+    """One key per documented pattern, with '*' filled in."""
+    return [pattern.format(t=tenant_id).replace("*", "x1") for pattern in PATTERNS]
+
+
+async def seed(lily: Harness, tenant_id: str) -> list[str]:
+    keys = host_keys(tenant_id)
+    for key in keys:
+        await lily.host.redis.set(key, "v")
+    await lily.host.redis.hset(f"lily:sms:suppressed:{tenant_id}", "+15557654321", '{"reason": "stop"}')
+    return keys
+
+
+async def existing(lily: Harness, keys: list[str]) -> list[str]:
+    return [key for key in keys if await lily.host.redis.exists(key)]
+
+
+async def test_deleting_a_tenant_erases_its_data_and_keeps_its_stop_list(lily: Harness) -> None:
+    acme, other = await seed(lily, "acme"), await seed(lily, "acme-2")
+
+    response = await lily.client.delete("/api/tenants/acme", headers=ADMIN)
+    assert response.status_code == 204
+    assert await lily.host.tenants.get("acme") is None
+    assert await lily.run_due() >= 1
+
+    assert await existing(lily, acme) == []
+    assert await existing(lily, other) == other
+    # STOP opt-outs outlive the tenant: they must go on being honoured if it comes back
+    assert await lily.host.redis.hget("lily:sms:suppressed:acme", "+15557654321") is not None
+
+
+async def test_the_erasure_is_scheduled_with_the_deletion_and_carries_plain_settings(lily: Harness) -> None:
+    stats_before = await lily.host.queue.stats()
+    assert await lily.host.delete_tenant("acme") is True
+    [task] = await lily.host.queue.list_tasks("due")
+    assert task.type == "lily.erase_tenant" and task.tenant == "acme"
+    assert task.payload["tenant"] == "acme" and isinstance(task.payload["plugins"], dict)
+    assert (await lily.host.queue.stats()).due == stats_before.due + 1
+    assert await lily.host.delete_tenant("acme") is False  # gone: nothing more scheduled
+    assert (await lily.host.queue.stats()).due == stats_before.due + 1
+
+
+async def test_a_tenant_created_again_before_the_erasure_keeps_its_data(lily: Harness) -> None:
+    keys = await seed(lily, "acme")
+    assert await lily.host.delete_tenant("acme")
+    await lily.create_tenant("acme")
+    await lily.run_due()
+    assert await existing(lily, keys) == keys
+
+
+def test_tenant_ids_are_matched_literally() -> None:
+    assert glob_escape("a*b?[c]\\") == "a\\*b\\?\\[c\\]\\\\"
