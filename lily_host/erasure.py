@@ -61,13 +61,21 @@ async def erase_keys(redis: Any, patterns: tuple[str, ...], tenant_id: str) -> i
     return removed
 
 
-async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
+async def deleted_tenant(ctx: TaskContext, payload: dict[str, Any]) -> str | None:
+    """The id a ``tenant.deleted`` payload names, or None when a tenant of that id exists again
+    (created since: what is stored under the id is the new tenant's). For every subscriber."""
     tenant_id = payload.get("tenant")
     if not isinstance(tenant_id, str) or not tenant_id:
         raise PermanentError("tenant.deleted without a tenant id", code="invalid_event")
     if await ctx.host.tenants.get(tenant_id) is not None:
-        # Created again under the same id since: its data is the new tenant's now.
         ctx.log.warning("tenant exists again; nothing erased")
+        return None
+    return tenant_id
+
+
+async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
+    tenant_id = await deleted_tenant(ctx, payload)
+    if tenant_id is None:
         return
     removed = await erase_keys(ctx.host.redis, PATTERNS, tenant_id)
     ctx.log.info("tenant data erased", keys=removed)

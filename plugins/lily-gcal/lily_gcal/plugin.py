@@ -15,10 +15,24 @@ from lily_gcal.health import check
 from lily_gcal.oauth import SHARE_TASK, blueprint
 from lily_gcal.settings import GcalSettings, GcalTenantSettings
 from lily_host import hookimpl
-from lily_host.contract import Capability, HealthCheck, HealthResult, Routes, TaskContext, TaskHandler
+from lily_host.contract import (
+    Capability,
+    EventSubscription,
+    HealthCheck,
+    HealthResult,
+    Routes,
+    TaskContext,
+    TaskHandler,
+)
+from lily_host.erasure import deleted_tenant, erase_keys
+from lily_host.events import TENANT_DELETED
 
 if TYPE_CHECKING:
     from lily_host.host import Host
+
+ERASE_TASK = "gcal.erase_tenant"
+#: What lily-gcal keeps for a tenant outside its record (the OAuth tokens are a tenant secret, gone with it).
+TENANT_KEYS = ("lily:gcal:shared:{t}", "lily:gcal:auth_failed:{t}")
 
 #: Per-tenant calendar probes must fit in the host's health timeout (LILY_HEALTH_TIMEOUT, 5 s by default).
 PROBE_TIMEOUT = 4.0
@@ -51,7 +65,18 @@ def register_tasks(register: Callable[[TaskHandler], None], settings: GcalSettin
         provider.attach(ctx.host)
         await provider.sync_sharing(tenant)
 
+    async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
+        tenant_id = await deleted_tenant(ctx, payload)
+        if tenant_id is not None:
+            await erase_keys(ctx.host.redis, TENANT_KEYS, tenant_id)
+
     register(TaskHandler(SHARE_TASK, sync_sharing))
+    register(TaskHandler(ERASE_TASK, erase_tenant))
+
+
+@hookimpl
+def register_event_subscriptions(register: Callable[[EventSubscription], None]) -> None:
+    register(EventSubscription(TENANT_DELETED, ERASE_TASK))
 
 
 @hookimpl

@@ -125,3 +125,21 @@ def test_connect_command_prints_a_one_time_link(
     unknown = runner.invoke(main, ["gcal", "connect", "nobody"])
     assert unknown.exit_code == 1 and "no tenant 'nobody'" in unknown.output
     client.close()
+
+
+async def test_a_deleted_tenant_leaves_no_calendar_markers(lily: Harness, google: FakeGoogle, connect: Any) -> None:
+    await connect("acme")
+    await connect("bravo")
+    await lily.run_due()  # calendar sharing: lily:gcal:shared:<tenant>
+    google.revoke_all()
+    await lily.client.get("/health")  # lily:gcal:auth_failed:<tenant>
+
+    async def markers(tenant: str) -> list[str]:
+        keys = ("lily:gcal:shared:", "lily:gcal:auth_failed:")
+        return [key for key in keys if await lily.host.redis.exists(key + tenant)]
+
+    assert await markers("acme") == await markers("bravo") != []
+    assert await lily.host.delete_tenant("acme")
+    await lily.run_due()
+    assert await markers("acme") == []
+    assert await markers("bravo") != []

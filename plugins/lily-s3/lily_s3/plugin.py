@@ -12,12 +12,13 @@ from pydantic_settings import BaseSettings
 
 from lily_host import hookimpl
 from lily_host.contract import Capability, EventSubscription, HealthCheck, HealthResult, Routes, TaskHandler
+from lily_host.events import TENANT_DELETED
 from lily_host.host import Host
 from lily_s3.health import check_bucket
 from lily_s3.routes import make_blueprint
 from lily_s3.settings import PLUGIN_NAME, S3Settings, S3TenantSettings
 from lily_s3.storage import S3Bucket, S3StorageProvider
-from lily_s3.tasks import STORE_INBOUND_MEDIA, S3Tasks, schedule_retention
+from lily_s3.tasks import ERASE_TENANT, STORE_INBOUND_MEDIA, S3Tasks, schedule_retention
 
 #: The event lily-twilio (or any SMS plugin) emits for an inbound SMS/MMS.
 MESSAGE_RECEIVED = "message.received"
@@ -49,6 +50,9 @@ def register_event_subscriptions(register: Callable[[EventSubscription], None], 
     # Unconfigured, every inbound text would become a task that can only fail.
     if settings is not None:
         register(EventSubscription(MESSAGE_RECEIVED, STORE_INBOUND_MEDIA))
+    # Always: a deleted tenant's photo records go even while S3 is unconfigured (and say so if
+    # objects may remain).
+    register(EventSubscription(TENANT_DELETED, ERASE_TENANT))
 
 
 @hookimpl

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import ValidationError
+
 from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
+from lily_host.erasure import deleted_tenant, erase_keys
 from lily_host.errors import PermanentError, RetryLater
 from lily_host.host import Host
 from lily_host.log import mask_phone
@@ -14,12 +17,15 @@ from lily_s3.errors import StorageUnavailable
 from lily_s3.keys import photo_id_of, photo_key, relative_to
 from lily_s3.media import MediaFetcher, MediaRejected, MediaUnavailable
 from lily_s3.quotes import Photo, QuoteStore
-from lily_s3.settings import S3Settings, TenantSettingsError, tenant_settings
+from lily_s3.settings import PLUGIN_NAME, S3Settings, S3TenantSettings, TenantSettingsError, tenant_settings
 from lily_s3.storage import S3Bucket
 
 STORE_INBOUND_MEDIA = "s3.store_inbound_media"
 RETENTION_SWEEP = "s3.retention_sweep"
 RETENTION_SWEEP_TENANT = "s3.retention_sweep_tenant"
+ERASE_TENANT = "s3.erase_tenant"
+#: The Redis keys of a tenant's quotes and photo records ({t}: the tenant id, glob-escaped).
+RECORD_PATTERNS = ("lily:s3:{{{t}}}:*",)
 
 _MESSAGE_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -54,6 +60,7 @@ class S3Tasks:
             TaskHandler(STORE_INBOUND_MEDIA, self.store_inbound_media, retry=RetryPolicy(max_attempts=6)),
             TaskHandler(RETENTION_SWEEP, self.retention_sweep, retry=RetryPolicy(max_attempts=3)),
             TaskHandler(RETENTION_SWEEP_TENANT, self.retention_sweep_tenant, retry=RetryPolicy(max_attempts=5)),
+            TaskHandler(ERASE_TENANT, self.erase_tenant, retry=RetryPolicy(max_attempts=8)),
         ]
 
     def _require(self) -> tuple[S3Settings, S3Bucket]:
@@ -68,6 +75,39 @@ class S3Tasks:
         if tenant is None:
             ctx.log.warning("tenant no longer exists; nothing to do")
         return tenant
+
+    # --- a deleted tenant -----------------------------------------------------------------------------
+
+    async def erase_tenant(self, ctx: TaskContext, payload: dict[str, Any]) -> None:
+        """``tenant.deleted``: delete every object under the tenant's prefix, then its photo records.
+
+        The tenant is gone, so its prefix comes from the settings the event carries. Objects first:
+        a failure leaves the records that say what is still stored, and the retry starts again.
+        """
+        tenant_id = await deleted_tenant(ctx, payload)
+        if tenant_id is None:
+            return
+        plugins = payload.get("plugins") if isinstance(payload.get("plugins"), dict) else {}
+        try:
+            rules = S3TenantSettings.model_validate(plugins.get(PLUGIN_NAME) or {})
+        except ValidationError as error:
+            raise PermanentError(
+                f"tenant.deleted carries invalid s3 settings: {error}", code="invalid_event"
+            ) from error
+        prefix = rules.prefix_for(tenant_id)
+        if self.bucket is None:
+            records = await erase_keys(ctx.host.redis, RECORD_PATTERNS, tenant_id)
+            if records:
+                raise PermanentError(
+                    f"lily-s3 is not configured (S3_BUCKET_NAME): objects under {prefix!r} were not deleted; "
+                    "configure it and retry this task",
+                    code="not_configured",
+                )
+            return
+        objects = await self.bucket.list(prefix)
+        await self.bucket.delete_many([item.key for item in objects])
+        records = await erase_keys(ctx.host.redis, RECORD_PATTERNS, tenant_id)
+        ctx.log.info("tenant photos erased", objects=len(objects), records=records, prefix=prefix)
 
     # --- inbound MMS ---------------------------------------------------------------------------------
 
