@@ -308,6 +308,14 @@ class TaskQueue:
         # The script appends created/first_due (server time) and the closing brace.
         return [task_id, record[:-1], kind, repr(value), dedupe_key or ""]
 
+    def _entries(self, tasks: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+        """The script arguments of task specs (dicts with ``type``, ``payload`` and schedule's options)."""
+        entries = []
+        for spec in tasks:
+            options = {k: v for k, v in spec.items() if k not in ("type", "payload")}
+            entries.append(self._entry(spec["type"], spec.get("payload") or {}, **options))
+        return entries
+
     def _schedule_call(
         self, entries: Sequence[list[str]], guard: tuple[str, int] | None
     ) -> tuple[list[str], list[str]]:
@@ -378,10 +386,7 @@ class TaskQueue:
         already existed (a duplicate delivery). Without a guard, large lists are sent in chunks in
         one pipeline round trip (not atomic as a whole; each chunk is).
         """
-        entries = []
-        for spec in tasks:
-            options = {k: v for k, v in spec.items() if k not in ("type", "payload")}
-            entries.append(self._entry(spec["type"], spec.get("payload") or {}, **options))
+        entries = self._entries(tasks)
         if guard is not None:
             return await self._run_schedule(entries, guard)
         if len(entries) <= CHUNK:
@@ -404,10 +409,7 @@ class TaskQueue:
         the purge of its data are one step. EVAL with the script's text, not EVALSHA, because an error
         inside MULTI would not undo the other commands. Returns the ids (dedupe hits aside).
         """
-        entries = []
-        for spec in tasks:
-            options = {k: v for k, v in spec.items() if k not in ("type", "payload")}
-            entries.append(self._entry(spec["type"], spec.get("payload") or {}, **options))
+        entries = self._entries(tasks)
         if entries:
             keys, args = self._schedule_call(entries, None)
             transaction.eval(scripts.SCHEDULE, len(keys), *keys, *args)
