@@ -149,7 +149,7 @@ class Compliance:
         return await self._run_change("remove", tenant_id, number, "", source_id)
 
     async def _run_change(self, action: str, tenant_id: str, number: str, record: str, source_id: str) -> bool:
-        marker = f"lily:sms:keyword:{tenant_id}:{source_id}" if source_id else ""
+        marker = keyword_marker_key(tenant_id, source_id) if source_id else ""
         changed = await self._change(
             keys=[_suppressed_key(tenant_id)],
             args=[action, normalize_e164(number), record, marker, KEYWORD_MEMORY_SECONDS],
@@ -170,7 +170,7 @@ class Compliance:
     async def reserve_send(self, tenant_id: str, number: str, message_id: str, now: float) -> float | None:
         """Count this message against the cap; None if it may go now, else when a slot frees up."""
         result = await self._reserve(
-            keys=[_cap_key(tenant_id, number)],
+            keys=[cap_key(tenant_id, number)],
             args=[now, CAP_WINDOW_SECONDS, self.daily_cap, message_id],
         )
         until = float(_text(result))
@@ -178,14 +178,18 @@ class Compliance:
 
     async def release_send(self, tenant_id: str, number: str, message_id: str) -> None:
         """A reserved message did not go out after all: give its slot back."""
-        await self.redis.zrem(_cap_key(tenant_id, number), message_id)
+        await self.redis.zrem(cap_key(tenant_id, number), message_id)
 
 
 def _suppressed_key(tenant_id: str) -> str:
     return f"lily:sms:suppressed:{tenant_id}"
 
 
-def _cap_key(tenant_id: str, number: str) -> str:
+def keyword_marker_key(tenant_id: str, source_id: str) -> str:
+    return f"lily:sms:keyword:{tenant_id}:{source_id}"
+
+
+def cap_key(tenant_id: str, number: str) -> str:
     return f"lily:sms:cap:{tenant_id}:{number}"
 
 

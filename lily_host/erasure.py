@@ -12,29 +12,39 @@ texted and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lily_host import hookimpl
+from lily_host.automations.reviews import JobStore
+from lily_host.bookings import BookingStore
+from lily_host.compliance import cap_key, keyword_marker_key
 from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.errors import PermanentError
 from lily_host.events import TENANT_DELETED
+from lily_host.messaging import index_key, message_dedupe_key, message_key, provider_key
 
 TASK = "lily.erase_tenant"
+#: Patterns of a tenant's keys, given its glob-escaped id (see :func:`erase_keys`).
+KeyPatterns = Callable[[str], Iterable[str]]
 
-#: The host's per-tenant keys, as SCAN patterns ({t} is the tenant id, glob-escaped).
-PATTERNS = (
-    "lily:sms:message:{t}:*",
-    "lily:sms:messages:{t}",
-    "lily:sms:dedupe:{t}:*",
-    "lily:sms:provider:{t}:*",
-    "lily:sms:cap:{t}:*",
-    "lily:sms:keyword:{t}:*",
-    "lily:job:{t}:*",
-    "lily:booking:{{{t}}}:*",
-    "lily:automations:missed_call:{t}:*",
-    "lily:bookings:calendar_lock:{t}",
-)
+
+def host_key_patterns(t: str) -> tuple[str, ...]:
+    """The host's per-tenant keys, as SCAN patterns, built by the modules that own them."""
+    return (
+        message_key(t, "*"),
+        index_key(t),
+        message_dedupe_key(t, "*"),
+        provider_key(t, "*"),
+        cap_key(t, "*"),
+        keyword_marker_key(t, "*"),
+        JobStore.key(t, "*"),
+        BookingStore.key(t, "*"),
+        f"lily:automations:missed_call:{t}:*",
+        f"lily:bookings:calendar_lock:{t}",
+    )
+
+
 #: Keys unlinked per round trip.
 BATCH = 500
 
@@ -44,12 +54,10 @@ def glob_escape(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
-async def erase_keys(redis: Any, patterns: tuple[str, ...], tenant_id: str) -> int:
-    """UNLINK every key matching ``patterns`` for ``tenant_id``; returns how many were removed."""
-    escaped = glob_escape(tenant_id)
+async def erase_keys(redis: Any, patterns: KeyPatterns, tenant_id: str) -> int:
+    """UNLINK every key matching ``patterns(glob-escaped tenant_id)``; returns how many were removed."""
     removed = 0
-    for pattern in patterns:
-        match = pattern.format(t=escaped)
+    for match in patterns(glob_escape(tenant_id)):
         batch: list[bytes] = []
         async for key in redis.scan_iter(match=match, count=BATCH):
             batch.append(key)
@@ -77,7 +85,7 @@ async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant_id = await deleted_tenant(ctx, payload)
     if tenant_id is None:
         return
-    removed = await erase_keys(ctx.host.redis, PATTERNS, tenant_id)
+    removed = await erase_keys(ctx.host.redis, host_key_patterns, tenant_id)
     ctx.log.info("tenant data erased", keys=removed)
 
 

@@ -176,7 +176,7 @@ class Messaging:
             log.info("sms not queued: recipient opted out", tenant=record.id, to=mask_phone(number), template=template)
             return None
 
-        if dedupe_key is not None and await self.redis.exists(_dedupe_key(record.id, dedupe_key)):
+        if dedupe_key is not None and await self.redis.exists(message_dedupe_key(record.id, dedupe_key)):
             log.info("sms not queued: same dedupe key already used", tenant=record.id, template=template)
             return None
 
@@ -200,12 +200,12 @@ class Messaging:
             "segments": str(length.segments),
             "timezone": recipient_timezone or "",
         }
-        key = _message_key(record.id, message_id)
+        key = message_key(record.id, message_id)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, retention)
-        pipe.zadd(_index_key(record.id), {message_id: now})
-        pipe.zremrangebyscore(_index_key(record.id), "-inf", now - retention)
+        pipe.zadd(index_key(record.id), {message_id: now})
+        pipe.zremrangebyscore(index_key(record.id), "-inf", now - retention)
         await pipe.execute()
 
         options: dict[str, Any] = {"tenant": record.id}
@@ -220,7 +220,7 @@ class Messaging:
             await self._forget(record.id, message_id)
             return None
         if dedupe_key is not None:
-            await self.redis.set(_dedupe_key(record.id, dedupe_key), message_id, ex=DEDUPE_SECONDS)
+            await self.redis.set(message_dedupe_key(record.id, dedupe_key), message_id, ex=DEDUPE_SECONDS)
         await cast("Awaitable[int]", self.redis.hset(key, "task_id", task_id))
         SMS_OUTCOMES.labels("queued").inc()
         log.info(
@@ -240,18 +240,18 @@ class Messaging:
 
     async def _forget(self, tenant_id: str, message_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(_message_key(tenant_id, message_id))
-        pipe.zrem(_index_key(tenant_id), message_id)
+        pipe.delete(message_key(tenant_id, message_id))
+        pipe.zrem(index_key(tenant_id), message_id)
         await pipe.execute()
 
     # --- reading -----------------------------------------------------------------------------------
 
     async def get(self, tenant_id: str, message_id: str) -> MessageRecord | None:
-        raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(_message_key(tenant_id, message_id)))
+        raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(message_key(tenant_id, message_id)))
         return MessageRecord.from_hash(raw) if raw else None
 
     async def recent(self, tenant_id: str, limit: int = 50) -> list[MessageRecord]:
-        ids = await self.redis.zrevrange(_index_key(tenant_id), 0, max(0, limit - 1))
+        ids = await self.redis.zrevrange(index_key(tenant_id), 0, max(0, limit - 1))
         records = []
         for raw_id in ids:
             record = await self.get(tenant_id, raw_id.decode())
@@ -260,7 +260,7 @@ class Messaging:
         return records
 
     async def by_provider_id(self, tenant_id: str, provider_id: str) -> MessageRecord | None:
-        message_id = await self.redis.get(_provider_key(tenant_id, provider_id))
+        message_id = await self.redis.get(provider_key(tenant_id, provider_id))
         return None if message_id is None else await self.get(tenant_id, message_id.decode())
 
     # --- sending (the sms.send task) ---------------------------------------------------------------------
@@ -344,7 +344,7 @@ class Messaging:
             channel=channel_name,
             sent_at=repr(now),
         )
-        await self.redis.set(_provider_key(tenant.id, sent.provider_id), message.id, ex=tenant.retention_days * 86400)
+        await self.redis.set(provider_key(tenant.id, sent.provider_id), message.id, ex=tenant.retention_days * 86400)
         SMS_OUTCOMES.labels("sent").inc()
         ctx.log.info("sms sent", channel=channel_name, provider_id=sent.provider_id, **log_context)
 
@@ -354,7 +354,7 @@ class Messaging:
 
     async def _update(self, message: MessageRecord, *, status: str, now: float, **extra: str) -> None:
         fields = {"status": status, "status_rank": str(_rank(status)), "updated_at": repr(now), **extra}
-        await cast("Awaitable[int]", self.redis.hset(_message_key(message.tenant, message.id), mapping=fields))
+        await cast("Awaitable[int]", self.redis.hset(message_key(message.tenant, message.id), mapping=fields))
 
     # --- delivery status (provider callbacks) ---------------------------------------------------------
 
@@ -391,7 +391,7 @@ class Messaging:
         args: list[str] = [status, str(_rank(status))]
         for name, value in extra.items():
             args.extend((name, value))
-        await self._advance_status(keys=[_message_key(tenant_id, message.id)], args=args)
+        await self._advance_status(keys=[message_key(tenant_id, message.id)], args=args)
         log.info("sms status", tenant=tenant_id, message_id=message.id, status=status, error_code=error_code)
         return True
 
@@ -400,17 +400,17 @@ def _rank(status: str) -> int:
     return _STATUS_RANK.get(status, 2)
 
 
-def _message_key(tenant_id: str, message_id: str) -> str:
+def message_key(tenant_id: str, message_id: str) -> str:
     return f"lily:sms:message:{tenant_id}:{message_id}"
 
 
-def _index_key(tenant_id: str) -> str:
+def index_key(tenant_id: str) -> str:
     return f"lily:sms:messages:{tenant_id}"
 
 
-def _dedupe_key(tenant_id: str, key: str) -> str:
+def message_dedupe_key(tenant_id: str, key: str) -> str:
     return f"lily:sms:dedupe:{tenant_id}:{key}"
 
 
-def _provider_key(tenant_id: str, provider_id: str) -> str:
+def provider_key(tenant_id: str, provider_id: str) -> str:
     return f"lily:sms:provider:{tenant_id}:{provider_id}"

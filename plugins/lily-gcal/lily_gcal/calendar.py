@@ -99,6 +99,11 @@ def _retry_after(error: HttpError, default: float) -> float:
         return default
 
 
+def shared_key(tenant_id: str) -> str:
+    """What calendar sharing was last applied for the tenant."""
+    return f"lily:gcal:shared:{tenant_id}"
+
+
 class GoogleCalendar:
     """CalendarProvider for lily_host.capabilities. ``attach(host)`` is called by the host at startup."""
 
@@ -185,7 +190,7 @@ class GoogleCalendar:
         list (or the calendar) changed.
         """
         settings = settings or self.tenant_settings(tenant)
-        key = f"lily:gcal:shared:{tenant.id}"
+        key = shared_key(tenant.id)
         wanted = {"calendar": settings.calendar_id, "role": settings.share_role, "members": settings.share_with}
         raw = await self.host.redis.get(key)
         applied: dict[str, Any] = json.loads(raw) if raw else {"calendar": settings.calendar_id, "members": []}

@@ -9,11 +9,12 @@ import click
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from lily_gcal.calendar import GoogleCalendar
+from lily_gcal.calendar import GoogleCalendar, shared_key
 from lily_gcal.cli import gcal
 from lily_gcal.health import check
 from lily_gcal.oauth import SHARE_TASK, blueprint
 from lily_gcal.settings import GcalSettings, GcalTenantSettings
+from lily_gcal.tokens import auth_failed_key
 from lily_host import hookimpl
 from lily_host.contract import (
     Capability,
@@ -31,11 +32,14 @@ if TYPE_CHECKING:
     from lily_host.host import Host
 
 ERASE_TASK = "gcal.erase_tenant"
-#: What lily-gcal keeps for a tenant outside its record (the OAuth tokens are a tenant secret, gone with it).
-TENANT_KEYS = ("lily:gcal:shared:{t}", "lily:gcal:auth_failed:{t}")
 
 #: Per-tenant calendar probes must fit in the host's health timeout (LILY_HEALTH_TIMEOUT, 5 s by default).
 PROBE_TIMEOUT = 4.0
+
+
+def _tenant_keys(tenant: str) -> tuple[str, ...]:
+    """What lily-gcal keeps for a tenant outside its record (the OAuth tokens are a tenant secret, gone with it)."""
+    return (shared_key(tenant), auth_failed_key(tenant))
 
 
 @hookimpl
@@ -68,7 +72,7 @@ def register_tasks(register: Callable[[TaskHandler], None], settings: GcalSettin
     async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
         tenant_id = await deleted_tenant(ctx, payload)
         if tenant_id is not None:
-            await erase_keys(ctx.host.redis, TENANT_KEYS, tenant_id)
+            await erase_keys(ctx.host.redis, _tenant_keys, tenant_id)
 
     register(TaskHandler(SHARE_TASK, sync_sharing))
     register(TaskHandler(ERASE_TASK, erase_tenant))

@@ -97,7 +97,7 @@ class StoredTokens:
         return self.expiry.replace(tzinfo=UTC).timestamp() - current < REFRESH_MARGIN_SECONDS
 
 
-def _auth_key(tenant_id: str) -> str:
+def auth_failed_key(tenant_id: str) -> str:
     return f"lily:gcal:auth_failed:{tenant_id}"
 
 
@@ -132,7 +132,7 @@ class TokenStore:
     # --- auth state ----------------------------------------------------------------------------------------
 
     async def auth_failure(self, tenant_id: str) -> dict[str, Any] | None:
-        raw = await self.host.redis.get(_auth_key(tenant_id))
+        raw = await self.host.redis.get(auth_failed_key(tenant_id))
         if raw is None:
             return None
         failure: dict[str, Any] = json.loads(raw)
@@ -140,7 +140,7 @@ class TokenStore:
 
     async def mark_auth_failed(self, tenant_id: str, reason: str) -> None:
         created = await self.host.redis.set(
-            _auth_key(tenant_id), json.dumps({"reason": reason, "since": self.host.clock.now()}), nx=True
+            auth_failed_key(tenant_id), json.dumps({"reason": reason, "since": self.host.clock.now()}), nx=True
         )
         if created:
             log.warning(
@@ -150,7 +150,7 @@ class TokenStore:
             )
 
     async def clear_auth_failure(self, tenant_id: str) -> None:
-        await self.host.redis.delete(_auth_key(tenant_id))
+        await self.host.redis.delete(auth_failed_key(tenant_id))
 
     # --- fresh credentials -------------------------------------------------------------------------------------
 

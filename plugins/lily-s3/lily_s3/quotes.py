@@ -107,13 +107,18 @@ class PendingUpload:
         return cls(**json.loads(raw))
 
 
+def records_prefix(tenant_id: str) -> str:
+    """The prefix of every Redis key holding the tenant's quotes and photo records."""
+    return f"lily:s3:{{{tenant_id}}}:"
+
+
 class QuoteStore:
     """One tenant's quotes. Never reads or writes another tenant's keys."""
 
     def __init__(self, redis: aioredis.Redis, tenant_id: str) -> None:
         self.redis = redis
         self.tenant_id = tenant_id
-        self.base = f"lily:s3:{{{tenant_id}}}:"
+        self.base = records_prefix(tenant_id)
         self._quote_for_message = redis.register_script(_QUOTE_FOR_MESSAGE)
         self._drop_empty_quote = redis.register_script(_DROP_EMPTY_QUOTE)
 

@@ -16,7 +16,7 @@ from lily_host.tenants import Tenant
 from lily_s3.errors import StorageUnavailable
 from lily_s3.keys import photo_id_of, photo_key, relative_to
 from lily_s3.media import MediaFetcher, MediaRejected, MediaUnavailable
-from lily_s3.quotes import Photo, QuoteStore
+from lily_s3.quotes import Photo, QuoteStore, records_prefix
 from lily_s3.settings import PLUGIN_NAME, S3Settings, S3TenantSettings, TenantSettingsError, tenant_settings
 from lily_s3.storage import S3Bucket
 
@@ -24,13 +24,15 @@ STORE_INBOUND_MEDIA = "s3.store_inbound_media"
 RETENTION_SWEEP = "s3.retention_sweep"
 RETENTION_SWEEP_TENANT = "s3.retention_sweep_tenant"
 ERASE_TENANT = "s3.erase_tenant"
-#: The Redis keys of a tenant's quotes and photo records ({t}: the tenant id, glob-escaped).
-RECORD_PATTERNS = ("lily:s3:{{{t}}}:*",)
 
 _MESSAGE_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 #: Photo records read (and objects deleted) per round of a tenant's sweep, to bound memory.
 RETENTION_BATCH = 500
+
+
+def _record_patterns(tenant: str) -> tuple[str, ...]:
+    return (records_prefix(tenant) + "*",)
 
 
 def retention_dedupe_key(when: float, interval: int) -> str:
@@ -96,7 +98,7 @@ class S3Tasks:
             ) from error
         prefix = rules.prefix_for(tenant_id)
         if self.bucket is None:
-            records = await erase_keys(ctx.host.redis, RECORD_PATTERNS, tenant_id)
+            records = await erase_keys(ctx.host.redis, _record_patterns, tenant_id)
             if records:
                 raise PermanentError(
                     f"lily-s3 is not configured (S3_BUCKET_NAME): objects under {prefix!r} were not deleted; "
@@ -106,7 +108,7 @@ class S3Tasks:
             return
         objects = await self.bucket.list(prefix)
         await self.bucket.delete_many([item.key for item in objects])
-        records = await erase_keys(ctx.host.redis, RECORD_PATTERNS, tenant_id)
+        records = await erase_keys(ctx.host.redis, _record_patterns, tenant_id)
         ctx.log.info("tenant photos erased", objects=len(objects), records=records, prefix=prefix)
 
     # --- inbound MMS ---------------------------------------------------------------------------------
