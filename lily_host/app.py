@@ -18,7 +18,7 @@ from lily_host.clock import Clock
 from lily_host.crypto import SecretBox
 from lily_host.errors import ConfigurationError
 from lily_host.front_door import WebhookFrontDoor
-from lily_host.health import collect_health
+from lily_host.health import collect_health, public_health, readiness
 from lily_host.host import Host, current_host
 from lily_host.log import configure_logging, get_logger
 from lily_host.metrics import render_latest
@@ -84,15 +84,30 @@ def create_app(
 
 
 def _mount_host_routes(app: Quart) -> None:
+    from lily_host import api_audit
+    from lily_host.ops_api import ops
+
     app.register_blueprint(admin, url_prefix="/api")
+    app.register_blueprint(ops, url_prefix="/api")
+    api_audit.install(app)
 
     @app.get("/healthz")
     async def healthz() -> Any:
         return jsonify({"status": "alive"})
 
+    @app.get("/readyz")
+    async def readyz() -> Any:
+        report = await readiness(current_host())
+        return jsonify(report), 200 if report["status"] == "ready" else 503
+
     @app.get("/health")
     async def health() -> Any:
-        report = await collect_health(current_host())
+        host = current_host()
+        if not _is_admin(host.settings.admin_token, request.headers.get("Authorization", "")):
+            # Anonymous: the overall status only, and no provider is called for it.
+            public = await public_health(host)
+            return jsonify(public), 503 if public["status"] == "failed" else 200
+        report = await collect_health(host)
         return jsonify(report), 503 if report["status"] == "failed" else 200
 
     @app.get("/metrics")
@@ -111,6 +126,14 @@ def _mount_host_routes(app: Quart) -> None:
     async def unexpected(error: Exception) -> Any:
         log.exception("unhandled error", path=request.path)
         return jsonify({"error": "internal", "message": "internal error"}), 500
+
+
+def _is_admin(expected: str | None, header: str) -> bool:
+    import hmac
+
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), str(expected).encode())
 
 
 def mount_plugins(app: Quart, registry: PluginRegistry) -> None:
@@ -182,7 +205,10 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
 
     @app.before_serving
     async def start() -> None:
+        from lily_host.canary import require_secret_key
+
         await host.redis.ping()
+        await require_secret_key(host)
         await host.startup()
         if run_worker:
             worker = host.make_worker(**worker_options)

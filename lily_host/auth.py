@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from quart import g, jsonify, request
 
+from lily_host.audit import fingerprint
 from lily_host.host import current_host
 
 P = ParamSpec("P")
@@ -37,13 +38,17 @@ def require_admin(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | 
     @functools.wraps(view)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Any:
         expected = current_host().settings.admin_token
+        # Who is calling, for the audit log (lily_host.api_audit writes it after the answer).
+        g.audit_actor = {"actor": "anonymous"}
         if not expected:
             return _unauthorized("the admin API is disabled: set LILY_ADMIN_TOKEN", status=503)
         token = _bearer()
         if token is None:
             return _unauthorized("send Authorization: Bearer <LILY_ADMIN_TOKEN>")
         if not hmac.compare_digest(token.encode(), expected.encode()):
+            g.audit_actor = {"actor": f"invalid-admin-token:{fingerprint(token)}"}
             return _unauthorized("invalid admin token", status=403)
+        g.audit_actor = {"actor": f"admin:{fingerprint(token)}"}
         return await view(*args, **kwargs)
 
     return wrapper
@@ -55,11 +60,20 @@ def require_tenant(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R |
     @functools.wraps(view)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Any:
         token = _bearer()
+        g.audit_actor = {"actor": "anonymous"}
         if token is None:
             return _unauthorized("send Authorization: Bearer <tenant API key> (lily tenants key mint TENANT)")
-        tenant = await current_host().tenants.authenticate(token)
+        tenants = current_host().tenants
+        tenant = await tenants.authenticate(token)
         if tenant is None:
+            g.audit_actor = {"actor": f"invalid-key:{fingerprint(token)}"}
             return _unauthorized("unknown or revoked API key", status=403)
+        key = await tenants.key_record(token) or {}
+        g.audit_actor = {
+            "actor": f"key:{key.get('key_id', '?')}",
+            "label": key.get("label", ""),
+            "tenant": tenant.id,
+        }
         g.tenant = tenant
         return await view(*args, **kwargs)
 

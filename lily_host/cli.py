@@ -14,10 +14,13 @@ import click
 
 from lily_host import __version__
 from lily_host.app import build_host
+from lily_host.cli_audit import AuditedGroup
+from lily_host.canary import require_secret_key
 from lily_host.crypto import SecretBox
 from lily_host.errors import ConfigurationError
 from lily_host.health import collect_health
 from lily_host.host import Host
+from lily_host import ops_cli
 from lily_host.log import configure_logging
 from lily_host.outbox import Outbox
 from lily_host.plugins import PluginRegistry
@@ -49,9 +52,12 @@ async def open_queue() -> AsyncIterator[TaskQueue]:
         yield host.queue
 
 
-def with_host(work: Callable[[Host], Awaitable[T]]) -> T:
+def with_host(work: Callable[[Host], Awaitable[T]], *, check_secret_key: bool = True) -> T:
     async def run() -> T:
         async with open_host() as host:
+            if check_secret_key:
+                # A wrong LILY_SECRET_KEY fails here, with how to rotate, not deep in a command.
+                await require_secret_key(host)
             return await work(host)
 
     try:
@@ -67,7 +73,7 @@ def echo_json(data: Any) -> None:
 # --- the group --------------------------------------------------------------------------------------
 
 
-@click.group(help="Lily: webhooks in, automations out. Run `lily dev` to try it locally.")
+@click.group(cls=AuditedGroup, help="Lily: webhooks in, automations out. Run `lily dev` to try it locally.")
 @click.version_option(__version__, prog_name="lily")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -76,6 +82,7 @@ def main(ctx: click.Context) -> None:
 
 
 main.add_command(tasks_group)
+ops_cli.attach(main, tasks_group)
 
 
 @main.command()
@@ -103,7 +110,9 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
     if trusted_proxies:
         os.environ["LILY_TRUSTED_PROXIES"] = ",".join(trusted_proxies)
     try:
-        build_host(cli_settings())  # fail fast, with the message, before forking workers
+        # Fail fast, with the message, before forking workers: settings, and a wrong LILY_SECRET_KEY.
+        host = build_host(cli_settings())
+        asyncio.run(_check_secret_key(host))
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from error
     config = Config()
@@ -113,6 +122,13 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
     config.accesslog = "-" if access_log else None
     config.worker_class = _event_loop(loop)
     sys.exit(run(config))
+
+
+async def _check_secret_key(host: Host) -> None:
+    try:
+        await require_secret_key(host)
+    finally:
+        await host.redis.aclose()
 
 
 def _event_loop(choice: str) -> str:
@@ -137,6 +153,7 @@ def worker(concurrency: int, lease: float, batch: int) -> None:
     async def run() -> None:
         async with open_host() as host:
             configure_logging(host.settings.env, host.settings.log_level)
+            await require_secret_key(host)
             await host.startup()
             try:
                 task_worker = host.make_worker(concurrency=concurrency, lease=lease, batch=batch)
@@ -195,7 +212,7 @@ def plugins(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def health(as_json: bool) -> None:
     """Run every plugin's health checks; exit status 1 when any failed."""
-    report = with_host(collect_health)
+    report = with_host(collect_health, check_secret_key=False)
     if as_json:
         echo_json(report)
     else:

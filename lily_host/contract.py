@@ -55,13 +55,16 @@ class TaskContext:
     first_due: float
     log: structlog.stdlib.BoundLogger
     host: Host
+    #: The webhook delivery this task descends from (``lily trace`` follows it), if any.
+    delivery: str | None = None
 
     def now(self) -> float:
         return self.host.clock.now()
 
     async def schedule(self, task_type: str, payload: Mapping[str, Any], **options: Any) -> str | None:
-        """Schedule a follow-up task; same tenant unless ``tenant=`` says otherwise."""
+        """Schedule a follow-up task; same tenant unless ``tenant=`` says otherwise; same delivery."""
         options.setdefault("tenant", self.tenant)
+        options.setdefault("delivery", self.delivery)
         return await self.host.queue.schedule(task_type, payload, **options)
 
 
@@ -226,11 +229,14 @@ class WebhookContext:
         integration: str,
         delivery_id: str | None,
         log: structlog.stdlib.BoundLogger,
+        record_id: str | None = None,
     ) -> None:
         self.host = host
         self.tenant = tenant
         self.integration = integration
         self.delivery_id = delivery_id
+        #: The id of this delivery's record in the webhook log (``lily trace``), carried by its tasks.
+        self.record_id = record_id
         self.log = log
         self.pending: list[dict[str, Any]] = []
 
@@ -239,11 +245,17 @@ class WebhookContext:
 
     def emit(self, event: str, data: Mapping[str, Any]) -> None:
         """Fan ``event`` out to its subscribers (one task each), for this request's tenant."""
-        self.pending.extend(self.host.events.fanout(event, data, tenant=self.tenant_id))
+        tasks = self.host.events.fanout(event, data, tenant=self.tenant_id)
+        if self.record_id:
+            for task in tasks:
+                task["delivery"] = self.record_id
+        self.pending.extend(tasks)
 
     def schedule(self, task_type: str, payload: Mapping[str, Any], **options: Any) -> None:
         """Schedule a task (``delay=``, ``run_at=``, ``jitter=``, ``dedupe_key=``...)."""
         options.setdefault("tenant", self.tenant_id)
+        if self.record_id:
+            options.setdefault("delivery", self.record_id)
         self.pending.append({"type": task_type, "payload": dict(payload), **options})
 
     @property
@@ -337,6 +349,8 @@ class HealthState(enum.StrEnum):
     NOT_CONFIGURED = "not_configured"
     AUTH_FAILED = "auth_failed"
     FAILED = "failed"
+    #: Running on development credentials (``lily dev``): working, but nothing reaches a provider.
+    DEVELOPMENT = "development"
 
 
 @dataclass(frozen=True)
@@ -353,6 +367,24 @@ class HealthCheck:
     name: str
     func: Callable[[Host], Awaitable[HealthResult]]
     timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class TenantHealthCheck:
+    """A provider check of one tenant (its calendar, its account): ``func(host, tenant)``.
+
+    Returns the tenant's entry — a dict with at least ``state`` (a HealthState value, or
+    ``not_connected``) and ``message`` — or None when the check does not apply to the tenant.
+    The host runs it for each tenant at most every ``LILY_HEALTH_TENANT_INTERVAL`` seconds,
+    spread over time and cached in between, so ``/health`` stays cheap with any number of
+    tenants. ``summarize``, if given, turns the cached entries (tenant id → entry) into the
+    plugin's result; by default any failing tenant degrades the plugin.
+    """
+
+    name: str
+    func: Callable[[Host, Tenant], Awaitable[Mapping[str, Any] | None]]
+    timeout: float = 5.0
+    summarize: Callable[[Mapping[str, Mapping[str, Any]]], HealthResult] | None = None
 
 
 @dataclass(frozen=True)

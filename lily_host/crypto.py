@@ -52,4 +52,10 @@ class SecretBox:
 
     def rotate(self, stored: str) -> str:
         """Re-encrypt ``stored`` with the first (newest) key."""
-        return PREFIX + self._fernet.rotate(stored[len(PREFIX) :].encode()).decode()
+        try:
+            return PREFIX + self._fernet.rotate(stored[len(PREFIX) :].encode()).decode()
+        except InvalidToken as error:
+            raise ConfigurationError(
+                "a stored secret cannot be decrypted with any key in LILY_SECRET_KEY: to rotate, set "
+                "LILY_SECRET_KEY=<new>,<old> (the new key first, the key the secrets were stored with after it)"
+            ) from error

@@ -22,7 +22,9 @@ from lily_host.compliance import cap_key, keyword_marker_key
 from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.errors import PermanentError
 from lily_host.events import TENANT_DELETED
+from lily_host.correlation import effects_pattern
 from lily_host.messaging import index_key, message_dedupe_key, message_key, provider_key
+from lily_host.webhook_log import stream_key
 
 TASK = "lily.erase_tenant"
 #: Patterns of a tenant's keys, given its glob-escaped id (see :func:`erase_keys`).
@@ -42,6 +44,9 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
         BookingStore.key(t, "*"),
         f"lily:automations:missed_call:{t}:*",
         f"lily:bookings:calendar_lock:{t}",
+        # The webhook log and the delivery → effects index (the audit log is kept: erasure is audited).
+        stream_key(t),
+        effects_pattern(t),
     )
 
 

@@ -23,6 +23,9 @@ BOOKING_CREATED = "booking.created"
 BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
 TENANT_DELETED = "tenant.deleted"
+#: An integration's outbound calls fail repeatedly / work again (lily_host.integration_health).
+INTEGRATION_FAILING = "integration.failing"
+INTEGRATION_RECOVERED = "integration.recovered"
 
 
 class EventBus:

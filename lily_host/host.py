@@ -62,6 +62,14 @@ class Host:
         )
         self.events = EventBus(registry.subscriptions, self.queue)
         self._messaging: Messaging | None = None
+        # Operability (lily_host.webhook_log, audit, integration_health, health_cache): see docs/operations.md.
+        from lily_host.audit import AuditLog
+        from lily_host.integration_health import IntegrationHealth
+        from lily_host.webhook_log import WebhookLog
+
+        self.webhook_log = WebhookLog(self)
+        self.audit = AuditLog(redis, days=settings.audit_days)
+        self.integrations = IntegrationHealth(self)
         for providers in registry.capabilities.values():
             for _owner, capability in providers:
                 # A provider that needs the running host (Redis, tenants) says so with attach().

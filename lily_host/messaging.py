@@ -28,6 +28,7 @@ from prometheus_client import Counter
 
 from lily_host.capabilities import SMS, OutgoingSms, SentSms
 from lily_host.compliance import Compliance, quiet_hours_end
+from lily_host.correlation import current_delivery, note_effect
 from lily_host.errors import Defer, PermanentError, RecipientOptedOut
 from lily_host.log import get_logger, mask_phone
 from lily_host.templates import TemplateError, render, segment_info
@@ -199,6 +200,8 @@ class Messaging:
             "length": str(length.units),
             "segments": str(length.segments),
             "timezone": recipient_timezone or "",
+            # The webhook delivery this text descends from (lily trace).
+            "delivery": current_delivery() or "",
         }
         key = message_key(record.id, message_id)
         pipe = self.redis.pipeline(transaction=True)
@@ -222,6 +225,7 @@ class Messaging:
         if dedupe_key is not None:
             await self.redis.set(message_dedupe_key(record.id, dedupe_key), message_id, ex=DEDUPE_SECONDS)
         await cast("Awaitable[int]", self.redis.hset(key, "task_id", task_id))
+        await note_effect(self.host, "sms", message_id, {"tenant": record.id, "task_id": task_id, "template": template})
         SMS_OUTCOMES.labels("queued").inc()
         log.info(
             "sms queued",
@@ -325,6 +329,9 @@ class Messaging:
             SMS_OUTCOMES.labels("failed").inc()
             raise
         except Exception as error:
+            await self.host.integrations.record(
+                str(getattr(channel, "name", "sms")), False, f"{type(error).__name__}: {error}"
+            )
             await self._release(reserved, message)
             # The queue dead-letters the task after its last attempt; the record says so too.
             final = ctx.attempt >= ctx.max_attempts
@@ -345,6 +352,15 @@ class Messaging:
             sent_at=repr(now),
         )
         await self.redis.set(provider_key(tenant.id, sent.provider_id), message.id, ex=tenant.retention_days * 86400)
+        await self.host.integrations.record(channel_name, True)
+        await note_effect(
+            self.host,
+            "sms",
+            message.id,
+            {"tenant": tenant.id, "task_id": message.fields.get("task_id", ""), "template": message.template},
+            refs=(sent.provider_id,),
+            delivery=message.fields.get("delivery") or None,
+        )
         SMS_OUTCOMES.labels("sent").inc()
         ctx.log.info("sms sent", channel=channel_name, provider_id=sent.provider_id, **log_context)
 

@@ -33,6 +33,7 @@ from lily_host.contract import (
     Routes,
     Simulation,
     TaskHandler,
+    TenantHealthCheck,
     WebhookEndpoint,
 )
 from lily_host.errors import ConfigurationError
@@ -144,6 +145,7 @@ class PluginRegistry:
         self.routes: list[tuple[str, Routes]] = []
         self.subscriptions: list[tuple[str, EventSubscription]] = []
         self.health_checks: list[tuple[str, HealthCheck]] = []
+        self.tenant_health_checks: list[tuple[str, TenantHealthCheck]] = []
         self.capabilities: dict[str, list[tuple[str, Capability]]] = {}
         self.simulations: dict[str, tuple[str, Simulation]] = {}
         self._webhook_paths: dict[str, str] = {}
@@ -383,10 +385,13 @@ class PluginRegistry:
         self.subscriptions.append((record.name, subscription))
         record.subscriptions.append(f"{subscription.event} -> {subscription.task}")
 
-    def _add_health(self, record: PluginRecord, check: HealthCheck) -> None:
-        if not isinstance(check, HealthCheck):
-            raise TypeError("register_health_checks expects HealthCheck objects")
-        self.health_checks.append((record.name, check))
+    def _add_health(self, record: PluginRecord, check: HealthCheck | TenantHealthCheck) -> None:
+        if isinstance(check, TenantHealthCheck):
+            self.tenant_health_checks.append((record.name, check))
+        elif isinstance(check, HealthCheck):
+            self.health_checks.append((record.name, check))
+        else:
+            raise TypeError("register_health_checks expects HealthCheck or TenantHealthCheck objects")
         record.health_checks.append(check.name)
 
     def _add_capability(self, record: PluginRecord, capability: Capability) -> None:
@@ -414,6 +419,7 @@ class PluginRegistry:
         self.routes = [(owner, item) for owner, item in self.routes if owner != record.name]
         self.subscriptions = [(owner, item) for owner, item in self.subscriptions if owner != record.name]
         self.health_checks = [(owner, item) for owner, item in self.health_checks if owner != record.name]
+        self.tenant_health_checks = [(o, item) for o, item in self.tenant_health_checks if o != record.name]
         for name, providers in list(self.capabilities.items()):
             self.capabilities[name] = [(owner, item) for owner, item in providers if owner != record.name]
         self.simulations = {name: item for name, item in self.simulations.items() if item[0] != record.name}

@@ -36,6 +36,22 @@ class HostSettings(BaseSettings):
     disable_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     queue_name: str = "default"
     health_timeout: float = Field(default=5.0, gt=0)
+    #: Seconds between two provider checks of one tenant (spread over time, cached in between).
+    health_tenant_interval: float = Field(default=300.0, ge=1)
+    #: Most per-tenant provider checks one /health call starts (the rest wait for later calls).
+    health_tenant_batch: int = Field(default=100, ge=1, le=10000)
+    webhook_log: bool = True
+    #: Retention of log entries no tenant could be named for (a tenant's own: its retention_days).
+    webhook_log_days: float = Field(default=7.0, gt=0)
+    webhook_log_max_entries: int = Field(default=10000, ge=100)
+    webhook_log_body_bytes: int = Field(default=64 * 1024, ge=0)
+    #: How long finished tasks' runs and the delivery → effects index are kept (0: not kept).
+    trace_days: float = Field(default=7.0, ge=0)
+    audit_days: float = Field(default=365.0, gt=0)
+    integration_failures: int = Field(default=5, ge=1)
+    integration_error_ratio: float = Field(default=0.5, gt=0, le=1)
+    integration_min_calls: int = Field(default=10, ge=1)
+    integration_window_seconds: float = Field(default=300.0, ge=60)
     data_dir: str = ".lily"
     log_level: str = "INFO"
 

@@ -183,7 +183,11 @@ def rotate_secrets() -> None:
     """Re-encrypt every stored secret with the first key of LILY_SECRET_KEY."""
 
     async def work(host: Host) -> int:
-        return await host.tenants.rotate_secrets()
+        from lily_host.canary import rotate_canary
+
+        count = await host.tenants.rotate_secrets()
+        await rotate_canary(host)
+        return count
 
     click.echo(f"{_with_host(work)} secret(s) re-encrypted with the newest key")
 

@@ -238,6 +238,13 @@ class TenantStore:
         raws = await awaited(self.redis.mget([_key(_text(i)) for i in ids]))
         return [Tenant.model_validate_json(raw) for raw in raws if raw is not None]
 
+    async def get_many(self, ids: list[str]) -> list[Tenant]:
+        """The tenants of ``ids`` that exist, in one round trip."""
+        if not ids:
+            return []
+        raws = await awaited(self.redis.mget([_key(i) for i in ids]))
+        return [Tenant.model_validate_json(raw) for raw in raws if raw is not None]
+
     async def update(self, tenant_id: str, **fields: Any) -> Tenant:
         """Change top-level fields (not ``id``, not ``plugins``: use set_plugin_settings)."""
         for forbidden in ("id", "plugins", "created_at"):
@@ -509,6 +516,11 @@ class TenantStore:
         pipe.hdel(f"lily:tenant_keys:{tenant_id}", key_id)
         await pipe.execute()
         return True
+
+    async def key_record(self, secret: str) -> dict[str, Any] | None:
+        """The stored record (tenant, key_id, label, created) of an API key, or None."""
+        raw = await awaited(self.redis.get(f"lily:apikey:{_hash_key(secret)}"))
+        return None if raw is None else dict(json.loads(raw))
 
     async def authenticate(self, secret: str) -> Tenant | None:
         """The tenant an API key belongs to, or None for an unknown or revoked key."""

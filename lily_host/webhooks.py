@@ -32,11 +32,13 @@ from lily_host.contract import (
     WebhookResponse,
     delivery_guard,
 )
-from lily_host.errors import UnknownTenant, WebhookRejected
+from lily_host.correlation import delivery_scope, new_delivery_id
+from lily_host.errors import ConfigurationError, UnknownTenant, WebhookRejected
 from lily_host.host import Host, current_host
 from lily_host.log import get_logger
 from lily_host.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from lily_host.plugins import PluginState
+from lily_host.webhook_log import Trail
 
 log = get_logger("lily.webhooks")
 
@@ -71,12 +73,31 @@ class WebhookRoute:
 
     async def respond(self, host: Host, inbound: Inbound) -> Response | WebhookResponse:
         started = time.perf_counter()
-        outcome, response = await _run(host, self, inbound)
+        trail = Trail(route=self.endpoint.path, params=inbound.path_params)
+        outcome, response = await _run(host, self, inbound, trail)
         counter = self._counters.get(outcome)
         if counter is None:
             counter = self._counters[outcome] = WEBHOOKS.labels(self.integration, outcome)
         counter.inc()
-        self._seconds.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._seconds.observe(elapsed)
+        webhook_log = host.webhook_log
+        if webhook_log.enabled:
+            status = response.status if isinstance(response, WebhookResponse) else response.status_code
+            try:
+                await webhook_log.record(
+                    integration=self.integration,
+                    method=inbound.method,
+                    path=inbound.path,
+                    headers=inbound.headers.items(),
+                    remote_addr=inbound.remote_addr,
+                    trail=trail,
+                    outcome=outcome,
+                    status=status,
+                    latency=elapsed,
+                )
+            except Exception as error:  # the answer is decided; a log write must not turn it into a 500
+                log.warning("webhook log write failed", integration=self.integration, error=repr(error))
         return response
 
     def quart_view(self) -> View:
@@ -128,7 +149,30 @@ _OK = WebhookResponse.json({"ok": True})
 INTERNAL_ERROR = WebhookResponse.json({"error": "error", "message": "internal error; nothing was stored"}, 500)
 
 
-async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, Response | WebhookResponse]:
+async def _run(
+    host: Host, route: WebhookRoute, inbound: Inbound, trail: Trail
+) -> tuple[str, Response | WebhookResponse]:
+    outcome, response = await _pipeline(host, route, inbound, trail)
+    if outcome not in ("accepted", "duplicate") and not trail.reason:
+        trail.reason = _reason(response)
+    return outcome, response
+
+
+def _reason(response: Response | WebhookResponse) -> str:
+    if isinstance(response, WebhookResponse) and response.content_type == "application/json":
+        import json
+
+        try:
+            data = json.loads(response.body)
+        except ValueError:
+            return ""
+        return str(data.get("message", "")) if isinstance(data, dict) else ""
+    return ""
+
+
+async def _pipeline(
+    host: Host, route: WebhookRoute, inbound: Inbound, trail: Trail
+) -> tuple[str, Response | WebhookResponse]:
     plugin, endpoint, integration = route.plugin, route.endpoint, route.integration
     settings = host.settings
     record = host.registry.records[plugin]
@@ -165,6 +209,7 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
         return _error(408, "timeout", "the body did not arrive in time")
     if body is None:
         return _error(413, "too_large", f"body exceeds {limit} bytes")
+    trail.body, trail.content_type = body, media_type
 
     query = inbound.query_string.decode("latin-1")
     path = inbound.path
@@ -183,23 +228,43 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
     try:
         payload = endpoint.parse(wreq)
         tenant = await endpoint.resolve_tenant(wreq, payload, host.tenants)
+        if tenant is not None:
+            trail.tenant, trail.retention_days = tenant.id, tenant.retention_days
         endpoint.verify(wreq, payload, tenant)
+        trail.verified = True
         if tenant is None and endpoint.tenant_required:
             raise UnknownTenant("no tenant matches this delivery")
         delivery_id = endpoint.delivery_id(wreq, payload)
-        bound = log.bind(integration=integration, tenant=tenant.id if tenant else None, delivery_id=delivery_id)
-        ctx = WebhookContext(host=host, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound)
-        response = await endpoint.handle(wreq, payload, ctx)
+        trail.provider_id = delivery_id
+        record_id = trail.record_id = new_delivery_id(trail.tenant)
+        bound = log.bind(
+            integration=integration, tenant=trail.tenant, delivery_id=delivery_id, delivery=record_id
+        )
+        ctx = WebhookContext(
+            host=host, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound, record_id=record_id
+        )
+        with delivery_scope(record_id):
+            response = await endpoint.handle(wreq, payload, ctx)
         guard = (delivery_guard(integration, delivery_id), endpoint.dedupe_ttl) if delivery_id else None
         committed = await host.queue.schedule_many(ctx.pending, guard=guard)
     except WebhookRejected as rejection:
         bound.warning("webhook rejected", integration=integration, outcome=rejection.outcome, reason=rejection.reason)
+        trail.reason = rejection.reason
         return _error(rejection.status, rejection.outcome, rejection.reason)
-    except Exception:
+    except ConfigurationError as error:
+        # A stored secret that LILY_SECRET_KEY cannot decrypt: not the provider's fault and not a
+        # crash. 503 makes the provider retry once the key is fixed.
+        bound.error("webhook refused: secrets unavailable", integration=integration, reason=str(error))
+        trail.reason = str(error)
+        return _error(503, "unavailable", "Lily cannot read this tenant's settings right now; retry later")
+    except Exception as error:
         # Nothing was committed: answering 500 makes the provider deliver again later.
         bound.exception("webhook handler failed", integration=integration)
+        trail.reason = f"{type(error).__name__}: {error}"
         return _error(500, "error", "internal error; nothing was stored, please retry")
 
+    if committed is not None:
+        trail.tasks = committed
     if committed is None:
         bound.info("duplicate webhook ignored")
         duplicate = endpoint.duplicate_response(wreq, payload)

@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 
 from lily_host.clock import Clock, SystemClock
 from lily_host.contract import RetryPolicy
+from lily_host.correlation import current_delivery
 from lily_host.scheduler import metrics, scripts
 from lily_host.scheduler.group_commit import ScriptBatcher
 
@@ -81,6 +82,8 @@ class Task:
     last_error: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     dead_at: float | None = None
+    #: The webhook delivery this task descends from (see lily_host.correlation), if any.
+    delivery: str | None = None
     state: TaskState = "due"
     lease_expires: float | None = None
     lease_token: str | None = field(default=None, repr=False)
@@ -98,6 +101,7 @@ class Task:
                 "first_due": self.first_due,
                 "last_error": self.last_error,
                 "errors": self.errors,
+                "delivery": self.delivery,
             }
         )
 
@@ -135,6 +139,7 @@ class Task:
             last_error=data.get("last_error"),
             errors=list(data.get("errors") or []),
             dead_at=dead_at,
+            delivery=data.get("delivery"),
             state=state,
             lease_expires=lease_expires,
             lease_token=lease_token,
@@ -280,6 +285,7 @@ class TaskQueue:
         jitter: tuple[float, float] | None = None,
         dedupe_key: str | None = None,
         max_attempts: int | None = None,
+        delivery: str | None = None,
     ) -> list[str]:
         if not task_type:
             raise ValueError("task type must not be empty")
@@ -296,15 +302,18 @@ class TaskQueue:
         if dedupe_key == "":
             raise ValueError("dedupe_key must not be empty (use None for no deduplication)")
         task_id = f"{task_type}:{os.urandom(12).hex()}"
-        record = _JSON.encode(
-            {
-                "type": task_type,
-                "tenant": tenant,
-                "payload": dict(payload),
-                "max_attempts": attempts,
-                "dedupe_key": dedupe_key,
-            }
-        )
+        fields = {
+            "type": task_type,
+            "tenant": tenant,
+            "payload": dict(payload),
+            "max_attempts": attempts,
+            "dedupe_key": dedupe_key,
+        }
+        # A task scheduled while a delivery or one of its tasks is handled descends from it.
+        delivery = delivery or current_delivery()
+        if delivery:
+            fields["delivery"] = delivery
+        record = _JSON.encode(fields)
         # The script appends created/first_due (server time) and the closing brace.
         return [task_id, record[:-1], kind, repr(value), dedupe_key or ""]
 
@@ -357,6 +366,7 @@ class TaskQueue:
         jitter: tuple[float, float] | None = None,
         dedupe_key: str | None = None,
         max_attempts: int | None = None,
+        delivery: str | None = None,
     ) -> str | None:
         """Schedule one task; returns its id (the existing task's id on a dedupe hit).
 
@@ -372,6 +382,7 @@ class TaskQueue:
             jitter=jitter,
             dedupe_key=dedupe_key,
             max_attempts=max_attempts,
+            delivery=delivery,
         )
         ids = await self._run_schedule([entry], None)
         return ids[0] if ids else None

@@ -32,10 +32,13 @@ import redis.exceptions
 import structlog
 
 from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
+from lily_host.correlation import delivery_scope
 from lily_host.errors import Defer, PermanentError, RetryLater
 from lily_host.retry import backoff_delay
 from lily_host.scheduler import metrics
 from lily_host.scheduler.queue import ClaimResult, Task, TaskQueue
+from lily_host.task_history import Run, TaskHistory
+from lily_host.worker_registry import HEARTBEAT_SECONDS, WorkerRegistry
 
 __all__ = ["Worker"]
 
@@ -106,6 +109,15 @@ class Worker:
         # Score (queue clock) the claim loop is sleeping until; a wake for anything later is ignored.
         self._target = math.inf
         self._signals_pending = False
+        settings = getattr(host, "settings", None)
+        self.history = TaskHistory(queue.redis, queue.name, float(getattr(settings, "trace_days", 7.0)))
+        self._runs: list[Run] = []
+        self.registry = WorkerRegistry(queue.redis, queue.name)
+        self.started_at = time.time()
+        self.tasks_run = 0
+        # Task types a plugin owns ("twilio.…", "gcal.…"): their failures count against the integration.
+        records = getattr(getattr(host, "registry", None), "records", {})
+        self._integrations = {name for name in records if "." not in name}
 
     # --- control -------------------------------------------------------------------------------
 
@@ -136,6 +148,7 @@ class Worker:
             asyncio.create_task(self._listen(), name="lily-worker-wake"),
             asyncio.create_task(self._heartbeat(), name="lily-worker-heartbeat"),
             asyncio.create_task(self._ack_loop(), name="lily-worker-acks"),
+            asyncio.create_task(self._register(), name="lily-worker-registry"),
         ]
         self._log.info("worker.started", concurrency=self.concurrency, lease=self.lease, batch=self.batch)
         try:
@@ -147,6 +160,8 @@ class Worker:
             for task in aux:
                 task.cancel()
             await asyncio.gather(*aux, return_exceptions=True)
+            with contextlib.suppress(*REDIS_DOWN):
+                await self.registry.remove(self.worker_id)
             self._log.info("worker.stopped")
 
     async def run_due(self, *, max_runs: int = 100_000) -> int:
@@ -264,7 +279,14 @@ class Worker:
         return handler.retry if handler is not None else self.queue.policy(task_type)
 
     async def _execute(self, task: Task) -> None:
+        # Every line of the task, and whatever it schedules or stores, carries its delivery.
+        with delivery_scope(task.delivery):
+            await self._execute_in_scope(task)
+
+    async def _execute_in_scope(self, task: Task) -> None:
         log = self._log.bind(task_id=task.id, task_type=task.type, attempt=task.attempt, tenant=task.tenant)
+        if task.delivery:
+            log = log.bind(delivery=task.delivery)
         handler = self.handlers.get(task.type)
         if handler is None:
             await self._unknown_type(task, log)
@@ -286,21 +308,30 @@ class Worker:
             first_due=task.first_due,
             log=log,
             host=self.host,
+            delivery=task.delivery,
         )
         started = time.perf_counter()
+        wall = time.time()
+        self.tasks_run += 1
         try:
             await handler.func(ctx, task.payload)
         except Defer as deferral:
             self._observe_duration(task, started)
+            self._note(task, wall, started, "deferred", deferral.reason)
             await self._settle(task, log, "deferred", self.queue.defer(task, deferral.until), reason=deferral.reason)
         except RetryLater as later:
             self._observe_duration(task, started)
+            self._note(task, wall, started, "retry", f"RetryLater: {later.reason}")
+            await self._integration(task, ok=False, error=later.reason)
             await self._retry(task, log, f"RetryLater: {later.reason}", later.seconds)
         except PermanentError as error:
             self._observe_duration(task, started)
+            self._note(task, wall, started, "dead", _describe(error))
             await self._dead(task, log, _describe(error))
         except Exception as error:
             self._observe_duration(task, started)
+            self._note(task, wall, started, self._failure_outcome(task), _describe(error))
+            await self._integration(task, ok=False, error=_describe(error))
             await self._backoff(task, log, error)
         except asyncio.CancelledError as error:
             current = asyncio.current_task()
@@ -308,13 +339,54 @@ class Worker:
                 raise  # we are being cancelled (drain timeout): the task is handed back
             # Raised by the handler itself (a library's timeout, say): a failure like any other.
             self._observe_duration(task, started)
+            self._note(task, wall, started, self._failure_outcome(task), _describe(error))
             await self._backoff(task, log, error)
         else:
             self._observe_duration(task, started)
+            self._note(task, wall, started, "ok", None)
+            await self._integration(task, ok=True)
             metrics.outcome(self.queue.name, task.type, "ok").inc()
             log.debug("task.ok")
             self._acks.append(task)
             self._ack_event.set()
+
+    @staticmethod
+    def _failure_outcome(task: Task) -> str:
+        return "dead" if task.attempt >= task.max_attempts else "retry"
+
+    def _note(self, task: Task, wall: float, started: float, outcome: str, error: str | None) -> None:
+        """Keep this run for the task's history (written with the next ack flush)."""
+        if not self.history.enabled:
+            return
+        final = outcome in ("ok", "dead")
+        self._runs.append(
+            Run(
+                task_id=task.id,
+                type=task.type,
+                tenant=task.tenant,
+                delivery=task.delivery,
+                attempt=task.attempt,
+                max_attempts=task.max_attempts,
+                started=wall,
+                duration=round(time.perf_counter() - started, 6),
+                outcome=outcome,
+                error=error,
+                task={"payload": task.payload, "created": task.created, "first_due": task.first_due} if final else None,
+            )
+        )
+        if not final:
+            self._ack_event.set()
+
+    async def _integration(self, task: Task, *, ok: bool, error: str = "") -> None:
+        """A plugin's own task type is an outbound call of that integration: count it."""
+        owner = task.type.partition(".")[0]
+        tracker = getattr(self.host, "integrations", None)
+        if tracker is None or owner not in self._integrations:
+            return
+        try:
+            await tracker.record(owner, ok, error)
+        except REDIS_DOWN as failure:
+            self._log.warning("worker.integration_unrecorded", error=_describe(failure))
 
     async def _unknown_type(self, task: Task, log: structlog.stdlib.BoundLogger) -> None:
         now = await self.queue.now()
@@ -390,6 +462,12 @@ class Worker:
 
     async def _flush_acks(self) -> None:
         async with self._ack_lock:
+            if self._runs:
+                runs, self._runs = self._runs, []
+                try:
+                    await self.history.add(runs)
+                except REDIS_DOWN as error:  # history is for people; never worth a lost ack
+                    self._log.warning("worker.history_unrecorded", error=_describe(error), runs=len(runs))
             while self._acks:
                 batch, self._acks = self._acks, []
                 try:
@@ -426,6 +504,22 @@ class Worker:
                 self._log.warning("worker.ack_failed", error=_describe(error), pending=len(self._acks), retry_in=delay)
                 await asyncio.sleep(delay)
                 self._ack_event.set()
+
+    async def _register(self) -> None:
+        """Tell health and `lily workers` this worker is alive, every HEARTBEAT_SECONDS."""
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queue": self.queue.name,
+            "started": self.started_at,
+            "concurrency": self.concurrency,
+        }
+        while True:
+            try:
+                await self.registry.beat(self.worker_id, {**info, "running": len(self._running), "tasks_run": self.tasks_run})
+            except REDIS_DOWN as error:
+                self._log.warning("worker.registry_unavailable", error=_describe(error))
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     async def _heartbeat(self) -> None:
         while True:

@@ -61,11 +61,16 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
     base, env, _process = dev_server
     shared = (Path(env["LILY_DATA_DIR"]) / "dev.env").read_text()
     assert "REDIS_URL=redis://127.0.0.1:" in shared, "an embedded Redis was started"
-    health = httpx.get(base + "/health", timeout=10)
+    assert httpx.get(base + "/health", timeout=10).json() == {"status": "ok"}  # anonymous: the status only
+    admin = {"Authorization": "Bearer dev-admin-token"}
+    health = httpx.get(base + "/health", headers=admin, timeout=10)
     assert health.status_code == 200, health.text
     plugins = health.json()["plugins"]
     for name in ("twilio", "stripe", "calcom", "gcal", "s3"):
         assert name in plugins, f"plugin {name} is not installed in this environment"
+    # dev credentials say so, instead of "ok"
+    assert plugins["twilio"]["state"] == "development"
+    assert health.json()["queue"]["workers"]["live"] == 1, "lily dev's embedded worker registers"
     listing = subprocess.run(
         [sys.executable, "-m", "lily_host.cli", "simulate"], env=env, capture_output=True, text=True
     )

@@ -20,7 +20,7 @@ async def test_health_reports_each_plugin_and_an_overall_state(
 ) -> None:
     env = {"ECHO_SECRET": "x", "ECHO_HEALTH": echo_health}
     async with lily_harness(extra_modules={"echo": sample_echo_plugin}, env=env) as lily:
-        response = await lily.client.get("/health")
+        response = await lily.client.get("/health", headers=lily.admin_headers)
         report = await response.get_json()
         assert response.status_code == status_code
         assert report["status"] == overall
@@ -33,7 +33,7 @@ async def test_health_reports_each_plugin_and_an_overall_state(
 
 async def test_health_says_not_configured_without_failing(lily_harness: HarnessFactory) -> None:
     async with lily_harness(extra_modules={"echo": sample_echo_plugin}) as lily:
-        response = await lily.client.get("/health")
+        response = await lily.client.get("/health", headers=lily.admin_headers)
         report = await response.get_json()
         assert response.status_code == 200
         assert report["status"] == "degraded"

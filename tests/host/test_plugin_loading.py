@@ -137,7 +137,7 @@ async def test_the_host_runs_with_a_broken_plugin(lily_harness: HarnessFactory) 
         listing = await (await lily.client.get("/api/plugins", headers=lily.admin_headers)).get_json()
         states = {item["name"]: item["state"] for item in listing["plugins"]}
         assert states["broken"] == "failed" and states["echo"] == "loaded"
-        health = await (await lily.client.get("/health")).get_json()
+        health = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
         assert health["plugins"]["broken"]["state"] == "failed"
 
 

@@ -14,7 +14,7 @@ from lily_host.testing import Harness, HarnessFactory
 
 
 async def calcom_health(lily: Harness) -> dict[str, Any]:
-    response = await lily.client.get("/health")
+    response = await lily.client.get("/health", headers=lily.admin_headers)
     report: dict[str, Any] = (await response.get_json())["plugins"]["calcom"]
     return report
 

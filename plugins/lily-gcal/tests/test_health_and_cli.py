@@ -14,7 +14,7 @@ from lily_host.testing import TEST_SECRET_KEY, Harness, HarnessFactory
 
 
 async def gcal_health(lily: Harness) -> dict[str, Any]:
-    response = await lily.client.get("/health")
+    response = await lily.client.get("/health", headers=lily.admin_headers)
     report: dict[str, Any] = (await response.get_json())["plugins"]["gcal"]
     return report
 
@@ -41,7 +41,7 @@ async def test_revoked_tenant_is_auth_failed_with_a_reconnect_link(
 ) -> None:
     await connect("acme")
     google.revoke_all()
-    response = await lily.client.get("/health")
+    response = await lily.client.get("/health", headers=lily.admin_headers)
     report = (await response.get_json())["plugins"]["gcal"]
     entry = report["checks"]["calendars"]["details"]["acme"]
     assert report["state"] == "auth_failed"
@@ -132,7 +132,7 @@ async def test_a_deleted_tenant_leaves_no_calendar_markers(lily: Harness, google
     await connect("bravo")
     await lily.run_due()  # calendar sharing: lily:gcal:shared:<tenant>
     google.revoke_all()
-    await lily.client.get("/health")  # lily:gcal:auth_failed:<tenant>
+    await lily.client.get("/health", headers=lily.admin_headers)  # lily:gcal:auth_failed:<tenant>
 
     async def markers(tenant: str) -> list[str]:
         keys = ("lily:gcal:shared:", "lily:gcal:auth_failed:")

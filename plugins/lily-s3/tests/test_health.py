@@ -44,7 +44,7 @@ def policy(actions: Sequence[str], bucket: str = BUCKET) -> dict[str, Any]:
 
 async def bucket_health(lily_harness: HarnessFactory, env: Mapping[str, str]) -> dict[str, Any]:
     async with lily_harness(plugins=["s3"], env=dict(env)) as lily:
-        response = await lily.client.get("/health")
+        response = await lily.client.get("/health", headers=lily.admin_headers)
         report = await response.get_json()
     entry: dict[str, Any] = report["plugins"]["s3"]["checks"]["s3.bucket"]
     return entry
@@ -142,7 +142,7 @@ async def test_unconfigured_plugin_says_what_to_set(
 ) -> None:
     monkeypatch.delenv("S3_BUCKET_NAME", raising=False)
     async with lily_harness(plugins=["s3"]) as lily:
-        report = await (await lily.client.get("/health")).get_json()
+        report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
         api = await lily.client.post("/api/uploads", json={"content_type": "image/jpeg"})
 
     assert report["plugins"]["s3"]["state"] == "not_configured"

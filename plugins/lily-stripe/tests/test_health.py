@@ -11,7 +11,7 @@ TENANT = "acme"
 
 
 async def stripe_health(lily: Harness) -> dict[str, Any]:
-    response = await lily.client.get("/health")
+    response = await lily.client.get("/health", headers=lily.admin_headers)
     report: dict[str, Any] = (await response.get_json())["plugins"]["stripe"]
     return report
 
@@ -28,7 +28,7 @@ async def test_an_accepted_key_is_ok(lily: Harness, fake_stripe: FakeStripe) -> 
 
 async def test_a_wrong_key_is_failed(lily: Harness, fake_stripe: FakeStripe) -> None:
     fake_stripe.api_key = "sk_test_someone_else"
-    response = await lily.client.get("/health")
+    response = await lily.client.get("/health", headers=lily.admin_headers)
     report = (await response.get_json())["plugins"]["stripe"]
 
     assert response.status_code == 503

@@ -17,7 +17,7 @@ VOICE = "/webhooks/twilio/voice"
 
 
 async def twilio_health(lily: Harness) -> dict[str, object]:
-    report = (await (await lily.client.get("/health")).get_json())["plugins"]["twilio"]
+    report = (await (await lily.client.get("/health", headers=lily.admin_headers)).get_json())["plugins"]["twilio"]
     assert isinstance(report, dict)
     return report
 
