@@ -4,8 +4,8 @@ Every outbound call an integration makes on Lily's behalf (an SMS handed to a ch
 plugin's own type: calendar writes, uploads...) is recorded here as a success or a failure. An
 integration turns ``failing`` when ``LILY_INTEGRATION_FAILURES`` calls in a row failed (default 5),
 or when at least ``LILY_INTEGRATION_MIN_CALLS`` calls in the last ``LILY_INTEGRATION_WINDOW_SECONDS``
-failed at a ratio of ``LILY_INTEGRATION_ERROR_RATIO`` or more; it recovers with a success once
-the ratio is under the threshold again.
+failed at a ratio of ``LILY_INTEGRATION_ERROR_RATIO`` or more (default 0.5); it recovers with a
+success once the window's error ratio is under that threshold again.
 
 The state lives in Redis and each update is one Lua call, so of all the processes recording calls
 exactly one sees each transition: it logs it (once when going down, once when recovering, never
@@ -60,14 +60,16 @@ for i = 3, #KEYS do
   bad = bad + tonumber(redis.call('HGET', KEYS[i], 'failed') or '0')
 end
 local total = good + bad
-local over_ratio = total >= tonumber(ARGV[5]) and bad / total >= tonumber(ARGV[4])
+local ratio_bad = total > 0 and bad / total >= tonumber(ARGV[4])
+local over_ratio = total >= tonumber(ARGV[5]) and ratio_bad
 local failing = consecutive >= tonumber(ARGV[3]) or over_ratio
 redis.call('HSET', KEYS[1], 'consecutive', consecutive, 'window_ok', good, 'window_failed', bad)
 if state ~= 'failing' and failing then
   redis.call('HSET', KEYS[1], 'state', 'failing', 'since', now)
   return 'failing'
 end
-if state == 'failing' and ok and not over_ratio then
+-- Recovery wants the ratio under the threshold whatever the count: no flapping on one success.
+if state == 'failing' and ok and not ratio_bad then
   redis.call('HSET', KEYS[1], 'state', 'ok', 'since', now)
   return 'recovered'
 end

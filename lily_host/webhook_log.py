@@ -192,7 +192,8 @@ class WebhookLog:
         min_id = int((now - days * 86400) * 1000)
         pipe = self.redis.pipeline(transaction=False)
         pipe.xadd(key, fields, maxlen=self.settings.webhook_log_max_entries, approximate=True)
-        pipe.xtrim(key, minid=min_id, approximate=True)
+        # Exact by age (cheap: usually nothing to remove), approximate by length (whole nodes).
+        pipe.xtrim(key, minid=min_id, approximate=False)
         pipe.sadd(STREAMS, key)
         trace_ttl = int(self.settings.trace_days * 86400)
         if trail.provider_id and trace_ttl > 0:

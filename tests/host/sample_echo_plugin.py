@@ -74,6 +74,8 @@ class EchoJsonWebhook(WebhookEndpoint):
     async def handle(self, request: WebhookRequest, payload: Any, ctx: WebhookContext) -> Any:
         if payload.get("explode"):
             raise RuntimeError("handler bug")
+        if await ctx.host.redis.exists("echo:broken"):  # a backend the handler needs is down
+            raise ConnectionError("echo backend unreachable")
         ctx.emit("echo.received", {"to": payload["to"], "text": payload.get("text", "")})
         return None
 
@@ -90,10 +92,13 @@ class EchoFormWebhook(EchoJsonWebhook):
 
 
 async def record(ctx: TaskContext, payload: dict[str, Any]) -> None:
+    if await ctx.host.redis.exists("echo:record_broken"):  # the provider the task calls fails
+        raise ConnectionError("echo provider refused the call")
     await ctx.host.redis.rpush("echo:seen", f"{ctx.tenant}:{payload['text']}")
 
 
 async def health(host: Any) -> HealthResult:
+    await host.redis.incr("echo:health_calls")  # stands for the provider call a real check makes
     wanted = os.environ.get("ECHO_HEALTH", "ok")
     if wanted == "raise":
         raise ConnectionError("provider unreachable")

@@ -11,6 +11,7 @@ is unreachable), ``ok`` otherwise, including when no tenant has connected yet.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lily_gcal.calendar import PLUGIN, GoogleCalendar
@@ -65,6 +66,7 @@ async def tenant_health(
 
 
 async def check(host: Host, provider: GoogleCalendar, http_timeout: float) -> HealthResult:
+    """Every tenant probed now (the host's cached, spread-out per-tenant check uses :func:`summarize`)."""
     tenants = await host.tenants.all()
     gate = asyncio.Semaphore(PROBE_CONCURRENCY)
 
@@ -73,14 +75,19 @@ async def check(host: Host, provider: GoogleCalendar, http_timeout: float) -> He
             return tenant.id, await tenant_health(host, provider, tenant, http_timeout)
 
     entries = {tenant_id: entry for tenant_id, entry in await asyncio.gather(*map(one, tenants)) if entry}
+    return summarize(entries)
+
+
+def summarize(entries: Mapping[str, Mapping[str, Any]]) -> HealthResult:
+    """The plugin's state from the tenants' entries (tenant id → entry)."""
     connected = {tid: e for tid, e in entries.items() if e["state"] != "not_connected"}
     failed = [tid for tid, e in connected.items() if e["state"] == HealthState.AUTH_FAILED.value]
     degraded = [tid for tid, e in connected.items() if e["state"] == HealthState.DEGRADED.value]
     if not connected:
-        return HealthResult(HealthState.OK, "no tenant has connected Google Calendar yet", entries)
+        return HealthResult(HealthState.OK, "no tenant has connected Google Calendar yet", dict(entries))
     if failed and len(failed) == len(connected):
         return HealthResult(
-            HealthState.AUTH_FAILED, f"Google refused every tenant's connection: {', '.join(failed)}", entries
+            HealthState.AUTH_FAILED, f"Google refused every tenant's connection: {', '.join(failed)}", dict(entries)
         )
     if failed or degraded:
         parts = []
@@ -88,5 +95,5 @@ async def check(host: Host, provider: GoogleCalendar, http_timeout: float) -> He
             parts.append(f"reconnect needed: {', '.join(sorted(failed))}")
         if degraded:
             parts.append(f"calendar unreachable: {', '.join(sorted(degraded))}")
-        return HealthResult(HealthState.DEGRADED, "; ".join(parts), entries)
-    return HealthResult(HealthState.OK, f"{len(connected)} tenant calendar(s) reachable", entries)
+        return HealthResult(HealthState.DEGRADED, "; ".join(parts), dict(entries))
+    return HealthResult(HealthState.OK, f"{len(connected)} tenant calendar(s) reachable", dict(entries))

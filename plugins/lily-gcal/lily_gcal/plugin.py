@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings
 
 from lily_gcal.calendar import GoogleCalendar, shared_key
 from lily_gcal.cli import gcal
-from lily_gcal.health import check
+from lily_gcal.health import summarize, tenant_health
 from lily_gcal.oauth import SHARE_TASK, blueprint
 from lily_gcal.settings import GcalSettings, GcalTenantSettings
 from lily_gcal.tokens import auth_failed_key
@@ -20,16 +20,17 @@ from lily_host.contract import (
     Capability,
     EventSubscription,
     HealthCheck,
-    HealthResult,
     Routes,
     TaskContext,
     TaskHandler,
+    TenantHealthCheck,
 )
 from lily_host.erasure import deleted_tenant, erase_keys
 from lily_host.events import TENANT_DELETED
 
 if TYPE_CHECKING:
     from lily_host.host import Host
+    from lily_host.tenants import Tenant
 
 ERASE_TASK = "gcal.erase_tenant"
 
@@ -89,14 +90,17 @@ def register_capabilities(register: Callable[[Capability], None], settings: Gcal
 
 
 @hookimpl
-def register_health_checks(register: Callable[[HealthCheck], None], settings: GcalSettings) -> None:
+def register_health_checks(
+    register: Callable[[HealthCheck | TenantHealthCheck], None], settings: GcalSettings
+) -> None:
     provider = GoogleCalendar(settings)
 
-    async def calendars(host: Host) -> HealthResult:
+    async def calendar(host: Host, tenant: Tenant) -> dict[str, Any] | None:
         provider.attach(host)
-        return await check(host, provider, PROBE_TIMEOUT)
+        return await tenant_health(host, provider, tenant, PROBE_TIMEOUT)
 
-    register(HealthCheck("calendars", calendars, timeout=PROBE_TIMEOUT + 1))
+    # Per tenant: the host caches each tenant's entry and spreads the probes over time.
+    register(TenantHealthCheck("calendars", calendar, timeout=PROBE_TIMEOUT + 1, summarize=summarize))
 
 
 @hookimpl

@@ -31,7 +31,13 @@ async def test_health_per_tenant(lily: Harness, google: FakeGoogle, connect: Any
     report = await gcal_health(lily)
     details = report["checks"]["calendars"]["details"]
     assert report["state"] == "ok"
-    assert details["acme"] == {"state": "ok", "message": "calendar reachable", "calendar_id": "primary"}
+    checked_at = lily.clock.now()  # each entry says when it was probed (entries are cached)
+    assert details["acme"] == {
+        "state": "ok",
+        "message": "calendar reachable",
+        "calendar_id": "primary",
+        "checked_at": checked_at,
+    }
     assert details["bravo"]["state"] == "not_connected"
     assert "lily gcal connect bravo" in details["bravo"]["message"]
 
@@ -66,6 +72,9 @@ async def test_one_failing_tenant_degrades_and_reconnecting_heals(
     assert report["state"] == "degraded"
     assert "reconnect needed: bravo" in report["message"]
     await connect("bravo")
+    # Each tenant's probe is cached for LILY_HEALTH_TENANT_INTERVAL (300 s, ± 25 %).
+    assert (await gcal_health(lily))["state"] == "degraded"
+    lily.clock.advance(400)
     assert (await gcal_health(lily))["state"] == "ok"
 
 

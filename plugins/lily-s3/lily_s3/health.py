@@ -1,12 +1,15 @@
 """Bucket health: HeadBucket, then put/read/delete a small sentinel object, naming what is missing.
 
 Listing alone says nothing about writing: a read-only key would look healthy and then fail every
-upload. So the check writes, reads back and removes one tiny object under ``S3_HEALTH_KEY_PREFIX``.
+upload. So the check writes, reads back and removes one tiny object under ``S3_HEALTH_KEY_PREFIX``
+— but not on every call: a successful write check is remembered for :data:`WRITE_CHECK_SECONDS`
+(``lily:s3:health:writable:<bucket>``), and until then each check is one HeadBucket.
 """
 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from lily_host.contract import HealthResult, HealthState
 from lily_s3.errors import (
@@ -21,9 +24,16 @@ from lily_s3.errors import (
 from lily_s3.storage import S3Bucket
 
 SENTINEL_BODY = b"lily health check: safe to delete\n"
+#: How long a successful put/read/delete check stands before the next one.
+WRITE_CHECK_SECONDS = 3600.0
 
 
-async def check_bucket(bucket: S3Bucket) -> HealthResult:
+def writable_key(bucket: str) -> str:
+    return f"lily:s3:health:writable:{bucket}"
+
+
+async def check_bucket(bucket: S3Bucket, redis: Any = None, now: float = 0.0) -> HealthResult:
+    """``redis`` and ``now`` (the host's) let a recent successful write check stand in for a new one."""
     name = bucket.name
     details: dict[str, object] = {
         "bucket": name,
@@ -48,6 +58,15 @@ async def check_bucket(bucket: S3Bucket) -> HealthResult:
         return HealthResult(HealthState.AUTH_FAILED, error.reason, details)
     except (StorageUnavailable, StorageThrottled) as error:
         return HealthResult(HealthState.FAILED, f"S3 unreachable: {error}", details)
+
+    if redis is not None and not head_denied:
+        checked = await redis.get(writable_key(name))
+        if checked is not None and now - float(checked) < WRITE_CHECK_SECONDS:
+            return HealthResult(
+                HealthState.OK,
+                f"bucket {name} is reachable (read/write last verified {now - float(checked):.0f} s ago)",
+                details,
+            )
 
     sentinel = f"{bucket.settings.s3_health_key_prefix}sentinel-{secrets.token_hex(8)}"
     try:
@@ -89,4 +108,6 @@ async def check_bucket(bucket: S3Bucket) -> HealthResult:
             "grant the IAM policy in docs/plugins/s3.md",
             {**details, "missing_permissions": missing},
         )
+    if redis is not None:
+        await redis.set(writable_key(name), repr(now), ex=int(WRITE_CHECK_SECONDS * 2))
     return HealthResult(HealthState.OK, f"bucket {name} is readable and writable", details)

@@ -60,7 +60,7 @@ def register_health_checks(register: Callable[[HealthCheck], None], settings: S3
     bucket = S3Bucket(settings)
 
     async def bucket_health(host: Host) -> HealthResult:
-        return await check_bucket(bucket)
+        return await check_bucket(bucket, host.redis, host.clock.now())
 
     register(HealthCheck("s3.bucket", bucket_health, timeout=10.0))
 

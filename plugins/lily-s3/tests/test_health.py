@@ -148,3 +148,30 @@ async def test_unconfigured_plugin_says_what_to_set(
     assert report["plugins"]["s3"]["state"] == "not_configured"
     assert "S3_BUCKET_NAME" in report["plugins"]["s3"]["message"]
     assert api.status_code == 503
+
+
+async def test_health_does_not_write_an_object_on_every_call(lily_harness: HarnessFactory, iam_s3: MotoS3) -> None:
+    full = ["s3:ListBucket", "s3:HeadBucket", "s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+    key, secret = iam_s3.create_user("lily", policy(full))
+    iam_s3.enforce_iam()
+    async with lily_harness(plugins=["s3"], env=dict(iam_s3.env(BUCKET, access_key=key, secret_key=secret))) as lily:
+
+        async def check() -> dict[str, Any]:
+            report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
+            entry: dict[str, Any] = report["plugins"]["s3"]["checks"]["s3.bucket"]
+            return entry
+
+        assert (await check())["message"] == f"bucket {BUCKET} is readable and writable"
+        # Take the write permission away: the next calls do not notice, because they do not write.
+        iam_s3.allow_all()
+        iam = iam_s3.client("iam")
+        iam.put_user_policy(
+            UserName="lily", PolicyName="lily-policy", PolicyDocument=json.dumps(policy(full[:2] + ["s3:GetObject"]))
+        )
+        iam_s3.enforce_iam()
+        again = await check()
+        assert again["state"] == "ok" and "last verified" in again["message"]
+        # An hour later the write check runs again, and finds the missing permission.
+        lily.clock.advance(3601)
+        later = await check()
+        assert later["state"] == "failed" and later["details"]["missing_permissions"] == ["s3:PutObject"]
