@@ -210,3 +210,22 @@ async def test_event_data_is_the_normalised_booking(lily: Harness, deliver: Any)
     assert data["notes"] == "Gate code 1234"
     assert data["organizer_email"] == "owner@acme.test"
     assert data["event_type_id"] == "7"
+
+
+async def test_a_secret_the_key_cannot_decrypt_is_a_503_with_a_logged_reason(lily: Harness, deliver: Any) -> None:
+    from lily_host.crypto import SecretBox
+    from lily_host.tenants import Tenant
+
+    # bravo's webhook secret as stored under another LILY_SECRET_KEY (a key swapped without rotation)
+    other = SecretBox([SecretBox.generate_key()])
+    raw = await lily.host.redis.get("lily:tenant:bravo")
+    tenant = Tenant.model_validate_json(raw)
+    plugins = {**tenant.plugins, "calcom": {**tenant.plugins["calcom"], "webhook_secret": other.encrypt(BRAVO_SECRET)}}
+    await lily.host.redis.set("lily:tenant:bravo", tenant.model_copy(update={"plugins": plugins}).model_dump_json())
+    lily.host.tenants.forget_cached()
+    body = booking_delivery(uid="b1", start=SLOT, organizer_email="bravo@bravo.test", event_type_id=99)
+    response = await deliver(body, secret=BRAVO_SECRET, path="/webhooks/calcom/bravo")
+    assert response.status_code == 503
+    assert (await response.get_json())["error"] == "unavailable"
+    [entry] = (await lily.host.webhook_log.list(outcome="unavailable"))[0]
+    assert "LILY_SECRET_KEY" in entry["reason"]
