@@ -112,7 +112,10 @@ def _mount_host_routes(app: Quart) -> None:
 
     @app.get("/metrics")
     async def metrics() -> Response:
+        from lily_host import ops_metrics
+
         await collect_depth(current_host().queue)
+        await ops_metrics.collect(current_host())
         body, content_type = render_latest()
         return Response(body, content_type=content_type)
 
