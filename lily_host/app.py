@@ -85,11 +85,13 @@ def create_app(
 
 def _mount_host_routes(app: Quart) -> None:
     from lily_host import api_audit
+    from lily_host.console import install_console
     from lily_host.ops_api import ops
 
     app.register_blueprint(admin, url_prefix="/api")
     app.register_blueprint(ops, url_prefix="/api")
     api_audit.install(app)
+    install_console(app)
 
     @app.get("/healthz")
     async def healthz() -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from lily_host.app import create_app
+from lily_host.console import signin_link
 from lily_host.host import Host
 from lily_host.plugins import PluginState
 from lily_host.redis_server import RedisServer
@@ -49,7 +50,12 @@ def run_dev(*, port: int, bind_host: str) -> None:
         @app.before_serving
         async def welcome() -> None:
             api_key = await ensure_demo_tenant(host)
-            click.echo(banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded is not None))
+            console = await signin_link(host, f"http://{bind_host}:{port}")
+            click.echo(
+                banner(
+                    host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded is not None, console=console
+                )
+            )
 
         asyncio.run(_serve(app, f"{bind_host}:{port}"))
     finally:
@@ -91,7 +97,7 @@ async def ensure_demo_tenant(host: Host) -> str:
     return secret
 
 
-def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: bool) -> str:
+def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: bool, console: str = "") -> str:
     base = f"http://{bind_host}:{port}"
     lines = [
         "",
@@ -100,6 +106,7 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
         f"  Admin token: {host.settings.admin_token}",
         f"  Demo tenant: {DEMO_TENANT}   API key: {api_key}",
         f"  Health:      {base}/health     Metrics: {base}/metrics     Outbox: {base}/dev/outbox",
+        f"  Console:     {console or base + '/console'}" + ("   (one-click sign-in, valid once for 15 minutes)" if console else ""),
         "",
         "Point each provider's webhooks at (through a tunnel such as cloudflared for real providers;",
         "set LILY_PUBLIC_URL to the tunnel's https URL so signatures verify):",

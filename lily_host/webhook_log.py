@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
+from lily_host.console.index import index_delivery
 from lily_host.correlation import NO_TENANT, parse_delivery_id, ref_key
 
 if TYPE_CHECKING:
@@ -201,6 +202,8 @@ class WebhookLog:
             head = trail.provider_id.partition(":")[0]
             if head != trail.provider_id:
                 pipe.set(ref_key(head), record_id, ex=trace_ttl)
+        # The console's cross-tenant summary and per-minute counts, in the same round trip.
+        index_delivery(pipe, fields, now, self.settings.webhook_log_days)
         await pipe.execute()
         return record_id
 
