@@ -1,4 +1,4 @@
-"""Every chore in one place: `nox -s dev`, `tests`, `lint`, `typecheck`, `bench`."""
+"""Every chore in one place: `nox -s dev`, `tests`, `lint`, `typecheck`, `bench`, `screenshots`."""
 
 from __future__ import annotations
 
@@ -63,3 +63,13 @@ def bench(session: nox.Session) -> None:
         return
     session.run("python", "bench/ingest_bench.py", *session.posargs)
     session.run("python", "bench/queue_bench.py", *session.posargs)
+    session.run("python", "bench/console_bench.py", *session.posargs)
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """docs/console-overview.png: the console's overview, from its browser test (needs /usr/bin/chromium)."""
+    install_lily(session, test_extras=True)
+    session.run(
+        "pytest", "-q", "tests/host/test_console.py", env={"LILY_CONSOLE_SCREENSHOTS": str(ROOT / "docs")}
+    )

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from lily_host.audit import clean
 from lily_host.compliance import _suppressed_key
-from lily_host.console.index import last_hour, recent
+from lily_host.console.index import FAILED_MAX_ENTRIES, last_hour, recent
 from lily_host.health import collect_health
 from lily_host.log import mask_phone
 from lily_host.messaging import index_key
@@ -142,8 +142,12 @@ def _mask_value(name: str, value: str) -> str:
     return masked_value
 
 
-async def bulk_candidates(host: Host, filters: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
-    """Deliveries a bulk replay would run again (replayable ones, newest first) and how many matched."""
+async def bulk_candidates(host: Host, filters: dict[str, Any], *, fetch: bool) -> tuple[list[dict[str, Any]], int]:
+    """Deliveries a bulk replay would run again, newest first, and how many matched.
+
+    Without ``fetch`` (the preview) the entries are the index's summaries: counting reads no
+    tenant's log. With it, each is read whole from its tenant's log, ready to replay.
+    """
     if filters.get("tenant"):
         entries, _ = await host.webhook_log.list(
             tenant=filters["tenant"],
@@ -153,19 +157,23 @@ async def bulk_candidates(host: Host, filters: dict[str, Any]) -> tuple[list[dic
             until=filters.get("until"),
             limit=BULK_LIMIT,
         )
-    else:
-        outcomes = set(str(filters["outcome"]).split(",")) if filters.get("outcome") else None
-        summaries, _, _ = await recent(
-            host.redis,
-            integration=filters.get("integration"),
-            outcomes=outcomes,
-            since=filters.get("since"),
-            until=filters.get("until"),
-            limit=BULK_LIMIT,
-            scan_limit=50_000,
-        )
-        entries = [e for e in [await host.webhook_log.get(s["id"]) for s in summaries] if e is not None]
-    return [entry for entry in entries if replayable(entry)], len(entries)
+        return [entry for entry in entries if replayable(entry) and not entry["replay_of"]], len(entries)
+    outcomes = set(str(filters["outcome"]).split(",")) if filters.get("outcome") else None
+    summaries, _, _ = await recent(
+        host.redis,
+        integration=filters.get("integration"),
+        outcomes=outcomes,
+        since=filters.get("since"),
+        until=filters.get("until"),
+        limit=BULK_LIMIT,
+        scan_limit=FAILED_MAX_ENTRIES,
+    )
+    # A replay is not replayed again by a bulk replay (its original is, if it still matches).
+    chosen = [summary for summary in summaries if summary["replayable"] and not summary["replay_of"]]
+    if not fetch:
+        return chosen, len(summaries)
+    entries = [e for e in [await host.webhook_log.get(s["id"]) for s in chosen] if e is not None]
+    return [entry for entry in entries if replayable(entry)], len(summaries)
 
 
 # --- trace ----------------------------------------------------------------------------------------------
@@ -208,7 +216,7 @@ def timeline(trace: dict[str, Any]) -> list[dict[str, Any]]:
                     "detail": (run.get("error") or "")
                     + (f" · {float(run['duration']) * 1000:.1f} ms" if run.get("duration") is not None else ""),
                     "link": ("task", task["id"]),
-                    "state": "accepted" if run.get("outcome") == "ok" else str(run.get("outcome")),
+                    "state": str(run.get("outcome")),
                 }
             )
         if task.get("state") == "dead" and task.get("dead_at"):
@@ -233,7 +241,7 @@ def timeline(trace: dict[str, Any]) -> list[dict[str, Any]]:
                         str(x) for x in (effect.get("template"), effect.get("provider_id"), effect.get("error")) if x
                     ),
                     "link": None,
-                    "state": "error" if effect["status"] in ("failed", "undelivered") else "accepted",
+                    "state": str(effect["status"]),
                 }
             )
         else:
@@ -258,7 +266,8 @@ def timeline(trace: dict[str, Any]) -> list[dict[str, Any]]:
                 "state": replayed["outcome"],
             }
         )
-    steps.sort(key=lambda step: step["at"] or 0)
+    # The delivery comes first whatever the clocks say: everything else descends from it.
+    steps.sort(key=lambda step: (step["kind"] != "webhook" or step["link"] != ("webhook", trace.get("id")), step["at"] or 0))
     return steps
 
 
@@ -345,6 +354,8 @@ async def tenant_detail(host: Host, tenant_id: str) -> dict[str, Any] | None:
 
 
 def _setting(name: str, value: Any) -> str:
+    if value is None:
+        return "—"
     if (isinstance(value, str) and value == "********") or (value and name not in masked({name: 1})):
         return "********"  # stored encrypted, or under a secret-looking name
     return json.dumps(masked(value)) if not isinstance(value, str) else str(masked(value))

@@ -7,6 +7,7 @@ stream per tenant. So every logged delivery is also written, in the log's own pi
 - ``lily:console:webhooks``: one stream across tenants holding only a summary (id, time,
   integration, tenant, outcome, status, latency, task count, replay_of; never headers, body,
   numbers or reasons), trimmed by ``LILY_WEBHOOK_LOG_DAYS`` and to :data:`GLOBAL_MAX_ENTRIES`;
+- ``lily:console:webhooks:failed``: the summaries of failed deliveries only (bulk replay, filters);
 - ``lily:console:wh:m:<minute>``: a hash ``integration|outcome`` → count per minute, kept two
   hours, so "webhooks in the last hour" is 60 small reads whatever the traffic.
 
@@ -21,6 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 GLOBAL_STREAM = "lily:console:webhooks"
+#: The same summaries of failed deliveries only (every outcome but accepted and duplicate), so
+#: "what failed" and bulk replay read failures, not the whole traffic.
+FAILED_STREAM = "lily:console:webhooks:failed"
+SUCCESS = frozenset({"accepted", "duplicate"})
+FAILED_MAX_ENTRIES = 50_000
 MINUTE_PREFIX = "lily:console:wh:m:"
 #: Summaries kept across tenants (approximate trim: whole stream nodes).
 GLOBAL_MAX_ENTRIES = 200_000
@@ -32,8 +38,14 @@ def index_delivery(pipe: Any, fields: Mapping[str, str], now: float, days: float
     """Queue, into the webhook log's pipeline, the console's summary and per-minute count of a delivery."""
     summary = {name: fields.get(name, "") for name in _SUMMARY_FIELDS}
     summary["ntasks"] = str(len([t for t in fields.get("tasks", "").split(",") if t]))
+    # What lily_host.replay.replayable() asks, so a bulk replay counts without reading each entry.
+    summary["replayable"] = "1" if fields.get("verified") == "1" and fields.get("route") else "0"
+    min_id = int((now - days * 86400) * 1000)
     pipe.xadd(GLOBAL_STREAM, summary, maxlen=GLOBAL_MAX_ENTRIES, approximate=True)
-    pipe.xtrim(GLOBAL_STREAM, minid=int((now - days * 86400) * 1000), approximate=True)
+    pipe.xtrim(GLOBAL_STREAM, minid=min_id, approximate=True)
+    if fields.get("outcome") not in SUCCESS:
+        pipe.xadd(FAILED_STREAM, summary, maxlen=FAILED_MAX_ENTRIES, approximate=True)
+        pipe.xtrim(FAILED_STREAM, minid=min_id, approximate=True)
     minute = MINUTE_PREFIX + str(int(now // 60))
     pipe.hincrby(minute, f"{fields.get('integration', '')}|{fields.get('outcome', '')}", 1)
     pipe.expire(minute, MINUTE_TTL_SECONDS)
@@ -52,6 +64,7 @@ def decode_summary(entry_id: bytes | str, raw: Mapping[bytes, bytes]) -> dict[st
         "latency_ms": float(data.get("latency_ms") or 0),
         "replay_of": data.get("replay_of") or None,
         "ntasks": int(data.get("ntasks") or 0),
+        "replayable": data.get("replayable") == "1",
     }
 
 
@@ -73,13 +86,14 @@ async def recent(
     """
     end = "(" + before if before else (f"{int(until * 1000)}-99999999" if until else "+")
     start = f"{int(since * 1000)}-0" if since else "-"
+    stream = FAILED_STREAM if outcomes and not outcomes & SUCCESS else GLOBAL_STREAM
     page: list[dict[str, Any]] = []
     scanned = 0
     cursor = end
     last_id: str | None = None
     exhausted = False
     while scanned < scan_limit and len(page) < limit:
-        batch = await redis.xrevrange(GLOBAL_STREAM, cursor, start, count=min(500, scan_limit - scanned))
+        batch = await redis.xrevrange(stream, cursor, start, count=min(500, scan_limit - scanned))
         if not batch:
             exhausted = True
             break

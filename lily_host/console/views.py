@@ -341,7 +341,7 @@ async def bulk_replay_preview() -> Response:
     filters.setdefault("outcome", "error")
     if "since" not in filters:
         filters["since"] = parse_since("1h")
-    candidates, matched = await data.bulk_candidates(host, filters)
+    candidates, matched = await data.bulk_candidates(host, filters, fetch=False)
     return await page(
         "replay.html",
         matched=matched,
@@ -367,7 +367,7 @@ async def bulk_replay() -> Any:
             filters[name] = value
     if "since" not in filters or "outcome" not in filters:
         return await problem(400, "Bad filter", "Bulk replay needs an outcome and a since time.")
-    candidates, _matched = await data.bulk_candidates(host, filters)
+    candidates, _matched = await data.bulk_candidates(host, filters, fetch=True)
     expected = form.get("count", "")
     if expected != str(len(candidates)):
         # What would be replayed changed since the operator saw the count: show the new count instead.
