@@ -70,6 +70,4 @@ def bench(session: nox.Session) -> None:
 def screenshots(session: nox.Session) -> None:
     """docs/console-overview.png: the console's overview, from its browser test (needs /usr/bin/chromium)."""
     install_lily(session, test_extras=True)
-    session.run(
-        "pytest", "-q", "tests/host/test_console.py", env={"LILY_CONSOLE_SCREENSHOTS": str(ROOT / "docs")}
-    )
+    session.run("pytest", "-q", "tests/host/test_console.py", env={"LILY_CONSOLE_SCREENSHOTS": str(ROOT / "docs")})

@@ -71,7 +71,9 @@ async def fill(host: Any, tenants: int, webhooks: int) -> dict[str, str]:
     for index in range(2000):
         await host.queue.schedule("bench.work", {"n": index}, tenant=ids[index % tenants], delay=3600)
     pipe_writes = [
-        host.audit.write(actor="admin:bench", action="GET /api/tenants/<tenant_id>", outcome="200", tenant=ids[i % tenants])
+        host.audit.write(
+            actor="admin:bench", action="GET /api/tenants/<tenant_id>", outcome="200", tenant=ids[i % tenants]
+        )
         for i in range(5000)
     ]
     for chunk in range(0, len(pipe_writes), 500):
@@ -155,7 +157,11 @@ async def main() -> None:
                     times.sort()
                     p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
                     worst = max(worst, p95)
-                    print(f"  {name:<38} {statistics.median(times):>7.1f}ms {p95:>7.1f}ms  {status:>6}  {body.count('<tr')}", flush=True)
+                    print(
+                        f"  {name:<38} {statistics.median(times):>7.1f}ms {p95:>7.1f}ms"
+                        f"  {status:>6}  {body.count('<tr')}",
+                        flush=True,
+                    )
                 print(f"\nSlowest page p95: {worst:.1f} ms ({'under' if worst < 100 else 'OVER'} the 100 ms target)")
         finally:
             server.stop()

@@ -53,7 +53,12 @@ def run_dev(*, port: int, bind_host: str) -> None:
             console = await signin_link(host, f"http://{bind_host}:{port}")
             click.echo(
                 banner(
-                    host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded is not None, console=console
+                    host,
+                    port=port,
+                    bind_host=bind_host,
+                    api_key=api_key,
+                    embedded=embedded is not None,
+                    console=console,
                 )
             )
 
@@ -106,7 +111,8 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
         f"  Admin token: {host.settings.admin_token}",
         f"  Demo tenant: {DEMO_TENANT}   API key: {api_key}",
         f"  Health:      {base}/health     Metrics: {base}/metrics     Outbox: {base}/dev/outbox",
-        f"  Console:     {console or base + '/console'}" + ("   (one-click sign-in, valid once for 15 minutes)" if console else ""),
+        f"  Console:     {console or base + '/console'}"
+        + ("   (one-click sign-in, valid once for 15 minutes)" if console else ""),
         "",
         "Point each provider's webhooks at (through a tunnel such as cloudflared for real providers;",
         "set LILY_PUBLIC_URL to the tunnel's https URL so signatures verify):",

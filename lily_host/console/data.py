@@ -15,6 +15,7 @@ from lily_host.health import collect_health
 from lily_host.log import mask_phone
 from lily_host.messaging import index_key
 from lily_host.outbox import Outbox
+from lily_host.redis_typing import awaited
 from lily_host.replay import replayable
 from lily_host.tenants import index_fields
 from lily_host.webhook_log import stream_key
@@ -267,7 +268,9 @@ def timeline(trace: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     # The delivery comes first whatever the clocks say: everything else descends from it.
-    steps.sort(key=lambda step: (step["kind"] != "webhook" or step["link"] != ("webhook", trace.get("id")), step["at"] or 0))
+    steps.sort(
+        key=lambda step: (step["kind"] != "webhook" or step["link"] != ("webhook", trace.get("id")), step["at"] or 0)
+    )
     return steps
 
 
@@ -286,7 +289,7 @@ async def purge_dead_task(host: Host, task_id: str) -> bool:
 
 async def tenant_page(host: Host, search: str, number: int, size: int) -> dict[str, Any]:
     """Tenants sorted by id, those whose id contains ``search``; one page read with one MGET."""
-    ids = sorted(raw.decode() for raw in await host.redis.smembers("lily:tenants"))
+    ids = sorted(raw.decode() for raw in await awaited(host.redis.smembers("lily:tenants")))
     if search:
         ids = [tenant_id for tenant_id in ids if search in tenant_id]
     pages = max(1, -(-len(ids) // size))
@@ -369,7 +372,12 @@ async def outbox(host: Host, limit: int) -> list[dict[str, Any]]:
     entries = await Outbox(host.redis).messages()
     newest = list(reversed(entries))[:limit]
     return [
-        {**entry, "to": mask_phone(entry.get("to")), "from": mask_phone(entry.get("from")), "body": masked(entry.get("body", ""))}
+        {
+            **entry,
+            "to": mask_phone(entry.get("to")),
+            "from": mask_phone(entry.get("from")),
+            "body": masked(entry.get("body", "")),
+        }
         for entry in newest
     ]
 

@@ -9,14 +9,15 @@ sign-in attempts are audited whether they succeed or not.
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 import json
 import secrets
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from quart import Blueprint, Response, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.sansio.response import Response as BaseResponse
 
 from lily_host.audit import fingerprint
 from lily_host.console import data
@@ -178,7 +179,7 @@ async def http_error(error: HTTPException) -> Response:
     return await problem(error.code or 500, error.name or "Error", error.description or "")
 
 
-def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
+def _set_cookie(response: BaseResponse, name: str, value: str, max_age: int | None) -> None:
     response.set_cookie(
         name,
         value,
@@ -208,7 +209,7 @@ async def _signin_page(status: int, error: str) -> Response:
 
 
 @console.post("/signin")
-async def signin_post() -> Response:
+async def signin_post() -> Any:
     host = current_host()
     form = await request.form
     g.audit_actor = {"actor": "anonymous"}
@@ -235,11 +236,11 @@ async def signin_post() -> Response:
     response = redirect(_safe_next(form.get("next")), 303)
     _set_cookie(response, COOKIE, sid, None)
     response.delete_cookie(SIGNIN_COOKIE, path="/console")
-    return response  # type: ignore[return-value]
+    return response
 
 
 @console.get("/signin/<token>")
-async def signin_link(token: str) -> Response:
+async def signin_link(token: str) -> Any:
     host = current_host()
     g.audit_actor = {"actor": "console:link"}
     admin_token = host.settings.admin_token
@@ -249,15 +250,15 @@ async def signin_link(token: str) -> Response:
     g.audit_actor = {"actor": session.actor, "label": "one-time link"}
     response = redirect(url_for("lily_console.overview"), 303)
     _set_cookie(response, COOKIE, sid, None)
-    return response  # type: ignore[return-value]
+    return response
 
 
 @console.post("/signout")
-async def signout() -> Response:
+async def signout() -> Any:
     await close_session(current_host().redis, _session())
     response = redirect(url_for("lily_console.signin"), 303)
     response.delete_cookie(COOKIE, path="/console")
-    return response  # type: ignore[return-value]
+    return response
 
 
 # --- overview -----------------------------------------------------------------------------------------
@@ -279,9 +280,9 @@ def _webhook_filters() -> dict[str, Any]:
         if value:
             filters[name] = value
     for name in ("since", "until"):
-        value = _time_arg(args, name)
-        if value is not None:
-            filters[name] = value
+        moment = _time_arg(args, name)
+        if moment is not None:
+            filters[name] = moment
     return filters
 
 

@@ -182,8 +182,8 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
     await shot("overview")
     if os.environ.get("LILY_CONSOLE_SCREENSHOTS"):
         target = Path(os.environ["LILY_CONSOLE_SCREENSHOTS"])
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(shots / "overview.png", target / "console-overview.png")
+        await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(shutil.copy, shots / "overview.png", target / "console-overview.png")
 
     # Webhooks: the missed call is in the log; its detail shows masked numbers; its trace a timeline.
     await page.click("nav >> text=Webhooks")
@@ -251,7 +251,9 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
     # Audit: the console's own actions are there.
     await page.goto(f"{base}/console/audit?actor=console")
     audit = await page.inner_text("table.rows")
-    assert "POST /console/webhooks/<delivery_id>/replay" in audit and "POST /console/tasks/<path:task_id>/retry" in audit
+    assert (
+        "POST /console/webhooks/<delivery_id>/replay" in audit and "POST /console/tasks/<path:task_id>/retry" in audit
+    )
     await shot("audit")
     await page.goto(f"{base}/console/outbox")
     await shot("outbox")
@@ -263,7 +265,9 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
     assert answer.status == 403
 
     # On a phone: the overview still reads.
-    phone = await browser.new_context(viewport={"width": 390, "height": 844}, storage_state=await context.storage_state())
+    phone = await browser.new_context(
+        viewport={"width": 390, "height": 844}, storage_state=await context.storage_state()
+    )
     phone_page = await phone.new_page()
     await phone_page.goto(f"{base}/console/")
     assert await phone_page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
@@ -287,7 +291,19 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
     assert sorted(path.name for path in shots.iterdir()) == sorted(
         f"{name}.png"
         for name in (
-            "signin", "overview", "webhooks", "webhook", "trace", "replayed", "bulk-replay", "tasks",
-            "task", "tenants", "tenant", "audit", "outbox", "overview-phone",
+            "signin",
+            "overview",
+            "webhooks",
+            "webhook",
+            "trace",
+            "replayed",
+            "bulk-replay",
+            "tasks",
+            "task",
+            "tenants",
+            "tenant",
+            "audit",
+            "outbox",
+            "overview-phone",
         )
     )

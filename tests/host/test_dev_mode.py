@@ -57,7 +57,9 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess
         log_file.close()
 
 
-def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str], subprocess.Popen[str]]) -> None:
+def test_lily_dev_runs_everything_locally(
+    dev_server: tuple[str, dict[str, str], subprocess.Popen[str]], tmp_path: Path
+) -> None:
     base, env, _process = dev_server
     shared = (Path(env["LILY_DATA_DIR"]) / "dev.env").read_text()
     assert "REDIS_URL=redis://127.0.0.1:" in shared, "an embedded Redis was started"
@@ -71,6 +73,15 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
     # dev credentials say so, instead of "ok"
     assert plugins["twilio"]["state"] == "development"
     assert health.json()["queue"]["workers"]["live"] == 1, "lily dev's embedded worker registers"
+    # The banner's one-click console link signs in, once.
+    banner = (tmp_path / "dev.log").read_text()
+    link = next(line.split()[1] for line in banner.splitlines() if line.strip().startswith("Console:"))
+    assert link.startswith(base + "/console/signin/") and "dev-admin-token" not in link
+    signed_in = httpx.get(link, timeout=10)
+    assert signed_in.status_code == 303 and "lily_console" in signed_in.cookies
+    overview = httpx.get(base + "/console/", cookies=signed_in.cookies, timeout=10)
+    assert overview.status_code == 200 and "Overview" in overview.text and "twilio" in overview.text
+    assert httpx.get(link, timeout=10).status_code == 403
     listing = subprocess.run(
         [sys.executable, "-m", "lily_host.cli", "simulate"], env=env, capture_output=True, text=True
     )
