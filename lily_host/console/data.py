@@ -35,6 +35,8 @@ OUTCOMES = (
     "too_large",
     "timeout",
 )
+HEALTH_CACHE_KEY = "lily:console:health"
+HEALTH_CACHE_SECONDS = 15
 #: Deliveries replayed at most by one bulk replay.
 BULK_LIMIT = 500
 _PURGE_ONE = """
@@ -60,7 +62,15 @@ def integration_names(host: Host) -> list[str]:
 
 
 async def overview(host: Host) -> dict[str, Any]:
-    report = await collect_health(host)
+    # Health checks call the providers: however many consoles are open and refreshing, run them
+    # at most once per HEALTH_CACHE_SECONDS and show the shared report meanwhile.
+    raw = await host.redis.get(HEALTH_CACHE_KEY)
+    if raw is not None:
+        report = json.loads(raw)
+    else:
+        report = await collect_health(host)
+        report["checked_at"] = time.time()
+        await host.redis.set(HEALTH_CACHE_KEY, json.dumps(report, default=str), ex=HEALTH_CACHE_SECONDS)
     stats = await host.queue.stats(ready_by_type=False)
     hour = await last_hour(host.redis)
     totals: dict[str, int] = {}
@@ -80,6 +90,7 @@ async def overview(host: Host) -> dict[str, Any]:
         "failing": failing,
         "integrations": report["integrations"],
         "elapsed": report["elapsed_seconds"],
+        "checked_at": report["checked_at"],
     }
 
 

@@ -31,6 +31,7 @@ from lily_host.console.sessions import (
     open_session,
     use_link_token,
 )
+from lily_host.correlation import parse_delivery_id
 from lily_host.host import Host, current_host
 from lily_host.log import get_logger
 from lily_host.replay import ReplayRefused, replay, replayable
@@ -150,6 +151,10 @@ async def guard() -> Any:
     g.console_session = session
     if request.endpoint not in _UNAUDITED:
         g.audit_actor = {"actor": session.actor}
+        # A delivery id names its tenant: the audit entry of a replay or a look at it says whose.
+        parsed = parse_delivery_id(str((request.view_args or {}).get("delivery_id", "")))
+        if parsed is not None and parsed[0]:
+            g.audit_actor["tenant"] = parsed[0]
     if request.method == "POST":
         form = await request.form
         if not session.csrf_ok(form.get("csrf")):
@@ -317,7 +322,8 @@ async def webhook(delivery_id: str) -> Response:
         body=data.body_view(entry),
         headers=data.masked_headers(entry["headers"]),
         tasks=tasks,
-        can_replay=replayable(entry),
+        # A replay carries its own id: replayed again it would get past the original's guard.
+        can_replay=replayable(entry) and not entry["replay_of"],
         result=request.args.get("replayed"),
     )
 
@@ -328,6 +334,8 @@ async def replay_webhook(delivery_id: str) -> Any:
     entry = await host.webhook_log.get(delivery_id)
     if entry is None:
         return await problem(404, "Not found", f"No delivery {delivery_id} in the webhook log.")
+    if entry["replay_of"]:
+        return await problem(409, "Not replayable", f"{delivery_id} is a replay: replay {entry['replay_of']} instead.")
     try:
         result = await replay(host, entry)
     except ReplayRefused as refusal:

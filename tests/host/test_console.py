@@ -99,6 +99,7 @@ class Scene:
     call_sid: str
     failed_delivery: str
     dead_task: str
+    doomed_task: str
 
 
 @pytest.fixture
@@ -133,10 +134,12 @@ async def scene(lily_harness: HarnessFactory) -> AsyncIterator[Scene]:
                 # A dead letter: a task whose provider refused its only attempt.
                 await lily.host.redis.set("echo:record_broken", "1")
                 dead_task = await lily.host.queue.schedule("echo.record", {"text": "x"}, tenant="acme", max_attempts=1)
+                doomed = await lily.host.queue.schedule("echo.record", {"text": "y"}, tenant="acme", max_attempts=1)
                 await lily.run_due()
                 await lily.host.redis.delete("echo:record_broken")
                 assert dead_task is not None and (await lily.host.queue.get(dead_task)).state == "dead"  # type: ignore[union-attr]
-                yield Scene(lily, server, tenant_key, form["CallSid"], failed["id"], dead_task)
+                assert doomed is not None
+                yield Scene(lily, server, tenant_key, form["CallSid"], failed["id"], dead_task, doomed)
 
 
 @pytest.fixture
@@ -234,6 +237,10 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
     await page.wait_for_selector("text=Retrying")
     task = await scene.lily.host.queue.get(scene.dead_task)
     assert task is not None and task.state == "due"
+    await page.locator("table.rows tbody tr", has_text=scene.doomed_task).locator("button:has-text('Purge')").click()
+    await page.wait_for_selector("text=Purged")
+    assert await scene.lily.host.queue.get(scene.doomed_task) is None
+    assert (await scene.lily.host.queue.stats()).dead == 0
     await page.goto(f"{base}/console/tasks/{scene.dead_task}")
     assert "echo provider refused the call" in await page.inner_text("main")
     await shot("task")
@@ -255,6 +262,9 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
         "POST /console/webhooks/<delivery_id>/replay" in audit and "POST /console/tasks/<path:task_id>/retry" in audit
     )
     await shot("audit")
+    entries, _ = await scene.lily.host.audit.list(actor="console:admin:", action="POST /console/webhooks/<delivery_id>/replay")
+    assert entries and entries[0]["tenant"] == "acme" and entries[0]["outcome"] == "303"
+    assert entries[0]["resource"] == {"delivery_id": scene.failed_delivery}
     await page.goto(f"{base}/console/outbox")
     await shot("outbox")
 
