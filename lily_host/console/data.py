@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from lily_host.audit import clean
+from lily_host.audit import _SECRET_WORDS, clean
 from lily_host.compliance import _suppressed_key
 from lily_host.console.index import FAILED_MAX_ENTRIES, last_hour, recent
 from lily_host.health import collect_health
@@ -18,7 +19,7 @@ from lily_host.outbox import Outbox
 from lily_host.redis_typing import awaited
 from lily_host.replay import replayable
 from lily_host.tenants import index_fields
-from lily_host.webhook_log import stream_key
+from lily_host.webhook_log import REDACTED, stream_key
 
 if TYPE_CHECKING:
     from lily_host.host import Host
@@ -49,9 +50,23 @@ return 1
 """
 
 
+def secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
 def masked(value: Any) -> Any:
-    """Phone numbers masked and secret-looking fields dropped, at any depth (as the audit log does)."""
-    return clean(value)
+    """For display: phone numbers masked (as the audit log masks them) and values under
+    secret-looking names shown as ``[redacted]``, at any depth."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): (REDACTED if secret_name(str(k)) and v not in (None, "") else masked(v)) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(item) for item in value]
+    if isinstance(value, str):
+        return clean(value)
+    return value
 
 
 def integration_names(host: Host) -> list[str]:
@@ -370,7 +385,7 @@ async def tenant_detail(host: Host, tenant_id: str) -> dict[str, Any] | None:
 def _setting(name: str, value: Any) -> str:
     if value is None:
         return "—"
-    if (isinstance(value, str) and value == "********") or (value and name not in masked({name: 1})):
+    if (isinstance(value, str) and value == "********") or (value and secret_name(name)):
         return "********"  # stored encrypted, or under a secret-looking name
     return json.dumps(masked(value)) if not isinstance(value, str) else str(masked(value))
 

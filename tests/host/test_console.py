@@ -262,7 +262,9 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
         "POST /console/webhooks/<delivery_id>/replay" in audit and "POST /console/tasks/<path:task_id>/retry" in audit
     )
     await shot("audit")
-    entries, _ = await scene.lily.host.audit.list(actor="console:admin:", action="POST /console/webhooks/<delivery_id>/replay")
+    entries, _ = await scene.lily.host.audit.list(
+        actor="console:admin:", action="POST /console/webhooks/<delivery_id>/replay"
+    )
     assert entries and entries[0]["tenant"] == "acme" and entries[0]["outcome"] == "303"
     assert entries[0]["resource"] == {"delivery_id": scene.failed_delivery}
     await page.goto(f"{base}/console/outbox")

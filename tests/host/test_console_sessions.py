@@ -74,3 +74,16 @@ async def test_a_bad_filter_is_one_line_and_changes_nothing(lily_harness: Harnes
         assert answer.status_code == 400 and "since: " in text and "is not a time" in text
         missing = await lily.client.get("/console/tenants/nobody", headers={"Cookie": f"{COOKIE}={sid}"})
         assert missing.status_code == 404 and "No tenant nobody" in await missing.get_data(as_text=True)
+
+
+async def test_in_production_the_cookie_is_secure_and_there_is_no_outbox(lily_harness: HarnessFactory) -> None:
+    async with lily_harness(env={"LILY_ENV": "production"}) as lily:
+        link = await signin_link(lily.host, "https://lily.test")
+        signed_in = await lily.client.get(link.removeprefix("https://lily.test"))
+        set_cookie = next(h for h in signed_in.headers.getlist("Set-Cookie") if h.startswith(COOKIE + "="))
+        assert "Secure" in set_cookie and "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+        lily.client.cookie_jar = None  # type: ignore[attr-defined]
+        cookie = {"Cookie": f"{COOKIE}={_cookie(signed_in, COOKIE)}"}
+        overview = await lily.client.get("/console/", headers=cookie)
+        assert overview.status_code == 200 and "Outbox" not in await overview.get_data(as_text=True)
+        assert (await lily.client.get("/console/outbox", headers=cookie)).status_code == 404
