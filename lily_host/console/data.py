@@ -406,7 +406,3 @@ async def outbox(host: Host, limit: int) -> list[dict[str, Any]]:
         }
         for entry in newest
     ]
-
-
-def now() -> float:
-    return time.time()

@@ -23,7 +23,6 @@ from lily_host.audit import fingerprint
 from lily_host.console import data
 from lily_host.console.sessions import (
     COOKIE,
-    IDLE_SECONDS,
     SIGNIN_COOKIE,
     Session,
     close_session,
@@ -495,6 +494,3 @@ async def outbox() -> Response:
     if host.settings.is_production:
         return await problem(404, "Not found", "The outbox exists only in development.")
     return await page("outbox.html", messages=await data.outbox(host, PAGE_SIZE))
-
-
-__all__ = ["IDLE_SECONDS", "console"]
