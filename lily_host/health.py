@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -153,10 +154,9 @@ async def collect_health(host: Host) -> dict[str, Any]:
     tenant_budget = max(0.1, timeout * 0.8)
 
     async def tenant_result(check: Any) -> HealthResult:
-        try:
+        # On a timeout, what was checked is cached; the rest waits for the next call.
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tenant_checks.refresh(check, tenant_budget), timeout=tenant_budget + 0.5)
-        except TimeoutError:
-            pass  # what was checked is cached; the rest waits for the next call
         return await tenant_checks.result(check)
 
     results, tenant_results, queue = await asyncio.gather(
@@ -164,7 +164,10 @@ async def collect_health(host: Host) -> dict[str, Any]:
         asyncio.gather(*(tenant_result(check) for _, check in tenant_pending)),
         _queue_health(host),
     )
-    for (owner, check), result in [*zip(pending, results, strict=True), *zip(tenant_pending, tenant_results, strict=True)]:
+    for (owner, check), result in [
+        *zip(pending, results, strict=True),
+        *zip(tenant_pending, tenant_results, strict=True),
+    ]:
         entry = plugins[owner]
         entry["checks"][check.name] = {
             "state": result.state.value,
@@ -180,7 +183,9 @@ async def collect_health(host: Host) -> dict[str, Any]:
         if state["state"] == "failing" and name in plugins:
             entry = plugins[name]
             entry["state"] = _worst(HealthState(entry["state"]), HealthState.DEGRADED).value
-            entry["message"] = f"failing: {state['consecutive_failures']} call(s) in a row failed; last: {state['last_error']}"
+            entry["message"] = (
+                f"failing: {state['consecutive_failures']} call(s) in a row failed; last: {state['last_error']}"
+            )
     ready = await readiness(host)
 
     states = [HealthState(entry["state"]) for entry in plugins.values()] + [HealthState(queue["state"])]

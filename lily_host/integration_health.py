@@ -30,9 +30,13 @@ if TYPE_CHECKING:
 BUCKET_SECONDS = 60
 
 CALLS = Counter(
-    "lily_integration_calls_total", "Outbound calls of integrations, by outcome (ok, failed)", ["integration", "outcome"]
+    "lily_integration_calls_total",
+    "Outbound calls of integrations, by outcome (ok, failed)",
+    ["integration", "outcome"],
 )
-FAILING = Gauge("lily_integration_failing", "1 while an integration is failing (see docs/operations.md)", ["integration"])
+FAILING = Gauge(
+    "lily_integration_failing", "1 while an integration is failing (see docs/operations.md)", ["integration"]
+)
 
 log = get_logger("lily.integrations")
 

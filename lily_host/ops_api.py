@@ -127,7 +127,9 @@ async def replay_bulk() -> Any:
     limit = body.get("limit", 1000)
     if not isinstance(dry_run, bool) or not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 5000:
         return _problem(400, "invalid", "'dry_run' must be true or false and 'limit' a number from 1 to 5000")
-    filters = _filters({k: (str(v) if k in ("since", "until") and isinstance(v, int | float) else v) for k, v in body.items()})
+    filters = _filters(
+        {k: (str(v) if k in ("since", "until") and isinstance(v, int | float) else v) for k, v in body.items()}
+    )
     return jsonify(await replay_many(current_host(), dry_run=dry_run, limit=limit, **filters))
 
 

@@ -109,7 +109,7 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
     except Exception as error:
         log.exception("replay failed", integration=integration, replay_of=entry["id"])
         outcome, status, trail.reason = "error", 500, f"{type(error).__name__}: {error}"
-    record_id = await host.webhook_log.record(
+    record_id = host.webhook_log.record(
         integration=integration,
         method=wreq.method,
         path=wreq.path,
@@ -132,9 +132,7 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def replay_many(
-    host: Host, *, dry_run: bool, limit: int = 1000, **filters: Any
-) -> dict[str, Any]:
+async def replay_many(host: Host, *, dry_run: bool, limit: int = 1000, **filters: Any) -> dict[str, Any]:
     """Replay (or with ``dry_run`` only count) the replayable deliveries matching ``filters``."""
     entries, _ = await host.webhook_log.list(limit=limit, **filters)
     candidates = [entry for entry in entries if replayable(entry) and not entry.get("replay_of")]

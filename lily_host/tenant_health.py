@@ -143,8 +143,10 @@ def summarize(entries: Mapping[str, Mapping[str, Any]]) -> HealthResult:
     bad = sorted(tid for tid, e in relevant.items() if e.get("state") not in ("ok", "development"))
     if not relevant:
         return HealthResult(HealthState.OK, "no tenant checked yet")
-    if bad and all(relevant[t].get("state") == HealthState.AUTH_FAILED.value for t in bad) and len(bad) == len(
-        relevant
+    if (
+        bad
+        and all(relevant[t].get("state") == HealthState.AUTH_FAILED.value for t in bad)
+        and len(bad) == len(relevant)
     ):
         return HealthResult(HealthState.AUTH_FAILED, f"every tenant refused: {', '.join(bad[:20])}")
     if bad:

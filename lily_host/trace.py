@@ -72,9 +72,7 @@ async def task_view(host: Host, task_id: str) -> dict[str, Any] | None:
         "created": task.created if task else (last.get("task") or {}).get("created"),
         "errors": task.errors if task else [],
         "payload": task.payload if task else (last.get("task") or {}).get("payload"),
-        "runs": [
-            {k: r.get(k) for k in ("attempt", "outcome", "started", "duration", "error")} for r in runs
-        ],
+        "runs": [{k: r.get(k) for k in ("attempt", "outcome", "started", "duration", "error")} for r in runs],
         "total_duration": round(sum(float(r.get("duration") or 0) for r in runs), 6),
     }
     return view

@@ -17,6 +17,8 @@ for a replay, the id of the delivery it replays.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -24,7 +26,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from lily_host.correlation import NO_TENANT, parse_delivery_id, ref_key
+from redis.exceptions import NoScriptError
+
+from lily_host.correlation import NO_TENANT, new_delivery_id, parse_delivery_id, ref_key
+from lily_host.log import get_logger
+from lily_host.scheduler.group_commit import _pack_evalsha
 
 if TYPE_CHECKING:
     from lily_host.host import Host
@@ -38,10 +44,67 @@ _SECRET_WORDS = ("token", "secret", "password", "authorization", "api_key", "api
 REDACTED = "[redacted]"
 
 
+log = get_logger("lily.webhooks")
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+# KEYS: the stream, the set of streams, then provider-id reference keys.
+# ARGV: max entries, min id (ms), reference ttl, record id, the entry (JSON).
+_APPEND = """
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[4], 'r', ARGV[5])
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+if KEYS[2] ~= '' then redis.call('SADD', KEYS[2], KEYS[1]) end
+for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', tonumber(ARGV[3])) end
+return 1
+"""
+
+
+class _Appender:
+    """Log appends travel with the queue's group commit, and nobody waits for them.
+
+    Each append is one atomic script run (XADD with MAXLEN ~, XTRIM MINID, the index writes), packed
+    and handed to the queue's :class:`~lily_host.scheduler.group_commit.ScriptBatcher`: it goes out
+    in the same write as the schedule calls of the same loop turn, and its reply is read and
+    dropped. The answer to the provider never depends on the log; a failed append is logged (and
+    one the server refused for a lost script is sent again once the script is loaded).
+    """
+
+    def __init__(self, redis: Any, queue: Any) -> None:
+        self._redis = redis
+        self._queue = queue
+        self._script = redis.register_script(_APPEND)
+        self._sha = self._script.sha.encode()
+        self._retry: set[asyncio.Task[None]] = set()
+
+    def submit(self, keys: list[str], args: list[str]) -> None:
+        packed = _pack_evalsha(self._sha, keys, args)
+
+        def failed(error: Exception) -> None:
+            if isinstance(error, NoScriptError):
+                task = asyncio.get_running_loop().create_task(self._again(keys, args))
+                self._retry.add(task)
+                task.add_done_callback(self._retry.discard)
+            else:
+                log.warning("webhook log entry not written", error=repr(error))
+
+        self._queue.send_along(packed, failed)
+
+    async def _again(self, keys: list[str], args: list[str]) -> None:
+        try:
+            await self._script(keys=keys, args=args)  # redis-py loads the script and runs it
+        except Exception as error:
+            log.warning("webhook log entry not written", error=repr(error))
+
+    async def drain(self) -> None:
+        await self._queue.drain()
+        while self._retry:
+            await asyncio.gather(*self._retry, return_exceptions=True)
+
+
 def stream_key(tenant: str | None) -> str:
     return PREFIX + (tenant or NO_TENANT)
 
 
+@functools.lru_cache(maxsize=512)
 def _secret(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)
@@ -66,6 +129,9 @@ def redact_body(body: bytes, content_type: str) -> tuple[str, bool]:
     bytes are kept as they came, so a replay sees the same body). Other bodies are kept as text.
     """
     text = body.decode("utf-8", "replace")
+    lowered = text.lower()
+    if not any(word in lowered for word in _SECRET_WORDS):  # the common case: nothing to look for
+        return text, False
     try:
         if content_type == "application/json":
             data = json.loads(text)
@@ -100,32 +166,9 @@ class Trail:
 
 
 def _decode(entry_id: Any, fields: Mapping[bytes, bytes]) -> dict[str, Any]:
-    data = {k.decode(): v.decode() for k, v in fields.items()}
-    out: dict[str, Any] = {
-        "id": data.get("id", ""),
-        "stream_id": entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id),
-        "at": float(data.get("at", "0")),
-        "integration": data.get("integration", ""),
-        "method": data.get("method", "POST"),
-        "path": data.get("path", ""),
-        "route": data.get("route", ""),
-        "params": json.loads(data.get("params") or "{}"),
-        "tenant": data.get("tenant") or None,
-        "outcome": data.get("outcome", ""),
-        "status": int(data.get("status", "0")),
-        "latency_ms": float(data.get("latency_ms", "0")),
-        "provider_id": data.get("provider_id") or None,
-        "tasks": [t for t in data.get("tasks", "").split(",") if t],
-        "reason": data.get("reason", ""),
-        "verified": data.get("verified") == "1",
-        "redacted": data.get("redacted") == "1",
-        "remote_addr": data.get("remote_addr") or None,
-        "replay_of": data.get("replay_of") or None,
-        "content_type": data.get("content_type", ""),
-        "headers": json.loads(data.get("headers") or "{}"),
-        "body": data.get("body", ""),
-    }
-    return out
+    data: dict[str, Any] = json.loads(fields.get(b"r", b"{}"))
+    data["stream_id"] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return data
 
 
 def summary(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,12 +181,14 @@ class WebhookLog:
         self.host = host
         self.redis = host.redis
         self.settings = host.settings
+        self._appender = _Appender(host.redis, host.queue)
+        self._known: set[str] = set()
 
     @property
     def enabled(self) -> bool:
         return bool(self.settings.webhook_log)
 
-    async def record(
+    def record(
         self,
         *,
         integration: str,
@@ -156,57 +201,66 @@ class WebhookLog:
         status: int,
         latency: float,
     ) -> str:
-        """Append one delivery; returns its id."""
+        """Append one delivery (sent with the other appends of this loop turn); returns its id.
+
+        Not awaited on the request path: the entry goes out in one pipeline with every other entry
+        of the same event-loop turn (see :class:`_Appender`). Reads in this process wait for it.
+        """
         now = time.time()
         record_id = trail.record_id
-        if record_id is None or parse_delivery_id(record_id) is None:
-            from lily_host.correlation import new_delivery_id
-
+        if record_id is None:
             record_id = new_delivery_id(trail.tenant, now)
         body, redacted = redact_body(trail.body[: self.settings.webhook_log_body_bytes], trail.content_type)
-        fields = {
+        entry = {
             "id": record_id,
-            "at": repr(now),
+            "at": now,
             "integration": integration,
             "method": method,
             "path": path,
             "route": trail.route,
-            "params": json.dumps(trail.params) if trail.params else "",
-            "tenant": trail.tenant or "",
+            "params": trail.params,
+            "tenant": trail.tenant,
             "outcome": outcome,
-            "status": str(status),
-            "latency_ms": f"{latency * 1000:.3f}",
-            "provider_id": trail.provider_id or "",
-            "tasks": ",".join(trail.tasks),
+            "status": status,
+            "latency_ms": round(latency * 1000, 3),
+            "provider_id": trail.provider_id,
+            "tasks": trail.tasks,
             "reason": trail.reason[:500],
-            "verified": "1" if trail.verified else "0",
-            "redacted": "1" if redacted else "0",
-            "remote_addr": remote_addr or "",
-            "replay_of": trail.replay_of or "",
+            "verified": trail.verified,
+            "redacted": redacted,
+            "remote_addr": remote_addr,
+            "replay_of": trail.replay_of,
             "content_type": trail.content_type,
-            "headers": json.dumps(redact_headers(headers)),
+            "headers": redact_headers(headers),
             "body": body,
         }
-        key = stream_key(trail.tenant)
         days = trail.retention_days if trail.tenant and trail.retention_days else self.settings.webhook_log_days
-        min_id = int((now - days * 86400) * 1000)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(key, fields, maxlen=self.settings.webhook_log_max_entries, approximate=True)
-        # Exact by age (cheap: usually nothing to remove), approximate by length (whole nodes).
-        pipe.xtrim(key, minid=min_id, approximate=False)
-        pipe.sadd(STREAMS, key)
+        key = stream_key(trail.tenant)
+        # The set of streams needs each key once per process, not once per delivery.
+        keys = [key, "" if key in self._known else STREAMS]
+        self._known.add(key)
         trace_ttl = int(self.settings.trace_days * 86400)
         if trail.provider_id and trace_ttl > 0:
-            pipe.set(ref_key(trail.provider_id), record_id, ex=trace_ttl)
-            head = trail.provider_id.partition(":")[0]
-            if head != trail.provider_id:
-                pipe.set(ref_key(head), record_id, ex=trace_ttl)
-        await pipe.execute()
+            # "CA…:no-answer" is found by its CallSid: the id before a colon is the reference.
+            keys.append(ref_key(trail.provider_id.partition(":")[0]))
+        args = [
+            str(self.settings.webhook_log_max_entries),
+            str(int((now - days * 86400) * 1000)),
+            str(max(trace_ttl, 1)),
+            record_id,
+            _JSON.encode(entry),
+        ]
+        self._appender.submit(keys, args)
         return record_id
+
+    async def drain(self) -> None:
+        """Wait until every entry this process appended is in Redis."""
+        await self._appender.drain()
 
     # --- reading -----------------------------------------------------------------------------------
 
     async def get(self, record_id: str) -> dict[str, Any] | None:
+        await self.drain()
         parsed = parse_delivery_id(record_id)
         if parsed is None:
             return None
@@ -245,6 +299,7 @@ class WebhookLog:
         ``before`` is a cursor (a stream id) from a previous page; ``since``/``until`` are Unix times.
         At most ``scan_limit`` entries are read per stream, so a rare filter over a long log ends.
         """
+        await self.drain()
         wanted = set(outcome.split(",")) if outcome else None
         end = "(" + before if before else (f"{int(until * 1000)}-99999999" if until else "+")
         start = f"{int(since * 1000)}-0" if since else "-"

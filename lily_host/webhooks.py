@@ -85,7 +85,7 @@ class WebhookRoute:
         if webhook_log.enabled:
             status = response.status if isinstance(response, WebhookResponse) else response.status_code
             try:
-                await webhook_log.record(
+                webhook_log.record(
                     integration=self.integration,
                     method=inbound.method,
                     path=inbound.path,
@@ -237,9 +237,7 @@ async def _pipeline(
         delivery_id = endpoint.delivery_id(wreq, payload)
         trail.provider_id = delivery_id
         record_id = trail.record_id = new_delivery_id(trail.tenant)
-        bound = log.bind(
-            integration=integration, tenant=trail.tenant, delivery_id=delivery_id, delivery=record_id
-        )
+        bound = log.bind(integration=integration, tenant=trail.tenant, delivery_id=delivery_id, delivery=record_id)
         ctx = WebhookContext(
             host=host, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound, record_id=record_id
         )

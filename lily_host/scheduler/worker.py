@@ -516,7 +516,9 @@ class Worker:
         }
         while True:
             try:
-                await self.registry.beat(self.worker_id, {**info, "running": len(self._running), "tasks_run": self.tasks_run})
+                await self.registry.beat(
+                    self.worker_id, {**info, "running": len(self._running), "tasks_run": self.tasks_run}
+                )
             except REDIS_DOWN as error:
                 self._log.warning("worker.registry_unavailable", error=_describe(error))
             await asyncio.sleep(HEARTBEAT_SECONDS)

@@ -60,7 +60,9 @@ async def test_trace_follows_a_missed_call_through_a_retry_to_the_sms(
 
     # Every log line of those tasks carries the delivery id.
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    task_lines = [line for line in lines if line.get("task_id") in (sms_task["id"], by_type["automations.missed_call"]["id"])]
+    task_lines = [
+        line for line in lines if line.get("task_id") in (sms_task["id"], by_type["automations.missed_call"]["id"])
+    ]
     assert task_lines and all(line.get("delivery") == trace["id"] for line in task_lines)
     assert any(line["event"] == "task.retry" for line in task_lines)
     configure_logging("test", "WARNING")
