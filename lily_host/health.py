@@ -19,7 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from lily_host.canary import secret_key_problem
-from lily_host.contract import HealthCheck, HealthResult, HealthState
+from lily_host.contract import HealthCheck, HealthResult, HealthState, TenantHealthCheck
 from lily_host.plugins import PluginState
 from lily_host.tenant_health import TenantChecks
 from lily_host.worker_registry import WorkerRegistry
@@ -124,7 +124,7 @@ async def collect_health(host: Host) -> dict[str, Any]:
     timeout = host.settings.health_timeout
     plugins: dict[str, dict[str, Any]] = {}
     pending: list[tuple[str, HealthCheck]] = []
-    tenant_pending = []
+    tenant_pending: list[tuple[str, TenantHealthCheck]] = []
     for name, record in host.registry.records.items():
         if record.state == PluginState.DISABLED:
             continue
@@ -164,12 +164,13 @@ async def collect_health(host: Host) -> dict[str, Any]:
         asyncio.gather(*(tenant_result(check) for _, check in tenant_pending)),
         _queue_health(host),
     )
-    for (owner, check), result in [
-        *zip(pending, results, strict=True),
-        *zip(tenant_pending, tenant_results, strict=True),
-    ]:
+    named: list[tuple[str, str, HealthResult]] = [
+        *((owner, check.name, result) for (owner, check), result in zip(pending, results, strict=True)),
+        *((owner, check.name, result) for (owner, check), result in zip(tenant_pending, tenant_results, strict=True)),
+    ]
+    for owner, check_name, result in named:
         entry = plugins[owner]
-        entry["checks"][check.name] = {
+        entry["checks"][check_name] = {
             "state": result.state.value,
             "message": result.message,
             "details": dict(result.details),

@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge
 
 from lily_host.events import INTEGRATION_FAILING, INTEGRATION_RECOVERED
 from lily_host.log import get_logger
+from lily_host.redis_typing import awaited
 
 if TYPE_CHECKING:
     from lily_host.host import Host
@@ -136,7 +137,7 @@ class IntegrationHealth:
             await self.host.events.emit(INTEGRATION_RECOVERED, data, tenant=None)
 
     async def state(self, integration: str) -> dict[str, Any]:
-        raw = await self.host.redis.hgetall(PREFIX + integration)
+        raw = await awaited(self.host.redis.hgetall(PREFIX + integration))
         data = {k.decode(): v.decode() for k, v in raw.items()}
         return {
             "state": data.get("state", "ok"),
@@ -150,7 +151,7 @@ class IntegrationHealth:
 
     async def all(self) -> dict[str, dict[str, Any]]:
         """Every integration that recorded a call, with its state (and the failing gauge refreshed)."""
-        names = [raw.decode() for raw in await self.host.redis.smembers(NAMES)]
+        names = [raw.decode() for raw in await awaited(self.host.redis.smembers(NAMES))]
         states = {name: await self.state(name) for name in sorted(names)}
         for name, state in states.items():
             FAILING.labels(name).set(1 if state["state"] == "failing" else 0)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lily_host.correlation import effects_key, parse_delivery_id, ref_key
 from lily_host.log import mask_phone
+from lily_host.redis_typing import awaited
 from lily_host.task_history import TaskHistory
 from lily_host.webhook_log import summary
 
@@ -109,7 +110,7 @@ async def assemble(host: Host, ident: str) -> dict[str, Any] | None:
         task = await task_view(host, task_id)
         return {"query": ident, "delivery": None, "tasks": [task] if task else [], "effects": [], "replays": []}
     record = await host.webhook_log.get(delivery_id)
-    raw_effects = await host.redis.hgetall(effects_key(delivery_id))
+    raw_effects = await awaited(host.redis.hgetall(effects_key(delivery_id)))
     effects_index = [json.loads(value) for value in raw_effects.values()]
     task_ids: list[str] = list(record["tasks"]) if record else []
     for effect in effects_index:

@@ -30,6 +30,7 @@ from redis.exceptions import NoScriptError
 
 from lily_host.correlation import NO_TENANT, new_delivery_id, parse_delivery_id, ref_key
 from lily_host.log import get_logger
+from lily_host.redis_typing import awaited
 from lily_host.scheduler.group_commit import _pack_evalsha
 
 if TYPE_CHECKING:
@@ -279,7 +280,7 @@ class WebhookLog:
     async def streams(self, tenant: str | None = None) -> list[str]:
         if tenant is not None:
             return [stream_key(tenant)]
-        return sorted(raw.decode() for raw in await self.redis.smembers(STREAMS))
+        return sorted(raw.decode() for raw in await awaited(self.redis.smembers(STREAMS)))
 
     async def list(
         self,
