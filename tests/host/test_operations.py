@@ -5,7 +5,9 @@ workers), integrations failing and recovering, and the secret-key canary."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,6 +30,12 @@ ECHO = {"echo": sample_echo_plugin}
 ENV = {"ECHO_SECRET": "s"}
 NUMBER = "+15550001111"
 JSON_PATH = "/webhooks/echo/json"
+
+
+def restore_logging() -> None:
+    """Log to the real stderr again: capsys closes the stream the JSON lines went to."""
+    with contextlib.redirect_stderr(sys.__stderr__):
+        configure_logging("test", "WARNING")
 
 
 def signed(body: dict[str, Any], secret: str = "s") -> tuple[bytes, dict[str, str]]:
@@ -358,4 +366,4 @@ async def test_failing_and_recovered_are_logged_and_emitted_once_each(
         assert [event for event, _ in seen] == ["integration.failing", "integration.recovered"]
         assert seen[0][1]["integration"] == "echo" and seen[0][1]["consecutive_failures"] >= 5
         assert (await lily.host.integrations.state("echo"))["state"] == "ok"
-    configure_logging("test", "WARNING")
+    restore_logging()

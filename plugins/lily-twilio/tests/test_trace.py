@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -16,6 +18,12 @@ from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form
 
 VOICE = "/webhooks/twilio/voice"
+
+
+def restore_logging() -> None:
+    """Log to the real stderr again: capsys closes the stream the JSON lines went to."""
+    with contextlib.redirect_stderr(sys.__stderr__):
+        configure_logging("test", "WARNING")
 
 
 async def test_trace_follows_a_missed_call_through_a_retry_to_the_sms(
@@ -65,7 +73,7 @@ async def test_trace_follows_a_missed_call_through_a_retry_to_the_sms(
     ]
     assert task_lines and all(line.get("delivery") == trace["id"] for line in task_lines)
     assert any(line["event"] == "task.retry" for line in task_lines)
-    configure_logging("test", "WARNING")
+    restore_logging()
 
     # lily trace and lily tasks show print the same.
     printed = await asyncio.to_thread(CliRunner().invoke, main, ["trace", form["CallSid"]])
