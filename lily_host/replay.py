@@ -60,19 +60,19 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
     settings = host.settings
     body = str(entry.get("body", "")).encode()
     headers = RequestHeaders(dict(entry.get("headers") or {}).items())
-    query = ""
+    query = str(entry.get("query") or "")
     wreq = WebhookRequest(
         method=entry.get("method", "POST"),
         path=entry["path"],
         query_string=query,
-        public_url=settings.public_url + entry["path"],
+        public_url=settings.public_url + entry["path"] + (f"?{query}" if query else ""),
         headers=headers,
         body=body,
         content_type=entry.get("content_type", ""),
         path_params=dict(entry.get("params") or {}),
         settings=host.registry.records[plugin].settings,
     )
-    trail = Trail(route=entry["route"], params=dict(entry.get("params") or {}), replay_of=entry["id"])
+    trail = Trail(route=entry["route"], params=dict(entry.get("params") or {}), replay_of=entry["id"], query=query)
     trail.body, trail.content_type, trail.verified = body, wreq.content_type, True
     started = time.perf_counter()
     status = 200

@@ -163,6 +163,7 @@ class Trail:
     reason: str = ""
     body: bytes = b""
     content_type: str = ""
+    query: str = ""
     replay_of: str | None = None
 
 
@@ -218,6 +219,7 @@ class WebhookLog:
             "integration": integration,
             "method": method,
             "path": path,
+            "query": trail.query,
             "route": trail.route,
             "params": trail.params,
             "tenant": trail.tenant,

@@ -211,7 +211,7 @@ async def _pipeline(
         return _error(413, "too_large", f"body exceeds {limit} bytes")
     trail.body, trail.content_type = body, media_type
 
-    query = inbound.query_string.decode("latin-1")
+    query = trail.query = inbound.query_string.decode("latin-1")
     path = inbound.path
     wreq = WebhookRequest(
         method=inbound.method,

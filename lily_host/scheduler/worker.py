@@ -374,8 +374,7 @@ class Worker:
                 task={"payload": task.payload, "created": task.created, "first_due": task.first_due} if final else None,
             )
         )
-        if not final:
-            self._ack_event.set()
+        self._ack_event.set()  # the ack loop writes the history
 
     async def _integration(self, task: Task, *, ok: bool, error: str = "") -> None:
         """A plugin's own task type is an outbound call of that integration: count it."""

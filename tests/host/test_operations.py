@@ -114,6 +114,9 @@ async def test_every_webhook_outcome_is_logged_with_secrets_redacted(lily_harnes
         assert {e["id"] for e in page["webhooks"]}.isdisjoint({e["id"] for e in rest["webhooks"]})
         bad = await lily.client.get("/api/webhooks?since=yesterday-ish", headers=lily.admin_headers)
         assert bad.status_code == 400 and "since" in (await bad.get_json())["message"]
+        for query in ("before=zzz", "limit=0", "limit=%C2%B2"):
+            refused = await lily.client.get(f"/api/webhooks?{query}", headers=lily.admin_headers)
+            assert refused.status_code == 400, query
 
         listed = await cli("webhooks", "list", "--outcome", "error")
         assert listed.exit_code == 0 and "RuntimeError: handler bug" in listed.output
@@ -294,6 +297,27 @@ async def test_health_shows_queue_workers_and_dead_letters(lily_harness: Harness
         report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
         assert report["queue"]["workers"]["live"] == 1
         assert report["queue"]["dead_last_hour"] == {"echo.record": 1}
+        for _ in range(100):  # the worker writes a run's history with its next ack flush
+            dead = await (await lily.client.get("/api/tasks?state=dead", headers=lily.admin_headers)).get_json()
+            if dead["tasks"] and dead["tasks"][0]["runs"]:
+                break
+            await asyncio.sleep(0.05)
+        [task] = dead["tasks"]
+        assert task["state"] == "dead" and task["runs"][0]["outcome"] == "dead"
+        assert "echo provider refused the call" in task["last_error"]
+        shown = await (await lily.client.get(f"/api/tasks/{task['id']}", headers=lily.admin_headers)).get_json()
+        assert shown["id"] == task["id"] and shown["attempts"] == 1
+        await lily.host.redis.delete("echo:record_broken")
+        retried = await lily.client.post(f"/api/tasks/{task['id']}/retry", headers=lily.admin_headers)
+        assert retried.status_code == 200
+        for _ in range(100):
+            view = await (await lily.client.get(f"/api/tasks/{task['id']}", headers=lily.admin_headers)).get_json()
+            if view["state"] == "done":
+                break
+            await asyncio.sleep(0.05)
+        assert view["state"] == "done" and [run["outcome"] for run in view["runs"]] == ["dead", "ok"]
+        again = await lily.client.post(f"/api/tasks/{task['id']}/retry", headers=lily.admin_headers)
+        assert again.status_code == 409
         worker.stop()
         await running
         assert (await cli("workers")).exit_code == 1  # "no live worker"
