@@ -4,7 +4,8 @@ One Redis stream per tenant, ``lily:webhooks:log:<tenant>`` (``lily:webhooks:log
 no tenant could be named for: bad signatures, unknown numbers, malformed bodies). Each XADD trims
 its stream by age — the tenant's ``retention_days`` (``LILY_WEBHOOK_LOG_DAYS`` for the unattributed
 stream) — and by length, ``LILY_WEBHOOK_LOG_MAX_ENTRIES`` per stream, so the log bounds itself
-without a sweeper. A tenant's stream is erased with the tenant.
+without a sweeper (the age trim runs with at most one append per stream every 10 s and process). A
+tenant's stream is erased with the tenant.
 
 An entry holds: id (the delivery id, :mod:`lily_host.correlation`), time, integration, method, path,
 the endpoint's route and path parameters, tenant, outcome, HTTP status, latency, the provider's
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 PREFIX = "lily:webhooks:log:"
 #: SET of the stream keys that exist (to list across tenants without SCAN).
 STREAMS = "lily:webhooks:logs"
+#: Seconds between two trims by age of one stream (per process); the length cap applies on every append.
+TRIM_SECONDS = 10.0
 #: How far after its id's time an entry may have been written (a slow handler): the search window.
 WRITE_WINDOW_MS = 15 * 60 * 1000
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "api_key", "apikey", "signature", "cookie")
@@ -52,7 +55,7 @@ _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 # ARGV: max entries, min id (ms), reference ttl, record id, the entry (JSON).
 _APPEND = """
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[4], 'r', ARGV[5])
-redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+if ARGV[2] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
 if KEYS[2] ~= '' then redis.call('SADD', KEYS[2], KEYS[1]) end
 for i = 3, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', tonumber(ARGV[3])) end
 return 1
@@ -185,6 +188,7 @@ class WebhookLog:
         self.settings = host.settings
         self._appender = _Appender(host.redis, host.queue)
         self._known: set[str] = set()
+        self._trimmed: dict[str, float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -239,16 +243,21 @@ class WebhookLog:
         }
         days = trail.retention_days if trail.tenant and trail.retention_days else self.settings.webhook_log_days
         key = stream_key(trail.tenant)
-        # The set of streams needs each key once per process, not once per delivery.
+        # The set of streams needs each key once per process, not once per delivery; the trim by
+        # age runs at most every TRIM_SECONDS per stream and process (the length cap on every append).
         keys = [key, "" if key in self._known else STREAMS]
         self._known.add(key)
+        trimmed = self._trimmed.get(key, 0.0)
+        trim_age = now - trimmed >= TRIM_SECONDS
+        if trim_age:
+            self._trimmed[key] = now
         trace_ttl = int(self.settings.trace_days * 86400)
         if trail.provider_id and trace_ttl > 0:
             # "CA…:no-answer" is found by its CallSid: the id before a colon is the reference.
             keys.append(ref_key(trail.provider_id.partition(":")[0]))
         args = [
             str(self.settings.webhook_log_max_entries),
-            str(int((now - days * 86400) * 1000)),
+            str(int((now - days * 86400) * 1000)) if trim_age else "",
             str(max(trace_ttl, 1)),
             record_id,
             _JSON.encode(entry),
