@@ -309,21 +309,28 @@ class WebhookLog:
         """Entries newest first matching every filter given, and the cursor of the next page (or None).
 
         ``before`` is a cursor (a stream id) from a previous page; ``since``/``until`` are Unix times.
-        At most ``scan_limit`` entries are read per stream, so a rare filter over a long log ends.
+        Without a tenant every tenant's stream is read, all of them in one pipelined round trip
+        per round: a few entries of each first, more of those that may still hold one of the
+        newest ``limit`` matches, until no stream can. At most ``scan_limit`` entries are read in
+        all, so a rare filter over a long log ends (with a cursor to go on from).
         """
         await self.drain()
         wanted = set(outcome.split(",")) if outcome else None
         end = "(" + before if before else (f"{int(until * 1000)}-99999999" if until else "+")
         start = f"{int(since * 1000)}-0" if since else "-"
+        keys = await self.streams(tenant)
+        cursors = dict.fromkeys(keys, end)
         matches: list[dict[str, Any]] = []
-        more = False
-        for key in await self.streams(tenant):
-            cursor, scanned = end, 0
-            found_here = 0
-            while scanned < scan_limit and found_here <= limit:
-                batch = await self.redis.xrevrange(key, cursor, start, count=min(500, scan_limit - scanned))
-                if not batch:
-                    break
+        scanned = 0
+        oldest_read: tuple[int, int] | None = None
+        count = max(2, min(500, -(-2 * (limit + 1) // max(1, len(keys)))))
+        while cursors and scanned < scan_limit:
+            active = list(cursors)
+            pipe = self.redis.pipeline(transaction=False)
+            for key in active:
+                pipe.xrevrange(key, cursors[key], start, count=count)
+            batches = await pipe.execute()
+            for key, batch in zip(active, batches, strict=True):
                 scanned += len(batch)
                 for entry_id, fields in batch:
                     entry = _decode(entry_id, fields)
@@ -334,16 +341,28 @@ class WebhookLog:
                     if replay_of and entry["replay_of"] != replay_of:
                         continue
                     matches.append(entry)
-                    found_here += 1
-                cursor = "(" + batch[-1][0].decode()
-                if len(batch) < 500:
-                    break
-            if found_here > limit:
-                more = True
+                if len(batch) < count:
+                    del cursors[key]  # read to its end
+                else:
+                    last = batch[-1][0].decode()
+                    cursors[key] = "(" + last
+                    order = _stream_order(last)
+                    oldest_read = order if oldest_read is None or order < oldest_read else oldest_read
+            if len(matches) >= limit:
+                matches.sort(key=lambda e: _stream_order(e["stream_id"]), reverse=True)
+                bar = _stream_order(matches[limit - 1]["stream_id"])
+                # What is left of a stream is older than its cursor: only streams whose cursor is
+                # newer than the limit-th match may still hold one of the newest matches.
+                cursors = {k: c for k, c in cursors.items() if _stream_order(c[1:]) > bar}
+            count = min(500, count * 4)
         matches.sort(key=lambda e: _stream_order(e["stream_id"]), reverse=True)
         page = matches[:limit]
-        more = more or len(matches) > limit
-        return page, (page[-1]["stream_id"] if more and page else None)
+        if len(matches) > limit or (cursors and page):
+            return page, page[-1]["stream_id"]
+        if cursors and not page and oldest_read is not None:
+            # The scan limit ended the search before any match: go on from where it stopped.
+            return page, f"{oldest_read[0]}-{oldest_read[1]}"
+        return page, None
 
     async def erase(self, tenant: str) -> int:
         key = stream_key(tenant)
