@@ -120,6 +120,7 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
         status=status,
         latency=time.perf_counter() - started,
     )
+    await host.webhook_log.drain()  # not the hot path: the entry is written before we answer
     log.info("webhook replayed", replay_of=entry["id"], delivery=record_id, outcome=outcome, tasks=len(trail.tasks))
     return {
         "id": record_id,

@@ -83,3 +83,13 @@ async def test_trace_follows_a_missed_call_through_a_retry_to_the_sms(
     assert shown.exit_code == 0 and "done" in shown.output and "run 2: ok" in shown.output
     missing = await asyncio.to_thread(CliRunner().invoke, main, ["trace", "CAnothing"])
     assert missing.exit_code == 1 and "nothing known of 'CAnothing'" in missing.output
+
+    # Replaying the delivery from the CLI runs its handler again; the text-back stays one text.
+    replayed = await asyncio.to_thread(CliRunner().invoke, main, ["webhooks", "replay", trace["id"]])
+    assert replayed.exit_code == 0, replayed.output
+    assert replayed.output.startswith(f"replayed {trace['id']} as acme.") and "accepted (200)" in replayed.output
+    await lily.run_due()
+    await lily.advance(3600)
+    assert len(fake_twilio.messages) == 1
+    after = await (await lily.client.get(f"/api/trace/{trace['id']}", headers=lily.admin_headers)).get_json()
+    assert [replay["replay_of"] for replay in after["replays"]] == [trace["id"]]
