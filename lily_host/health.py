@@ -6,8 +6,9 @@
   plugin's checks, run concurrently under ``LILY_HEALTH_TIMEOUT``; per-tenant checks from their
   cache (a slice of them refreshed per call, :mod:`lily_host.tenant_health`); the queue (dead letters
   of the last hour per type, the oldest overdue task), the live workers, failing integrations.
-- :func:`public_health` (``/health`` without the token): only the overall status — of readiness and
-  of the last detailed report — with no tenant ids, numbers or plan data, and no provider call.
+- :func:`public_health` (``/health`` without the token): only the overall status — of readiness, the
+  queue and its workers, and the last detailed report — with no tenant ids, numbers or plan data,
+  and no provider call.
 """
 
 from __future__ import annotations
@@ -76,15 +77,19 @@ async def readiness(host: Host) -> dict[str, Any]:
 
 
 async def public_health(host: Host) -> dict[str, str]:
-    """The overall status only: readiness, and the last detailed report if recent. No provider call."""
+    """The overall status only — of readiness, the queue and its workers (Redis only), and the last
+    detailed report if recent. No provider is called and nothing but the status is said."""
     ready = await readiness(host)
     if ready["status"] != "ready":
         return {"status": "failed"}
+    queue = await _queue_health(host)
+    if queue["state"] == HealthState.FAILED.value:
+        return {"status": "failed"}
     raw = await host.redis.get(LAST_KEY)
-    if raw is None:
-        return {"status": "ok"}
-    last = json.loads(raw)
-    return {"status": str(last.get("status", "ok"))}
+    last = str(json.loads(raw).get("status", "ok")) if raw is not None else "ok"
+    if last == "ok" and queue["state"] != HealthState.OK.value:
+        last = "degraded"
+    return {"status": last}
 
 
 async def _queue_health(host: Host) -> dict[str, Any]:

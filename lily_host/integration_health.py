@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
+from lily_host.correlation import delivery_scope
 from lily_host.events import INTEGRATION_FAILING, INTEGRATION_RECOVERED
 from lily_host.log import get_logger
 from lily_host.redis_typing import awaited
@@ -127,6 +128,11 @@ class IntegrationHealth:
     async def _announce(self, integration: str, transition: str, error: str) -> None:
         state = await self.state(integration)
         data = {"integration": integration, **state}
+        with delivery_scope(None):  # the event is about the integration, not the task that tipped it
+            await self._emit(integration, transition, error, data)
+
+    async def _emit(self, integration: str, transition: str, error: str, data: dict[str, Any]) -> None:
+        state = data
         if transition == "failing":
             FAILING.labels(integration).set(1)
             log.error("integration failing", integration=integration, last_error=error, **_counts(state))

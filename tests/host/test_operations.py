@@ -263,8 +263,11 @@ async def test_anonymous_health_reveals_only_a_status_and_calls_no_provider(lily
         detailed = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
         assert detailed["plugins"]["echo"]["checks"]["echo_api"]["state"] == "ok"
         assert await lily.host.redis.get("echo:health_calls") == b"1"
-        # Degraded in the detailed report: anonymous callers see that much, and nothing else.
+        # A task due and no worker: failed, for anonymous callers too (from Redis, no provider call).
         await lily.host.queue.schedule("echo.record", {"text": "x"}, tenant="acme-secret-id")
+        anonymous = await lily.client.get("/health")
+        assert anonymous.status_code == 503 and await anonymous.get_json() == {"status": "failed"}
+        assert await lily.host.redis.get("echo:health_calls") == b"1"
         assert (await (await lily.client.get("/health", headers=lily.admin_headers)).get_json())["status"] == "failed"
         anonymous = await lily.client.get("/health")
         assert anonymous.status_code == 503
