@@ -8,7 +8,8 @@ without a sweeper (the age trim runs with at most one append per stream every 10
 tenant's stream is erased with the tenant.
 
 An entry holds: id (the delivery id, :mod:`lily_host.correlation`), time, integration, method, path,
-the endpoint's route and path parameters, tenant, outcome, HTTP status, latency, the provider's
+the endpoint's route and path parameters, tenant (an unverified delivery is logged in the
+unattributed stream, the tenant it named as ``claimed_tenant``), outcome, HTTP status, latency, the provider's
 delivery id, the tasks it created, why it was refused, whether its signature was verified, the
 headers and the body — values under secret-looking names redacted (see :func:`redact_body`) — and,
 for a replay, the id of the delivery it replays.
@@ -213,9 +214,13 @@ class WebhookLog:
         of the same event-loop turn (see :class:`_Appender`). Reads in this process wait for it.
         """
         now = time.time()
+        # An unverified delivery is anyone's: it goes to the unattributed log (so forgeries naming a
+        # tenant cannot push that tenant's real deliveries out) and indexes no provider id (so
+        # they cannot hijack a trace). The tenant it named is kept as ``claimed_tenant``.
+        tenant = trail.tenant if trail.verified else None
         record_id = trail.record_id
         if record_id is None:
-            record_id = new_delivery_id(trail.tenant, now)
+            record_id = new_delivery_id(tenant, now)
         body, redacted = redact_body(trail.body[: self.settings.webhook_log_body_bytes], trail.content_type)
         entry = {
             "id": record_id,
@@ -226,7 +231,8 @@ class WebhookLog:
             "query": trail.query,
             "route": trail.route,
             "params": trail.params,
-            "tenant": trail.tenant,
+            "tenant": tenant,
+            "claimed_tenant": None if trail.verified else trail.tenant,
             "outcome": outcome,
             "status": status,
             "latency_ms": round(latency * 1000, 3),
@@ -241,8 +247,8 @@ class WebhookLog:
             "headers": redact_headers(headers),
             "body": body,
         }
-        days = trail.retention_days if trail.tenant and trail.retention_days else self.settings.webhook_log_days
-        key = stream_key(trail.tenant)
+        days = trail.retention_days if tenant and trail.retention_days else self.settings.webhook_log_days
+        key = stream_key(tenant)
         # The set of streams needs each key once per process, not once per delivery; the trim by
         # age runs at most every TRIM_SECONDS per stream and process (the length cap on every append).
         keys = [key, "" if key in self._known else STREAMS]
@@ -252,7 +258,7 @@ class WebhookLog:
         if trim_age:
             self._trimmed[key] = now
         trace_ttl = int(self.settings.trace_days * 86400)
-        if trail.provider_id and trace_ttl > 0:
+        if trail.provider_id and trace_ttl > 0 and trail.verified:
             # "CA…:no-answer" is found by its CallSid: the id before a colon is the reference.
             keys.append(ref_key(trail.provider_id.partition(":")[0]))
         args = [
