@@ -250,11 +250,12 @@ async def _pipeline(
         trail.reason = rejection.reason
         return _error(rejection.status, rejection.outcome, rejection.reason)
     except ConfigurationError as error:
-        # A stored secret that LILY_SECRET_KEY cannot decrypt: not the provider's fault and not a
-        # crash. 503 makes the provider retry once the key is fixed.
-        bound.error("webhook refused: secrets unavailable", integration=integration, reason=str(error))
+        # Lily's own configuration (a stored secret LILY_SECRET_KEY cannot decrypt, a secret nobody
+        # set): not the provider's fault and not a crash. 503 makes the provider retry once it is
+        # fixed; the reason goes to the log (and the webhook log), not to the caller.
+        bound.error("webhook refused: configuration", integration=integration, reason=str(error))
         trail.reason = str(error)
-        return _error(503, "unavailable", "Lily cannot read this tenant's settings right now; retry later")
+        return _error(503, "unavailable", "Lily cannot process this delivery right now; retry later")
     except Exception as error:
         # Nothing was committed: answering 500 makes the provider deliver again later.
         bound.exception("webhook handler failed", integration=integration)
