@@ -5,7 +5,9 @@ asyncio load generator on loopback (64 keep-alive connections, every request a d
 missed call). Lily does the real pipeline: signature (Twilio's RequestValidator), tenant by `To`
 number, idempotency, one task scheduled. The bare peer verifies an HMAC and does one ZADD.
 
-Two floors run beside them: a no-op raw ASGI app (what hypercorn costs by itself) and the same
+Lily runs twice, with its webhook log on (the default) and off (``LILY_WEBHOOK_LOG=false``), so
+every run prints what the log costs (target: at most 10 % of Lily's requests/s). Two floors run
+beside them: a no-op raw ASGI app (what hypercorn costs by itself) and the same
 plus one ZADD (the least an app that commits to Redis before answering costs), so every run shows
 what this machine allows at all. All four run side by side, idle but for the one under load, and
 the load alternates between them in rounds (floor ... lily, then lily ... floor): on a shared
@@ -193,7 +195,9 @@ def pin_to(core: str) -> Callable[[], None] | None:
 
 
 def start_server(kind: str, port: int, env: dict[str, str], loop: str, pin: bool) -> subprocess.Popen[bytes]:
-    if kind == "lily":
+    if kind == "nolog":
+        env = {**env, "LILY_WEBHOOK_LOG": "false"}
+    if kind in ("lily", "nolog"):
         command = [
             sys.executable,
             "-m",
@@ -315,10 +319,12 @@ def main() -> None:
             "PYTHONPATH": str(ROOT / "bench"),
         }
         prepare_tenant(env)
-        kinds = ("floor", "zadd", "bare", "lily")
+        kinds = ("floor", "zadd", "bare", "lily", "nolog")
         ports = {kind: free_port() for kind in kinds}
         # Enough distinct calls for 4,000 requests/s: a replayed call would be a duplicate (another path).
-        calls = {kind: signed_calls(int(seconds * rounds * 4000) + 500, prefix=kind) for kind in ("bare", "lily")}
+        calls = {
+            kind: signed_calls(int(seconds * rounds * 4000) + 500, prefix=kind) for kind in ("bare", "lily", "nolog")
+        }
         calls["floor"] = calls["zadd"] = calls["bare"]  # the floors read no signature and keep no delivery id
         processes: dict[str, subprocess.Popen[bytes]] = {}
         runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
@@ -365,6 +371,7 @@ def main() -> None:
         "zadd": "floor + one ZADD (raw ASGI)",
         "bare": "bare Quart HMAC+ZADD",
         "lily": "lily serve (full pipeline)",
+        "nolog": "lily serve, webhook log off",
     }
     for kind, label in labels.items():
         r = results[kind]
@@ -387,9 +394,18 @@ def main() -> None:
         f"{results['zadd']['rps']:.0f}, p99 {results['zadd']['p99_ms']:.1f} ms; lily did "
         f"{results['lily']['rps'] / results['zadd']['rps']:.0%} of that)"
     )
+    log_cost = 1 - results["lily"]["rps"] / results["nolog"]["rps"]
+    per_round_cost = ", ".join(
+        f"{1 - on['rps'] / off['rps']:.0%}" for on, off in zip(runs["lily"], runs["nolog"], strict=True)
+    )
     print(
-        f"tasks scheduled by lily: {scheduled} (one per accepted webhook: 500 in the warm-up, "
-        f"{results['lily']['requests']:.0f} counted, and those still in flight as each round ended)"
+        f"webhook log cost: {log_cost:.1%} of lily's req/s (on {results['lily']['rps']:.0f}, off "
+        f"{results['nolog']['rps']:.0f}; target <= 10 %; per round: {per_round_cost})"
+    )
+    counted = results["lily"]["requests"] + results["nolog"]["requests"]
+    print(
+        f"tasks scheduled by both lily servers: {scheduled} (one per accepted webhook: 1000 in the warm-ups, "
+        f"{counted:.0f} counted, and those still in flight as each round ended)"
     )
 
 

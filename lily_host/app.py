@@ -233,4 +233,5 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
             await state["worker_task"]
         await host.shutdown()
         await host.queue.drain()
+        await host.webhook_log.drain()
         await host.redis.aclose()

@@ -45,11 +45,7 @@ def cli_actor() -> str:
 def clean(value: Any) -> Any:
     """``value`` with secret-looking fields dropped and phone numbers masked, at any depth."""
     if isinstance(value, Mapping):
-        return {
-            str(k): clean(v)
-            for k, v in value.items()
-            if not any(word in str(k).lower() for word in _SECRET_WORDS)
-        }
+        return {str(k): clean(v) for k, v in value.items() if not any(word in str(k).lower() for word in _SECRET_WORDS)}
     if isinstance(value, list | tuple):
         return [clean(item) for item in value]
     if isinstance(value, str):

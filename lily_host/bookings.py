@@ -33,6 +33,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from redis.exceptions import WatchError
 
 from lily_host.capabilities import CalendarEvent
+from lily_host.correlation import current_delivery
 from lily_host.tenants import Tenant
 from lily_host.validators import check_timezone
 
@@ -180,6 +181,7 @@ class BookingStore:
             record = records[booking.uid]
             _set_details(record, booking)
             record["created"] = True
+            self._note_delivery(record)
 
         await self._update(tenant, [booking.uid], apply)
 
@@ -194,6 +196,7 @@ class BookingStore:
             new, old = records[booking.uid], records[previous]
             _set_details(new, booking)
             new["replaces"] = previous
+            self._note_delivery(new)
             if old["replaced_by"] is None or _later_or_equal(booking.occurred_at, old["replaced_at"]):
                 old["replaced_by"] = booking.uid
                 old["replaced_at"] = booking.occurred_at
@@ -207,6 +210,7 @@ class BookingStore:
                 _set_details(record, booking)
             record["cancelled"] = True
             record["cancelled_at"] = booking.occurred_at
+            self._note_delivery(record)
             if booking.cancellation_reason and isinstance(record["booking"], dict):
                 record["booking"]["cancellation_reason"] = booking.cancellation_reason
 
@@ -217,6 +221,9 @@ class BookingStore:
 
         def apply(records: dict[str, dict[str, Any]]) -> None:
             records[uid]["calendar"] = written
+            delivery = current_delivery()
+            if delivery:
+                records[uid]["calendar_delivery"] = delivery
 
         await self._update(tenant, [uid], apply)
 
@@ -276,6 +283,14 @@ class BookingStore:
         )
 
     # --- storage ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _note_delivery(record: dict[str, Any]) -> None:
+        """Remember the webhook delivery behind this change (lily trace), the last few of them."""
+        delivery = current_delivery()
+        if delivery:
+            seen = [d for d in record.get("deliveries") or [] if d != delivery]
+            record["deliveries"] = [*seen, delivery][-10:]
 
     async def _update(self, tenant: str, uids: list[str], apply: Callable[[dict[str, dict[str, Any]]], None]) -> None:
         """Read the records of ``uids``, let ``apply`` change them, write them back atomically (WATCH)."""

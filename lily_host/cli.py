@@ -12,15 +12,14 @@ from typing import Any, TypeVar
 
 import click
 
-from lily_host import __version__
+from lily_host import __version__, ops_cli
 from lily_host.app import build_host
-from lily_host.cli_audit import AuditedGroup
 from lily_host.canary import require_secret_key
+from lily_host.cli_audit import AuditedGroup
 from lily_host.crypto import SecretBox
 from lily_host.errors import ConfigurationError
 from lily_host.health import collect_health
 from lily_host.host import Host
-from lily_host import ops_cli
 from lily_host.log import configure_logging
 from lily_host.outbox import Outbox
 from lily_host.plugins import PluginRegistry

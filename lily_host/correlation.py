@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -87,7 +87,7 @@ def add_effect(
     delivery_id: str,
     kind: str,
     effect_id: str,
-    data: dict[str, object],
+    data: Mapping[str, object],
     ttl: int,
     refs: tuple[str, ...] = (),
 ) -> None:

@@ -6,19 +6,21 @@
   plugin's checks, run concurrently under ``LILY_HEALTH_TIMEOUT``; per-tenant checks from their
   cache (a slice of them refreshed per call, :mod:`lily_host.tenant_health`); the queue (dead letters
   of the last hour per type, the oldest overdue task), the live workers, failing integrations.
-- :func:`public_health` (``/health`` without the token): only the overall status — of readiness and
-  of the last detailed report — with no tenant ids, numbers or plan data, and no provider call.
+- :func:`public_health` (``/health`` without the token): only the overall status — of readiness, the
+  queue and its workers, and the last detailed report — with no tenant ids, numbers or plan data,
+  and no provider call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from lily_host.canary import secret_key_problem
-from lily_host.contract import HealthCheck, HealthResult, HealthState
+from lily_host.contract import HealthCheck, HealthResult, HealthState, TenantHealthCheck
 from lily_host.plugins import PluginState
 from lily_host.tenant_health import TenantChecks
 from lily_host.worker_registry import WorkerRegistry
@@ -75,15 +77,19 @@ async def readiness(host: Host) -> dict[str, Any]:
 
 
 async def public_health(host: Host) -> dict[str, str]:
-    """The overall status only: readiness, and the last detailed report if recent. No provider call."""
+    """The overall status only — of readiness, the queue and its workers (Redis only), and the last
+    detailed report if recent. No provider is called and nothing but the status is said."""
     ready = await readiness(host)
     if ready["status"] != "ready":
         return {"status": "failed"}
+    queue = await _queue_health(host)
+    if queue["state"] == HealthState.FAILED.value:
+        return {"status": "failed"}
     raw = await host.redis.get(LAST_KEY)
-    if raw is None:
-        return {"status": "ok"}
-    last = json.loads(raw)
-    return {"status": str(last.get("status", "ok"))}
+    last = str(json.loads(raw).get("status", "ok")) if raw is not None else "ok"
+    if last == "ok" and queue["state"] != HealthState.OK.value:
+        last = "degraded"
+    return {"status": last}
 
 
 async def _queue_health(host: Host) -> dict[str, Any]:
@@ -123,7 +129,7 @@ async def collect_health(host: Host) -> dict[str, Any]:
     timeout = host.settings.health_timeout
     plugins: dict[str, dict[str, Any]] = {}
     pending: list[tuple[str, HealthCheck]] = []
-    tenant_pending = []
+    tenant_pending: list[tuple[str, TenantHealthCheck]] = []
     for name, record in host.registry.records.items():
         if record.state == PluginState.DISABLED:
             continue
@@ -153,10 +159,9 @@ async def collect_health(host: Host) -> dict[str, Any]:
     tenant_budget = max(0.1, timeout * 0.8)
 
     async def tenant_result(check: Any) -> HealthResult:
-        try:
+        # On a timeout, what was checked is cached; the rest waits for the next call.
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tenant_checks.refresh(check, tenant_budget), timeout=tenant_budget + 0.5)
-        except TimeoutError:
-            pass  # what was checked is cached; the rest waits for the next call
         return await tenant_checks.result(check)
 
     results, tenant_results, queue = await asyncio.gather(
@@ -164,9 +169,13 @@ async def collect_health(host: Host) -> dict[str, Any]:
         asyncio.gather(*(tenant_result(check) for _, check in tenant_pending)),
         _queue_health(host),
     )
-    for (owner, check), result in [*zip(pending, results, strict=True), *zip(tenant_pending, tenant_results, strict=True)]:
+    named: list[tuple[str, str, HealthResult]] = [
+        *((owner, check.name, result) for (owner, check), result in zip(pending, results, strict=True)),
+        *((owner, check.name, result) for (owner, check), result in zip(tenant_pending, tenant_results, strict=True)),
+    ]
+    for owner, check_name, result in named:
         entry = plugins[owner]
-        entry["checks"][check.name] = {
+        entry["checks"][check_name] = {
             "state": result.state.value,
             "message": result.message,
             "details": dict(result.details),
@@ -180,7 +189,9 @@ async def collect_health(host: Host) -> dict[str, Any]:
         if state["state"] == "failing" and name in plugins:
             entry = plugins[name]
             entry["state"] = _worst(HealthState(entry["state"]), HealthState.DEGRADED).value
-            entry["message"] = f"failing: {state['consecutive_failures']} call(s) in a row failed; last: {state['last_error']}"
+            entry["message"] = (
+                f"failing: {state['consecutive_failures']} call(s) in a row failed; last: {state['last_error']}"
+            )
     ready = await readiness(host)
 
     states = [HealthState(entry["state"]) for entry in plugins.values()] + [HealthState(queue["state"])]

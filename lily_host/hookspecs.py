@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Routes,
         Simulation,
         TaskHandler,
+        TenantHealthCheck,
         WebhookEndpoint,
     )
     from lily_host.host import Host
@@ -79,8 +80,9 @@ def register_event_subscriptions(register: Callable[[EventSubscription], None], 
 
 
 @hookspec
-def register_health_checks(register: Callable[[HealthCheck], None], settings: Any) -> None:
-    """Register async health checks. Called only for configured plugins."""
+def register_health_checks(register: Callable[[HealthCheck | TenantHealthCheck], None], settings: Any) -> None:
+    """Register async health checks (``TenantHealthCheck`` for per-tenant ones, cached by the host).
+    Called only for configured plugins."""
 
 
 @hookspec

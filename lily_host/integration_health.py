@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
+from lily_host.correlation import delivery_scope
 from lily_host.events import INTEGRATION_FAILING, INTEGRATION_RECOVERED
 from lily_host.log import get_logger
+from lily_host.redis_typing import awaited
 
 if TYPE_CHECKING:
     from lily_host.host import Host
@@ -30,9 +32,13 @@ if TYPE_CHECKING:
 BUCKET_SECONDS = 60
 
 CALLS = Counter(
-    "lily_integration_calls_total", "Outbound calls of integrations, by outcome (ok, failed)", ["integration", "outcome"]
+    "lily_integration_calls_total",
+    "Outbound calls of integrations, by outcome (ok, failed)",
+    ["integration", "outcome"],
 )
-FAILING = Gauge("lily_integration_failing", "1 while an integration is failing (see docs/operations.md)", ["integration"])
+FAILING = Gauge(
+    "lily_integration_failing", "1 while an integration is failing (see docs/operations.md)", ["integration"]
+)
 
 log = get_logger("lily.integrations")
 
@@ -122,6 +128,11 @@ class IntegrationHealth:
     async def _announce(self, integration: str, transition: str, error: str) -> None:
         state = await self.state(integration)
         data = {"integration": integration, **state}
+        with delivery_scope(None):  # the event is about the integration, not the task that tipped it
+            await self._emit(integration, transition, error, data)
+
+    async def _emit(self, integration: str, transition: str, error: str, data: dict[str, Any]) -> None:
+        state = data
         if transition == "failing":
             FAILING.labels(integration).set(1)
             log.error("integration failing", integration=integration, last_error=error, **_counts(state))
@@ -132,7 +143,7 @@ class IntegrationHealth:
             await self.host.events.emit(INTEGRATION_RECOVERED, data, tenant=None)
 
     async def state(self, integration: str) -> dict[str, Any]:
-        raw = await self.host.redis.hgetall(PREFIX + integration)
+        raw = await awaited(self.host.redis.hgetall(PREFIX + integration))
         data = {k.decode(): v.decode() for k, v in raw.items()}
         return {
             "state": data.get("state", "ok"),
@@ -146,7 +157,7 @@ class IntegrationHealth:
 
     async def all(self) -> dict[str, dict[str, Any]]:
         """Every integration that recorded a call, with its state (and the failing gauge refreshed)."""
-        names = [raw.decode() for raw in await self.host.redis.smembers(NAMES)]
+        names = [raw.decode() for raw in await awaited(self.host.redis.smembers(NAMES))]
         states = {name: await self.state(name) for name in sorted(names)}
         for name, state in states.items():
             FAILING.labels(name).set(1 if state["state"] == "failing" else 0)

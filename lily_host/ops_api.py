@@ -7,6 +7,7 @@ docs/operations.md ("Admin API for operators") for every route and field.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from quart import Blueprint, jsonify, request
@@ -41,6 +42,16 @@ def _limit(default: int = 50) -> int:
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
+
+
+_CURSOR = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def _cursor() -> str | None:
+    raw = request.args.get("before") or None
+    if raw is not None and not _CURSOR.fullmatch(raw):
+        raise BadQuery("before must be the 'next' value of a previous page")
+    return raw
 
 
 def _time(name: str, args: Any = None) -> float | None:
@@ -78,8 +89,7 @@ async def bad_query(error: BadQuery) -> Any:
 async def list_webhooks() -> Any:
     """Deliveries newest first; filters tenant, integration, outcome (comma list), since, until; paging before."""
     filters = _filters(request.args)
-    before = request.args.get("before") or None
-    entries, cursor = await current_host().webhook_log.list(limit=_limit(), before=before, **filters)
+    entries, cursor = await current_host().webhook_log.list(limit=_limit(), before=_cursor(), **filters)
     return jsonify({"webhooks": [summary(entry) for entry in entries], "next": cursor})
 
 
@@ -127,7 +137,9 @@ async def replay_bulk() -> Any:
     limit = body.get("limit", 1000)
     if not isinstance(dry_run, bool) or not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 5000:
         return _problem(400, "invalid", "'dry_run' must be true or false and 'limit' a number from 1 to 5000")
-    filters = _filters({k: (str(v) if k in ("since", "until") and isinstance(v, int | float) else v) for k, v in body.items()})
+    filters = _filters(
+        {k: (str(v) if k in ("since", "until") and isinstance(v, int | float) else v) for k, v in body.items()}
+    )
     return jsonify(await replay_many(current_host(), dry_run=dry_run, limit=limit, **filters))
 
 
@@ -178,7 +190,7 @@ async def audit() -> Any:
         actor=request.args.get("actor") or None,
         action=request.args.get("action") or None,
         since=_time("since"),
-        before=request.args.get("before") or None,
+        before=_cursor(),
         limit=_limit(100),
     )
     return jsonify({"audit": entries, "next": cursor})

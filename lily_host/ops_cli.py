@@ -68,7 +68,9 @@ def trace(ident: str, as_json: bool) -> None:
 
     result = _with_host(work)
     if result is None:
-        raise click.ClickException(f"nothing known of {ident!r} (traces are kept for LILY_TRACE_DAYS, 7 days by default)")
+        raise click.ClickException(
+            f"nothing known of {ident!r} (traces are kept for LILY_TRACE_DAYS, 7 days by default)"
+        )
     if as_json:
         _json(result)
         return
@@ -86,14 +88,16 @@ def trace(ident: str, as_json: bool) -> None:
         )
         for run in task["runs"]:
             error = f"  {run['error']}" if run.get("error") else ""
-            click.echo(f"            run {run['attempt']}: {run['outcome']} at {_when(run['started'])} ({run['duration']:.3f} s){error}")
+            when = _when(run["started"])
+            click.echo(f"            run {run['attempt']}: {run['outcome']} at {when} ({run['duration']:.3f} s){error}")
         if task.get("last_error") and not task["runs"]:
             click.echo(f"            last error: {task['last_error']}")
     for effect in result["effects"]:
         if effect.get("kind") == "sms":
             click.echo(
                 f"  sms     {effect['id']} to {effect['to']}  status={effect['status']}  "
-                f"provider id={effect['provider_id'] or '-'}" + (f"  error={effect['error']}" if effect.get("error") else "")
+                f"provider id={effect['provider_id'] or '-'}"
+                + (f"  error={effect['error']}" if effect.get("error") else "")
             )
         else:
             extra = "  ".join(f"{k}={v}" for k, v in effect.items() if k not in ("kind", "id"))
@@ -153,7 +157,9 @@ def show_webhook(delivery_id: str, as_json: bool) -> None:
         _json(entry)
         return
     click.echo(_delivery_line(entry))
-    click.echo(f"  {entry['method']} {entry['path']}  latency {entry['latency_ms']:.1f} ms  verified={entry['verified']}")
+    click.echo(
+        f"  {entry['method']} {entry['path']}  latency {entry['latency_ms']:.1f} ms  verified={entry['verified']}"
+    )
     if entry["provider_id"]:
         click.echo(f"  provider id: {entry['provider_id']}")
     for task_id in entry["tasks"]:
@@ -226,7 +232,10 @@ def replay_webhooks(
         )
         return
     for item in result["replayed"]:
-        click.echo(f"{item['replay_of']} -> {item.get('id', '-')}: {item['outcome']}" + (f" ({item['reason']})" if item.get("reason") else ""))
+        click.echo(
+            f"{item['replay_of']} -> {item.get('id', '-')}: {item['outcome']}"
+            + (f" ({item['reason']})" if item.get("reason") else "")
+        )
     click.echo(f"replayed {len(result['replayed'])} deliver{'y' if len(result['replayed']) == 1 else 'ies'}")
 
 
@@ -279,7 +288,8 @@ def workers(as_json: bool) -> None:
     for worker in found:
         click.echo(
             f"{worker['id']}  pid {worker.get('pid')}  up since {_when(worker.get('started'))}  "
-            f"running {worker.get('running', 0)}/{worker.get('concurrency', '?')}  tasks run {worker.get('tasks_run', 0)}  "
+            f"running {worker.get('running', 0)}/{worker.get('concurrency', '?')}  "
+            f"tasks run {worker.get('tasks_run', 0)}  "
             f"last seen {worker['age_seconds']:.0f} s ago"
         )
 
@@ -296,7 +306,9 @@ def show_task(task_id: str, as_json: bool) -> None:
 
     view = _with_host(work)
     if view is None:
-        raise click.ClickException(f"no task {task_id!r} (finished tasks are kept for LILY_TRACE_DAYS, 7 days by default)")
+        raise click.ClickException(
+            f"no task {task_id!r} (finished tasks are kept for LILY_TRACE_DAYS, 7 days by default)"
+        )
     if as_json:
         _json(view)
         return
@@ -308,7 +320,9 @@ def show_task(task_id: str, as_json: bool) -> None:
         click.echo(f"  dead since {_when(view['dead_at'])}")
     for run in view["runs"]:
         error = f"  {run['error']}" if run.get("error") else ""
-        click.echo(f"  run {run['attempt']}: {run['outcome']} at {_when(run['started'])} ({run['duration']:.3f} s){error}")
+        click.echo(
+            f"  run {run['attempt']}: {run['outcome']} at {_when(run['started'])} ({run['duration']:.3f} s){error}"
+        )
     if view.get("last_error"):
         click.echo(f"  last error: {view['last_error']}")
 

@@ -60,19 +60,19 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
     settings = host.settings
     body = str(entry.get("body", "")).encode()
     headers = RequestHeaders(dict(entry.get("headers") or {}).items())
-    query = ""
+    query = str(entry.get("query") or "")
     wreq = WebhookRequest(
         method=entry.get("method", "POST"),
         path=entry["path"],
         query_string=query,
-        public_url=settings.public_url + entry["path"],
+        public_url=settings.public_url + entry["path"] + (f"?{query}" if query else ""),
         headers=headers,
         body=body,
         content_type=entry.get("content_type", ""),
         path_params=dict(entry.get("params") or {}),
         settings=host.registry.records[plugin].settings,
     )
-    trail = Trail(route=entry["route"], params=dict(entry.get("params") or {}), replay_of=entry["id"])
+    trail = Trail(route=entry["route"], params=dict(entry.get("params") or {}), replay_of=entry["id"], query=query)
     trail.body, trail.content_type, trail.verified = body, wreq.content_type, True
     started = time.perf_counter()
     status = 200
@@ -109,7 +109,7 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
     except Exception as error:
         log.exception("replay failed", integration=integration, replay_of=entry["id"])
         outcome, status, trail.reason = "error", 500, f"{type(error).__name__}: {error}"
-    record_id = await host.webhook_log.record(
+    record_id = host.webhook_log.record(
         integration=integration,
         method=wreq.method,
         path=wreq.path,
@@ -120,6 +120,7 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
         status=status,
         latency=time.perf_counter() - started,
     )
+    await host.webhook_log.drain()  # not the hot path: the entry is written before we answer
     log.info("webhook replayed", replay_of=entry["id"], delivery=record_id, outcome=outcome, tasks=len(trail.tasks))
     return {
         "id": record_id,
@@ -132,9 +133,7 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def replay_many(
-    host: Host, *, dry_run: bool, limit: int = 1000, **filters: Any
-) -> dict[str, Any]:
+async def replay_many(host: Host, *, dry_run: bool, limit: int = 1000, **filters: Any) -> dict[str, Any]:
     """Replay (or with ``dry_run`` only count) the replayable deliveries matching ``filters``."""
     entries, _ = await host.webhook_log.list(limit=limit, **filters)
     candidates = [entry for entry in entries if replayable(entry) and not entry.get("replay_of")]

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lily_host.contract import HealthResult, HealthState, TenantHealthCheck
+from lily_host.redis_typing import awaited
 
 if TYPE_CHECKING:
     from lily_host.host import Host
@@ -52,7 +53,7 @@ class TenantChecks:
             return
         redis = self.host.redis
         due_key, results_key = _keys(check)
-        ids = {raw.decode() for raw in await redis.smembers("lily:tenants")}
+        ids = {raw.decode() for raw in await awaited(redis.smembers("lily:tenants"))}
         known = {raw.decode() for raw in await redis.zrange(due_key, 0, -1)}
         pipe = redis.pipeline(transaction=False)
         new = sorted(ids - known)
@@ -120,7 +121,7 @@ class TenantChecks:
         """The plugin's result, from the cached entries."""
         redis = self.host.redis
         due_key, results_key = _keys(check)
-        raw = await redis.hgetall(results_key)
+        raw = await awaited(redis.hgetall(results_key))
         entries = {k.decode(): json.loads(v) for k, v in raw.items()}
         total = await redis.zcard(due_key)
         result = check.summarize(entries) if check.summarize is not None else summarize(entries)
@@ -143,8 +144,10 @@ def summarize(entries: Mapping[str, Mapping[str, Any]]) -> HealthResult:
     bad = sorted(tid for tid, e in relevant.items() if e.get("state") not in ("ok", "development"))
     if not relevant:
         return HealthResult(HealthState.OK, "no tenant checked yet")
-    if bad and all(relevant[t].get("state") == HealthState.AUTH_FAILED.value for t in bad) and len(bad) == len(
-        relevant
+    if (
+        bad
+        and all(relevant[t].get("state") == HealthState.AUTH_FAILED.value for t in bad)
+        and len(bad) == len(relevant)
     ):
         return HealthResult(HealthState.AUTH_FAILED, f"every tenant refused: {', '.join(bad[:20])}")
     if bad:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lily_host.correlation import effects_key, parse_delivery_id, ref_key
 from lily_host.log import mask_phone
+from lily_host.redis_typing import awaited
 from lily_host.task_history import TaskHistory
 from lily_host.webhook_log import summary
 
@@ -72,9 +73,7 @@ async def task_view(host: Host, task_id: str) -> dict[str, Any] | None:
         "created": task.created if task else (last.get("task") or {}).get("created"),
         "errors": task.errors if task else [],
         "payload": task.payload if task else (last.get("task") or {}).get("payload"),
-        "runs": [
-            {k: r.get(k) for k in ("attempt", "outcome", "started", "duration", "error")} for r in runs
-        ],
+        "runs": [{k: r.get(k) for k in ("attempt", "outcome", "started", "duration", "error")} for r in runs],
         "total_duration": round(sum(float(r.get("duration") or 0) for r in runs), 6),
     }
     return view
@@ -111,7 +110,7 @@ async def assemble(host: Host, ident: str) -> dict[str, Any] | None:
         task = await task_view(host, task_id)
         return {"query": ident, "delivery": None, "tasks": [task] if task else [], "effects": [], "replays": []}
     record = await host.webhook_log.get(delivery_id)
-    raw_effects = await host.redis.hgetall(effects_key(delivery_id))
+    raw_effects = await awaited(host.redis.hgetall(effects_key(delivery_id)))
     effects_index = [json.loads(value) for value in raw_effects.values()]
     task_ids: list[str] = list(record["tasks"]) if record else []
     for effect in effects_index:

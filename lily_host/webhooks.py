@@ -85,7 +85,7 @@ class WebhookRoute:
         if webhook_log.enabled:
             status = response.status if isinstance(response, WebhookResponse) else response.status_code
             try:
-                await webhook_log.record(
+                webhook_log.record(
                     integration=self.integration,
                     method=inbound.method,
                     path=inbound.path,
@@ -211,7 +211,7 @@ async def _pipeline(
         return _error(413, "too_large", f"body exceeds {limit} bytes")
     trail.body, trail.content_type = body, media_type
 
-    query = inbound.query_string.decode("latin-1")
+    query = trail.query = inbound.query_string.decode("latin-1")
     path = inbound.path
     wreq = WebhookRequest(
         method=inbound.method,
@@ -237,9 +237,7 @@ async def _pipeline(
         delivery_id = endpoint.delivery_id(wreq, payload)
         trail.provider_id = delivery_id
         record_id = trail.record_id = new_delivery_id(trail.tenant)
-        bound = log.bind(
-            integration=integration, tenant=trail.tenant, delivery_id=delivery_id, delivery=record_id
-        )
+        bound = log.bind(integration=integration, tenant=trail.tenant, delivery_id=delivery_id, delivery=record_id)
         ctx = WebhookContext(
             host=host, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound, record_id=record_id
         )
@@ -252,11 +250,12 @@ async def _pipeline(
         trail.reason = rejection.reason
         return _error(rejection.status, rejection.outcome, rejection.reason)
     except ConfigurationError as error:
-        # A stored secret that LILY_SECRET_KEY cannot decrypt: not the provider's fault and not a
-        # crash. 503 makes the provider retry once the key is fixed.
-        bound.error("webhook refused: secrets unavailable", integration=integration, reason=str(error))
+        # Lily's own configuration (a stored secret LILY_SECRET_KEY cannot decrypt, a secret nobody
+        # set): not the provider's fault and not a crash. 503 makes the provider retry once it is
+        # fixed; the reason goes to the log (and the webhook log), not to the caller.
+        bound.error("webhook refused: configuration", integration=integration, reason=str(error))
         trail.reason = str(error)
-        return _error(503, "unavailable", "Lily cannot read this tenant's settings right now; retry later")
+        return _error(503, "unavailable", "Lily cannot process this delivery right now; retry later")
     except Exception as error:
         # Nothing was committed: answering 500 makes the provider deliver again later.
         bound.exception("webhook handler failed", integration=integration)

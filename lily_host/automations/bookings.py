@@ -38,6 +38,7 @@ from lily_host.bookings import (
 )
 from lily_host.capabilities import CALENDAR, SMS
 from lily_host.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host.correlation import note_effect
 from lily_host.errors import Defer, PermanentError
 from lily_host.events import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED
 from lily_host.log import mask_phone
@@ -106,6 +107,7 @@ def _record_task(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitabl
         else:
             await store.record_cancelled(tenant.id, booking)
         ctx.log.info("booking recorded", event_name=event, uid=booking.uid, replaces=booking.replaces_uid)
+        await note_effect(host, "booking", booking.uid, {"tenant": tenant.id, "event": event})
 
         follow_up = {"event": event, "uid": booking.uid}
         if host.has_capability(SMS):
@@ -267,6 +269,7 @@ async def _sync(ctx: TaskContext, host: Host, tenant: Tenant, uid: str) -> None:
         return
     event_id = await provider.upsert_event(tenant, calendar_event(tenant, state))
     await store.mark_calendar(tenant.id, state.root_uid, written=True)
+    await note_effect(host, "calendar", str(event_id), {"tenant": tenant.id, "uid": state.root_uid, "action": "upsert"})
     # A chain whose head arrived late was first written under a later uid: remove that stray event.
     for stray in state.calendar_uids:
         if stray != state.root_uid:

@@ -2,7 +2,7 @@
 
 The webhook log keeps one stream per tenant (:mod:`lily_host.webhook_log`), which is right for a
 tenant's page and for erasure but would make "the newest deliveries of every tenant" read one
-stream per tenant. So every logged delivery is also written, in the log's own pipeline, to:
+stream per tenant. So every logged delivery is also written, by the log's own append script, to:
 
 - ``lily:console:webhooks``: one stream across tenants holding only a summary (id, time,
   integration, tenant, outcome, status, latency, task count, replay_of; never headers, body,
@@ -17,6 +17,7 @@ deliveries vanish from the console with its stream; the summaries left here hold
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,39 +33,46 @@ MINUTE_PREFIX = "lily:console:wh:m:"
 GLOBAL_MAX_ENTRIES = 200_000
 MINUTE_TTL_SECONDS = 2 * 3600
 _SUMMARY_FIELDS = ("id", "at", "integration", "tenant", "outcome", "status", "latency_ms", "replay_of")
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def index_delivery(pipe: Any, fields: Mapping[str, str], now: float, days: float) -> None:
-    """Queue, into the webhook log's pipeline, the console's summary and per-minute count of a delivery."""
-    summary = {name: fields.get(name, "") for name in _SUMMARY_FIELDS}
-    summary["ntasks"] = str(len([t for t in fields.get("tasks", "").split(",") if t]))
+def index_args(entry: Mapping[str, Any], now: float, days: float) -> tuple[list[str], list[str]]:
+    """The keys and arguments the webhook log's append script writes the console's index with.
+
+    Keys: the summary stream, the stream of failures ('' for a success), the minute's counts.
+    Arguments: the summary (JSON), the min id by age, both streams' caps, the count's field and ttl.
+    """
+    summary = {name: entry.get(name) for name in _SUMMARY_FIELDS}
+    summary["ntasks"] = len(entry.get("tasks") or ())
     # What lily_host.replay.replayable() asks, so a bulk replay counts without reading each entry.
-    summary["replayable"] = "1" if fields.get("verified") == "1" and fields.get("route") else "0"
-    min_id = int((now - days * 86400) * 1000)
-    pipe.xadd(GLOBAL_STREAM, summary, maxlen=GLOBAL_MAX_ENTRIES, approximate=True)
-    pipe.xtrim(GLOBAL_STREAM, minid=min_id, approximate=True)
-    if fields.get("outcome") not in SUCCESS:
-        pipe.xadd(FAILED_STREAM, summary, maxlen=FAILED_MAX_ENTRIES, approximate=True)
-        pipe.xtrim(FAILED_STREAM, minid=min_id, approximate=True)
-    minute = MINUTE_PREFIX + str(int(now // 60))
-    pipe.hincrby(minute, f"{fields.get('integration', '')}|{fields.get('outcome', '')}", 1)
-    pipe.expire(minute, MINUTE_TTL_SECONDS)
+    summary["replayable"] = bool(entry.get("verified") and entry.get("route"))
+    outcome = str(entry.get("outcome") or "")
+    keys = [GLOBAL_STREAM, "" if outcome in SUCCESS else FAILED_STREAM, MINUTE_PREFIX + str(int(now // 60))]
+    values = [
+        _JSON.encode(summary),
+        str(int((now - days * 86400) * 1000)),
+        str(GLOBAL_MAX_ENTRIES),
+        str(FAILED_MAX_ENTRIES),
+        f"{entry.get('integration') or ''}|{outcome}",
+        str(MINUTE_TTL_SECONDS),
+    ]
+    return keys, values
 
 
 def decode_summary(entry_id: bytes | str, raw: Mapping[bytes, bytes]) -> dict[str, Any]:
-    data = {k.decode(): v.decode() for k, v in raw.items()}
+    data: dict[str, Any] = json.loads(raw.get(b"s", b"{}"))
     return {
-        "id": data.get("id", ""),
+        "id": str(data.get("id") or ""),
         "stream_id": entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
         "at": float(data.get("at") or 0),
-        "integration": data.get("integration", ""),
+        "integration": str(data.get("integration") or ""),
         "tenant": data.get("tenant") or None,
-        "outcome": data.get("outcome", ""),
+        "outcome": str(data.get("outcome") or ""),
         "status": int(data.get("status") or 0),
         "latency_ms": float(data.get("latency_ms") or 0),
         "replay_of": data.get("replay_of") or None,
         "ntasks": int(data.get("ntasks") or 0),
-        "replayable": data.get("replayable") == "1",
+        "replayable": bool(data.get("replayable")),
     }
 
 

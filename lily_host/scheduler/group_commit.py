@@ -13,7 +13,7 @@ timer and no other call; several batches may be on the wire at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -23,6 +23,8 @@ from redis.exceptions import NoScriptError, ResponseError
 __all__ = ["ScriptBatcher"]
 
 _Call = tuple[Sequence[str], Sequence[str], "asyncio.Future[Any]"]
+#: A packed command sent along with a batch, nobody waiting for it, and what to call with its error.
+_Side = tuple[bytes, Callable[[Exception], None]]
 
 
 def _pack_evalsha(sha: bytes, keys: Sequence[str], args: Sequence[str]) -> bytes:
@@ -38,6 +40,7 @@ class ScriptBatcher:
         self._redis = redis
         self._script = script
         self._pending: list[_Call] = []
+        self._side: list[_Side] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         #: Calls sent per pipeline, for tests and the benchmark's curiosity.
         self.batches = 0
@@ -51,18 +54,30 @@ class ScriptBatcher:
         self._pending.append((keys, args, future))
         return await future
 
+    def send_along(self, packed: bytes, on_error: Callable[[Exception], None]) -> None:
+        """Send an already packed command with the next batch; nobody waits for it.
+
+        For writes whose answer no caller needs (the webhook log): they share the batch's one
+        write and read instead of paying for their own. A reply that is an error goes to
+        ``on_error``; so does a failure of the whole batch.
+        """
+        if not self._pending and not self._side:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._side.append((packed, on_error))
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
+        side, self._side = self._side, []
+        task = asyncio.get_running_loop().create_task(self._send(batch, side))
         # Kept referenced until done: a task nobody holds may be garbage-collected mid-flight.
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
-    async def _send(self, batch: list[_Call]) -> None:
+    async def _send(self, batch: list[_Call], side: list[_Side] | None = None) -> None:
         self.batches += 1
         self.calls += len(batch)
         try:
-            results = await self._pipeline(batch)
+            results = await self._pipeline(batch, side or [])
             retry = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
             if retry:
                 # The server lost the script (restart, SCRIPT FLUSH): load it once, run those again.
@@ -78,6 +93,8 @@ class ScriptBatcher:
             for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
+            for _, on_error in side or []:
+                on_error(error)
             return
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():  # the caller was cancelled; its call ran all the same
@@ -87,7 +104,7 @@ class ScriptBatcher:
             else:
                 future.set_result(result)
 
-    async def _pipeline(self, batch: Sequence[_Call]) -> list[Any]:
+    async def _pipeline(self, batch: Sequence[_Call], side: Sequence[_Side] = ()) -> list[Any]:
         """Every call of ``batch`` in one write on one pooled connection, then each reply in turn.
 
         What redis-py's Pipeline does, less its generic layers (a command stack, per-argument
@@ -98,6 +115,8 @@ class ScriptBatcher:
         """
         sha = self._script.sha.encode() if isinstance(self._script.sha, str) else self._script.sha
         packed = b"".join(_pack_evalsha(sha, keys, args) for keys, args, _ in batch)
+        if side:
+            packed += b"".join(command for command, _ in side)
         pool = self._redis.connection_pool
         connection = await pool.get_connection()
         try:
@@ -108,13 +127,18 @@ class ScriptBatcher:
                     results.append(await connection.read_response())
                 except ResponseError as error:
                     results.append(error)
+            for _, on_error in side:
+                try:
+                    await connection.read_response()
+                except ResponseError as error:
+                    on_error(error)
             return results
         finally:
             await pool.release(connection)
 
     async def drain(self) -> None:
         """Wait for every batch already sent (on shutdown, before the connection pool closes)."""
-        while self._pending or self._in_flight:
+        while self._pending or self._side or self._in_flight:
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             else:

@@ -241,6 +241,10 @@ class TaskQueue:
         """Wait for schedule calls already on their way to Redis (before closing its connections)."""
         await self._schedule_batched.drain()
 
+    def send_along(self, packed: bytes, on_error: Any) -> None:
+        """Send a packed Redis command with the next group commit, unawaited (see ScriptBatcher.send_along)."""
+        self._schedule_batched.send_along(packed, on_error)
+
     # --- configuration -------------------------------------------------------------------------
 
     def set_policies(self, policies: Mapping[str, RetryPolicy]) -> None:

@@ -37,7 +37,7 @@ from lily_host.errors import Defer, PermanentError, RetryLater
 from lily_host.retry import backoff_delay
 from lily_host.scheduler import metrics
 from lily_host.scheduler.queue import ClaimResult, Task, TaskQueue
-from lily_host.task_history import Run, TaskHistory
+from lily_host.task_history import Run, TaskHistory, first_try
 from lily_host.worker_registry import HEARTBEAT_SECONDS, WorkerRegistry
 
 __all__ = ["Worker"]
@@ -112,6 +112,7 @@ class Worker:
         settings = getattr(host, "settings", None)
         self.history = TaskHistory(queue.redis, queue.name, float(getattr(settings, "trace_days", 7.0)))
         self._runs: list[Run] = []
+        self._done: list[tuple[str, str, str | None]] = []
         self.registry = WorkerRegistry(queue.redis, queue.name)
         self.started_at = time.time()
         self.tasks_run = 0
@@ -358,6 +359,19 @@ class Worker:
         """Keep this run for the task's history (written with the next ack flush)."""
         if not self.history.enabled:
             return
+        if outcome == "ok" and task.attempt == 1:  # the common case, kept in a shared hourly hash
+            record = first_try(
+                task.type,
+                task.tenant,
+                task.delivery,
+                task.max_attempts,
+                wall,
+                round(time.perf_counter() - started, 6),
+                task.created,
+                task.first_due,
+            )
+            self._done.append((task.id, record, task.delivery))
+            return
         final = outcome in ("ok", "dead")
         self._runs.append(
             Run(
@@ -371,11 +385,10 @@ class Worker:
                 duration=round(time.perf_counter() - started, 6),
                 outcome=outcome,
                 error=error,
-                task={"payload": task.payload, "created": task.created, "first_due": task.first_due} if final else None,
+                task={"created": task.created, "first_due": task.first_due} if final else None,
             )
         )
-        if not final:
-            self._ack_event.set()
+        self._ack_event.set()  # the ack loop writes the history
 
     async def _integration(self, task: Task, *, ok: bool, error: str = "") -> None:
         """A plugin's own task type is an outbound call of that integration: count it."""
@@ -462,12 +475,13 @@ class Worker:
 
     async def _flush_acks(self) -> None:
         async with self._ack_lock:
-            if self._runs:
+            if self._runs or self._done:
                 runs, self._runs = self._runs, []
+                done, self._done = self._done, []
                 try:
-                    await self.history.add(runs)
+                    await self.history.add(runs, done)
                 except REDIS_DOWN as error:  # history is for people; never worth a lost ack
-                    self._log.warning("worker.history_unrecorded", error=_describe(error), runs=len(runs))
+                    self._log.warning("worker.history_unrecorded", error=_describe(error), runs=len(runs) + len(done))
             while self._acks:
                 batch, self._acks = self._acks, []
                 try:
@@ -516,7 +530,9 @@ class Worker:
         }
         while True:
             try:
-                await self.registry.beat(self.worker_id, {**info, "running": len(self._running), "tasks_run": self.tasks_run})
+                await self.registry.beat(
+                    self.worker_id, {**info, "running": len(self._running), "tasks_run": self.tasks_run}
+                )
             except REDIS_DOWN as error:
                 self._log.warning("worker.registry_unavailable", error=_describe(error))
             await asyncio.sleep(HEARTBEAT_SECONDS)

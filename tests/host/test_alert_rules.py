@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 import lily_host.integration_health
-import lily_host.metrics
 import lily_host.messaging
+import lily_host.metrics
 import lily_host.ops_metrics
 import lily_host.scheduler.metrics  # noqa: F401  (registers the metrics the rules use)
 
@@ -26,7 +26,9 @@ needs_promtool = pytest.mark.skipif(
 
 @needs_promtool
 def test_rules_pass_promtool_check() -> None:
-    done = subprocess.run([str(PROMTOOL), "check", "rules", "lily.rules.yml"], cwd=ALERTS, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(PROMTOOL), "check", "rules", "lily.rules.yml"], cwd=ALERTS, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

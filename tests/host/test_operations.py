@@ -5,7 +5,9 @@ workers), integrations failing and recovering, and the secret-key canary."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,6 +30,12 @@ ECHO = {"echo": sample_echo_plugin}
 ENV = {"ECHO_SECRET": "s"}
 NUMBER = "+15550001111"
 JSON_PATH = "/webhooks/echo/json"
+
+
+def restore_logging() -> None:
+    """Log to the real stderr again: capsys closes the stream the JSON lines went to."""
+    with contextlib.redirect_stderr(sys.__stderr__):
+        configure_logging("test", "WARNING")
 
 
 def signed(body: dict[str, Any], secret: str = "s") -> tuple[bytes, dict[str, str]]:
@@ -84,7 +92,10 @@ async def test_every_webhook_outcome_is_logged_with_secrets_redacted(lily_harnes
         assert task_id.startswith("echo.record:")
         assert (await lily.host.queue.get(task_id)).delivery == first["id"]  # type: ignore[union-attr]
         assert by_outcome["duplicate"]["tasks"] == []
-        assert by_outcome["bad_signature"]["verified"] is False
+        forgery = by_outcome["bad_signature"]
+        # A forgery naming acme's number is not acme's: it cannot crowd acme's log or hijack a trace.
+        assert forgery["verified"] is False and forgery["tenant"] is None and forgery["claimed_tenant"] == "acme"
+        assert forgery["id"].startswith("_.")
         assert by_outcome["unknown_tenant"]["tenant"] is None
         assert by_outcome["error"]["reason"] == "RuntimeError: handler bug"
         assert by_outcome["unsupported_media_type"]["status"] == 415
@@ -106,6 +117,9 @@ async def test_every_webhook_outcome_is_logged_with_secrets_redacted(lily_harnes
         assert {e["id"] for e in page["webhooks"]}.isdisjoint({e["id"] for e in rest["webhooks"]})
         bad = await lily.client.get("/api/webhooks?since=yesterday-ish", headers=lily.admin_headers)
         assert bad.status_code == 400 and "since" in (await bad.get_json())["message"]
+        for query in ("before=zzz", "limit=0", "limit=%C2%B2"):
+            refused = await lily.client.get(f"/api/webhooks?{query}", headers=lily.admin_headers)
+            assert refused.status_code == 400, query
 
         listed = await cli("webhooks", "list", "--outcome", "error")
         assert listed.exit_code == 0 and "RuntimeError: handler bug" in listed.output
@@ -127,11 +141,13 @@ async def test_replay_of_a_failed_delivery_creates_its_tasks_once(lily_harness: 
         assert replayed.status_code == 201
         result = await replayed.get_json()
         assert result["outcome"] == "accepted" and result["replay_of"] == entry["id"] and len(result["tasks"]) == 1
-        again = await (await lily.client.post(f"/api/webhooks/{entry['id']}/replay", headers=lily.admin_headers)).get_json()
+        again = await (
+            await lily.client.post(f"/api/webhooks/{entry['id']}/replay", headers=lily.admin_headers)
+        ).get_json()
         assert again["outcome"] == "duplicate" and again["tasks"] == []
         await lily.run_due()
         assert await lily.host.redis.lrange("echo:seen", 0, -1) == [b"acme:one"]
-        replay_entry = (await lily.client.get(f"/api/webhooks/{result['id']}", headers=lily.admin_headers))
+        replay_entry = await lily.client.get(f"/api/webhooks/{result['id']}", headers=lily.admin_headers)
         assert (await replay_entry.get_json())["replay_of"] == entry["id"]
 
         # Bulk: two more fail; count first, then replay: each original's tasks exactly once.
@@ -139,6 +155,7 @@ async def test_replay_of_a_failed_delivery_creates_its_tasks_once(lily_harness: 
         await post(lily, {"id": "m2", "to": NUMBER, "text": "two"})
         await post(lily, {"id": "m3", "to": NUMBER, "text": "three"})
         await lily.host.redis.delete("echo:broken")
+        await lily.host.webhook_log.drain()  # the CLI reads from its own process
         dry = await cli("webhooks", "replay", "--outcome", "error", "--since", "2h", "--dry-run")
         assert dry.exit_code == 0, dry.output
         assert dry.output.startswith("3 deliveries would be replayed")
@@ -170,11 +187,13 @@ async def test_webhook_log_retention_cap_and_erasure(lily_harness: HarnessFactor
         await redis.xadd(key, {"id": "old"}, id=f"{now_ms - 2 * 86400 * 1000}-0")
         await redis.xadd(key, {"id": "recent"}, id=f"{now_ms - 3600 * 1000}-0")
         await post(lily, {"id": "m1", "to": NUMBER})
+        await lily.host.webhook_log.drain()  # appends are sent after the answer
         ids = [fields[b"id"] for _, fields in await redis.xrange(key)]
         assert b"old" not in ids and b"recent" in ids  # older than the tenant's retention: trimmed
         for index in range(250):
             await post(lily, {"id": f"n{index}", "to": NUMBER})
-        assert await redis.xlen(key) <= 200  # the global cap (approximate trimming keeps ≤ 2× of it)
+        await lily.host.webhook_log.drain()
+        assert await redis.xlen(key) <= 200  # the global cap (approximate trimming keeps at most twice it)
         await lily.run_due()  # the deliveries' tasks ran: their traces exist
         assert [k async for k in redis.scan_iter(match="lily:trace:acme.*")] != []
 
@@ -191,10 +210,14 @@ async def test_audit_entries_for_admin_tenant_key_and_cli_hold_no_secret(lily_ha
     async with lily_harness(extra_modules=ECHO, env=ENV) as lily:
         await lily.create_tenant("acme", contact_phone="+15551234567")
         created = await lily.client.post(
-            "/api/tenants/acme/keys", json={"label": "crm"}, headers={**lily.admin_headers, "X-Forwarded-For": "203.0.113.9"}
+            "/api/tenants/acme/keys",
+            json={"label": "crm"},
+            headers={**lily.admin_headers, "X-Forwarded-For": "203.0.113.9"},
         )
         secret = (await created.get_json())["key"]
-        assert (await lily.client.get("/plugins/echo/whoami", headers={"Authorization": f"Bearer {secret}"})).status_code == 200
+        assert (
+            await lily.client.get("/plugins/echo/whoami", headers={"Authorization": f"Bearer {secret}"})
+        ).status_code == 200
         assert (await lily.client.get("/api/tenants", headers={"Authorization": "Bearer nope"})).status_code == 403
         changed = await cli("tenants", "set", "acme", "contact_phone=+15557654321")
         assert changed.exit_code == 0, changed.output
@@ -214,7 +237,9 @@ async def test_audit_entries_for_admin_tenant_key_and_cli_hold_no_secret(lily_ha
         # The test client is no trusted proxy: its X-Forwarded-For is not believed.
         assert admin_entry["remote_addr"] == "<local>" and admin_entry["resource"] == {"tenant_id": "acme"}
         cli_entry = next(e for e in entries if e["action"] == "cli tenants set")
-        assert cli_entry["tenant"] == "acme" and cli_entry["resource"] == {"args": ["acme", "contact_phone=+1******4321"]}
+        assert cli_entry["tenant"] == "acme" and cli_entry["resource"] == {
+            "args": ["acme", "contact_phone=+1******4321"]
+        }
         everything = json.dumps(entries)
         for leaked in (secret, TEST_ADMIN_TOKEN, "+15557654321", "+15551234567"):
             assert leaked not in everything
@@ -241,8 +266,11 @@ async def test_anonymous_health_reveals_only_a_status_and_calls_no_provider(lily
         detailed = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
         assert detailed["plugins"]["echo"]["checks"]["echo_api"]["state"] == "ok"
         assert await lily.host.redis.get("echo:health_calls") == b"1"
-        # Degraded in the detailed report: anonymous callers see that much, and nothing else.
+        # A task due and no worker: failed, for anonymous callers too (from Redis, no provider call).
         await lily.host.queue.schedule("echo.record", {"text": "x"}, tenant="acme-secret-id")
+        anonymous = await lily.client.get("/health")
+        assert anonymous.status_code == 503 and await anonymous.get_json() == {"status": "failed"}
+        assert await lily.host.redis.get("echo:health_calls") == b"1"
         assert (await (await lily.client.get("/health", headers=lily.admin_headers)).get_json())["status"] == "failed"
         anonymous = await lily.client.get("/health")
         assert anonymous.status_code == 503
@@ -275,6 +303,27 @@ async def test_health_shows_queue_workers_and_dead_letters(lily_harness: Harness
         report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
         assert report["queue"]["workers"]["live"] == 1
         assert report["queue"]["dead_last_hour"] == {"echo.record": 1}
+        for _ in range(100):  # the worker writes a run's history with its next ack flush
+            dead = await (await lily.client.get("/api/tasks?state=dead", headers=lily.admin_headers)).get_json()
+            if dead["tasks"] and dead["tasks"][0]["runs"]:
+                break
+            await asyncio.sleep(0.05)
+        [task] = dead["tasks"]
+        assert task["state"] == "dead" and task["runs"][0]["outcome"] == "dead"
+        assert "echo provider refused the call" in task["last_error"]
+        shown = await (await lily.client.get(f"/api/tasks/{task['id']}", headers=lily.admin_headers)).get_json()
+        assert shown["id"] == task["id"] and shown["attempts"] == 1
+        await lily.host.redis.delete("echo:record_broken")
+        retried = await lily.client.post(f"/api/tasks/{task['id']}/retry", headers=lily.admin_headers)
+        assert retried.status_code == 200
+        for _ in range(100):
+            view = await (await lily.client.get(f"/api/tasks/{task['id']}", headers=lily.admin_headers)).get_json()
+            if view["state"] == "done":
+                break
+            await asyncio.sleep(0.05)
+        assert view["state"] == "done" and [run["outcome"] for run in view["runs"]] == ["dead", "ok"]
+        again = await lily.client.post(f"/api/tasks/{task['id']}/retry", headers=lily.admin_headers)
+        assert again.status_code == 409
         worker.stop()
         await running
         assert (await cli("workers")).exit_code == 1  # "no live worker"
@@ -347,4 +396,4 @@ async def test_failing_and_recovered_are_logged_and_emitted_once_each(
         assert [event for event, _ in seen] == ["integration.failing", "integration.recovered"]
         assert seen[0][1]["integration"] == "echo" and seen[0][1]["consecutive_failures"] >= 5
         assert (await lily.host.integrations.state("echo"))["state"] == "ok"
-    configure_logging("test", "WARNING")
+    restore_logging()

@@ -229,3 +229,15 @@ async def test_a_secret_the_key_cannot_decrypt_is_a_503_with_a_logged_reason(lil
     assert (await response.get_json())["error"] == "unavailable"
     [entry] = (await lily.host.webhook_log.list(outcome="unavailable"))[0]
     assert "LILY_SECRET_KEY" in entry["reason"]
+
+
+async def test_a_booking_is_traced_to_its_delivery(lily: Harness, deliver: Any) -> None:
+    from lily_host.trace import assemble
+
+    assert (await deliver(booking_delivery(uid="bk1", start=SLOT))).status_code == 200
+    await lily.run_due()
+    trace = await assemble(lily.host, "bk1")  # the booking uid finds the delivery
+    assert trace is not None and trace["delivery"]["integration"] == "calcom"
+    assert {"kind": "booking", "id": "bk1", "tenant": "acme", "event": "booking.created"} in trace["effects"]
+    record = await BookingStore(lily.host.redis).record("acme", "bk1")
+    assert record is not None and record["deliveries"] == [trace["id"]]

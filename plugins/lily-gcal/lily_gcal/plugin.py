@@ -90,9 +90,7 @@ def register_capabilities(register: Callable[[Capability], None], settings: Gcal
 
 
 @hookimpl
-def register_health_checks(
-    register: Callable[[HealthCheck | TenantHealthCheck], None], settings: GcalSettings
-) -> None:
+def register_health_checks(register: Callable[[HealthCheck | TenantHealthCheck], None], settings: GcalSettings) -> None:
     provider = GoogleCalendar(settings)
 
     async def calendar(host: Host, tenant: Tenant) -> dict[str, Any] | None:

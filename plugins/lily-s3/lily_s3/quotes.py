@@ -68,6 +68,8 @@ class Photo:
     source: str
     filename: str | None = None
     message_sid: str | None = None
+    #: The webhook delivery the photo came with (``lily trace``), when it came with one.
+    delivery: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
+from lily_host.correlation import current_delivery, note_effect
 from lily_host.erasure import deleted_tenant, erase_keys
 from lily_host.errors import PermanentError, RetryLater
 from lily_host.host import Host
@@ -186,9 +187,11 @@ class S3Tasks:
                     stored_at=ctx.now(),
                     source="mms",
                     message_sid=message_sid,
+                    delivery=current_delivery(),
                 ),
                 customer=customer,
             )
+            await note_effect(ctx.host, "photo", stored.key, {"tenant": ctx.tenant, "quote_id": quote_id})
             log.info("mms photo stored", index=index, size=stored.size)
         if unavailable:
             waits = [error.retry_after for error in unavailable if error.retry_after is not None]

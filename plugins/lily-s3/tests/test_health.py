@@ -166,7 +166,7 @@ async def test_health_does_not_write_an_object_on_every_call(lily_harness: Harne
         iam_s3.allow_all()
         iam = iam_s3.client("iam")
         iam.put_user_policy(
-            UserName="lily", PolicyName="lily-policy", PolicyDocument=json.dumps(policy(full[:2] + ["s3:GetObject"]))
+            UserName="lily", PolicyName="lily-policy", PolicyDocument=json.dumps(policy([*full[:2], "s3:GetObject"]))
         )
         iam_s3.enforce_iam()
         again = await check()

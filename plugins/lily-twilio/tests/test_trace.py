@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -16,6 +18,12 @@ from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form
 
 VOICE = "/webhooks/twilio/voice"
+
+
+def restore_logging() -> None:
+    """Log to the real stderr again: capsys closes the stream the JSON lines went to."""
+    with contextlib.redirect_stderr(sys.__stderr__):
+        configure_logging("test", "WARNING")
 
 
 async def test_trace_follows_a_missed_call_through_a_retry_to_the_sms(
@@ -60,10 +68,12 @@ async def test_trace_follows_a_missed_call_through_a_retry_to_the_sms(
 
     # Every log line of those tasks carries the delivery id.
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    task_lines = [line for line in lines if line.get("task_id") in (sms_task["id"], by_type["automations.missed_call"]["id"])]
+    task_lines = [
+        line for line in lines if line.get("task_id") in (sms_task["id"], by_type["automations.missed_call"]["id"])
+    ]
     assert task_lines and all(line.get("delivery") == trace["id"] for line in task_lines)
     assert any(line["event"] == "task.retry" for line in task_lines)
-    configure_logging("test", "WARNING")
+    restore_logging()
 
     # lily trace and lily tasks show print the same.
     printed = await asyncio.to_thread(CliRunner().invoke, main, ["trace", form["CallSid"]])
@@ -73,3 +83,13 @@ async def test_trace_follows_a_missed_call_through_a_retry_to_the_sms(
     assert shown.exit_code == 0 and "done" in shown.output and "run 2: ok" in shown.output
     missing = await asyncio.to_thread(CliRunner().invoke, main, ["trace", "CAnothing"])
     assert missing.exit_code == 1 and "nothing known of 'CAnothing'" in missing.output
+
+    # Replaying the delivery from the CLI runs its handler again; the text-back stays one text.
+    replayed = await asyncio.to_thread(CliRunner().invoke, main, ["webhooks", "replay", trace["id"]])
+    assert replayed.exit_code == 0, replayed.output
+    assert replayed.output.startswith(f"replayed {trace['id']} as acme.") and "accepted (200)" in replayed.output
+    await lily.run_due()
+    await lily.advance(3600)
+    assert len(fake_twilio.messages) == 1
+    after = await (await lily.client.get(f"/api/trace/{trace['id']}", headers=lily.admin_headers)).get_json()
+    assert [replay["replay_of"] for replay in after["replays"]] == [trace["id"]]

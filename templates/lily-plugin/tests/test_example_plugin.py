@@ -47,5 +47,5 @@ async def test_unknown_account_is_404(lily: Harness) -> None:
 
 
 async def test_health_is_ok(lily: Harness) -> None:
-    report = await (await lily.client.get("/health")).get_json()
+    report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
     assert report["plugins"]["example"]["state"] == "ok"
