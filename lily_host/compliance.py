@@ -3,9 +3,12 @@
 - Keywords are read from the whole inbound body, trimmed, case-insensitively: "STOP" is a keyword,
   "STOP please" is not (that is what carriers and CTIA expect).
 - Suppression is per tenant: a STOP to one business does not silence another.
-- Quiet hours are in the tenant's timezone (default 21:00-09:00), or the recipient's when a
-  provider gave it (a booking's attendee); a message due inside them waits for the first allowed
-  minute after.
+- Quiet hours: the federal 8:00-21:00, the tenant's own quiet hours (default 21:00-09:00) and the
+  recipient's state rule by area code, the strictest wins (:mod:`lily_host.send_windows`); a message
+  due outside them waits for the first allowed minute after.
+- Natural-language revocations ("please stop texting me") are opt-outs like STOP
+  (:mod:`lily_host.revocation`); every opt-in and opt-out goes to the consent ledger
+  (:mod:`lily_host.consent`).
 - The frequency cap bounds non-confirmation messages per recipient per tenant in any 24 hours.
 
 Redis keys (one tenant each, never mixed):
@@ -17,18 +20,20 @@ Redis keys (one tenant each, never mixed):
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import json
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, cast
-from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 
+from lily_host.consent import LEDGER_LIMIT, ConsentSource, consent_entry, ledger_key, source_of
+from lily_host.send_windows import next_allowed, rules_for
 from lily_host.validators import normalize_e164
 
 if TYPE_CHECKING:
+    from lily_host.pii import Pii
     from lily_host.tenants import Tenant
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
@@ -65,37 +70,34 @@ def classify_keyword(body: str) -> Keyword | None:
 # --- quiet hours -----------------------------------------------------------------------------------
 
 
-def in_quiet_hours(tenant: Tenant, when: float, timezone: str | None = None) -> bool:
-    return quiet_hours_end(tenant, when, timezone) is not None
+def in_quiet_hours(tenant: Tenant, when: float, timezone: str | None = None, number: str | None = None) -> bool:
+    return quiet_hours_end(tenant, when, timezone, number) is not None
 
 
-def quiet_hours_end(tenant: Tenant, when: float, timezone: str | None = None) -> float | None:
-    """If ``when`` falls in the tenant's quiet hours, the first allowed moment after them; else None.
+def quiet_hours_end(
+    tenant: Tenant, when: float, timezone: str | None = None, number: str | None = None
+) -> float | None:
+    """If ``when`` is outside the hours a text to ``number`` may go, the first allowed moment after; else None.
 
-    Computed with zoneinfo in ``timezone`` (the recipient's, when a provider told us) or else the
-    tenant's, so the answer stays right across DST changes (the end is 09:00 local on the day it
-    falls, whatever the UTC offset is that day).
+    The federal window, the tenant's quiet hours and the recipient's state rule (by area code) all
+    apply, the strictest wins (:mod:`lily_host.send_windows`). ``timezone`` is the recipient's
+    (IANA), when a provider told us; else the area code's zone, else the tenant's. Computed with
+    zoneinfo, so it stays right across DST changes.
     """
-    start, end = tenant.quiet_hours
-    if start == end:
-        return None
-    zone = ZoneInfo(timezone) if timezone else tenant.tz
-    local = dt.datetime.fromtimestamp(when, zone)
-    now = local.time().replace(tzinfo=None)
-    if start < end:
-        inside, end_day = start <= now < end, local.date()
-    else:
-        inside = now >= start or now < end
-        end_day = local.date() if now < end else local.date() + dt.timedelta(days=1)
-    if not inside:
-        return None
-    return dt.datetime.combine(end_day, end, tzinfo=zone).timestamp()
+    allowed = next_allowed(rules_for(tenant, number, timezone), when)
+    if allowed is None:
+        # No allowed minute within a week (a tenant whose quiet hours cover the whole state window):
+        # look again in a day rather than never.
+        return when + 86400.0
+    return None if allowed <= when else allowed
 
 
 # --- suppression and caps ---------------------------------------------------------------------------
 
 # Add or remove a number, remembering the outcome under the inbound message id so that a redelivered
-# keyword gives the same answer (1 = the list changed, 0 = it already was that way).
+# keyword gives the same answer (1 = the list changed, 0 = it already was that way). The consent
+# ledger entry (ARGV[6], a JSON object without its closing brace) is appended in the same step, so a
+# redelivery neither changes the list twice nor records the request twice.
 _CHANGE_LUA = """
 if ARGV[4] ~= '' then
   local seen = redis.call('GET', ARGV[4])
@@ -108,6 +110,10 @@ else
   changed = redis.call('HDEL', KEYS[1], ARGV[2])
 end
 if ARGV[4] ~= '' then redis.call('SET', ARGV[4], changed, 'EX', ARGV[5]) end
+if ARGV[6] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[6] .. ',"changed":' .. (changed == 1 and 'true' or 'false') .. '}')
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
+end
 return changed
 """
 
@@ -131,28 +137,58 @@ return tostring(tonumber(oldest[2]) + window)
 class Compliance:
     """Suppression lists and frequency caps in Redis; the pure rules above for the rest."""
 
-    def __init__(self, redis: aioredis.Redis, *, daily_cap: int | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, *, daily_cap: int | None = None, pii: Pii | None = None) -> None:
         self.redis = redis
         self.daily_cap = daily_cap if daily_cap is not None else DEFAULT_DAILY_CAP
+        #: Without it (a bare Compliance in a unit test) nothing is written to the consent ledger.
+        self.pii = pii
         self._change = redis.register_script(_CHANGE_LUA)
         self._reserve = redis.register_script(_RESERVE_LUA)
 
     # --- suppression ----------------------------------------------------------------------------
 
-    async def suppress(self, tenant_id: str, number: str, *, reason: str, at: float, source_id: str = "") -> bool:
-        """Add ``number`` to the tenant's list; True if it was not on it. ``source_id``: the inbound message."""
+    async def suppress(
+        self,
+        tenant_id: str,
+        number: str,
+        *,
+        reason: str,
+        at: float,
+        source_id: str = "",
+        source: ConsentSource | None = None,
+    ) -> bool:
+        """Add ``number`` to the tenant's list; True if it was not on it. ``source_id``: the inbound message.
+
+        The opt-out is recorded in the consent ledger with ``source`` (else the one ``reason`` implies).
+        """
         record = json.dumps({"reason": reason, "at": at})
-        return await self._run_change("add", tenant_id, number, record, source_id)
+        entry = consent_entry(tenant_id, "opt_out", source or source_of(reason), reason, at)
+        return await self._run_change("add", tenant_id, number, record, source_id, entry)
 
-    async def unsuppress(self, tenant_id: str, number: str, *, source_id: str = "") -> bool:
-        """Remove ``number`` from the tenant's list; True if it was on it."""
-        return await self._run_change("remove", tenant_id, number, "", source_id)
+    async def unsuppress(
+        self,
+        tenant_id: str,
+        number: str,
+        *,
+        source_id: str = "",
+        at: float | None = None,
+        source: ConsentSource = "manual",
+        detail: str = "",
+    ) -> bool:
+        """Remove ``number`` from the tenant's list; True if it was on it. Recorded as an opt-in."""
+        when = time.time() if at is None else at
+        entry = consent_entry(tenant_id, "opt_in", source, detail or source, when)
+        return await self._run_change("remove", tenant_id, number, "", source_id, entry)
 
-    async def _run_change(self, action: str, tenant_id: str, number: str, record: str, source_id: str) -> bool:
+    async def _run_change(
+        self, action: str, tenant_id: str, number: str, record: str, source_id: str, entry: str
+    ) -> bool:
+        normalized = normalize_e164(number)
         marker = keyword_marker_key(tenant_id, source_id) if source_id else ""
+        ledger = ledger_key(await self.pii.digest(normalized)) if self.pii is not None else ""
         changed = await self._change(
-            keys=[_suppressed_key(tenant_id)],
-            args=[action, normalize_e164(number), record, marker, KEYWORD_MEMORY_SECONDS],
+            keys=[_suppressed_key(tenant_id), ledger or _suppressed_key(tenant_id)],
+            args=[action, normalized, record, marker, KEYWORD_MEMORY_SECONDS, entry if ledger else "", LEDGER_LIMIT],
         )
         return bool(int(changed))
 

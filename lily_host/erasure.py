@@ -3,9 +3,10 @@
 ``Host.delete_tenant`` removes the tenant record, keys, secrets and lookup entries and, in the same
 Redis transaction, schedules ``tenant.deleted`` to every subscriber. This built-in subscriber erases
 the host's own per-tenant data: message records and their indexes, send caps, keyword markers,
-jobs, bookings and automation markers. Plugins subscribe for theirs (lily-s3: the photos).
+jobs, bookings, conversations and automation markers. Plugins subscribe for theirs (lily-s3: the photos).
 
-Kept on purpose: the STOP list (``lily:sms:suppressed:<tenant>``). An opt-out must go on being
+Kept on purpose: the STOP list (``lily:sms:suppressed:<tenant>``) and the consent ledger
+(``lily:sms:consent:<hash>``, :mod:`lily_host.consent`). An opt-out must go on being
 honoured if the business comes back under the same id; it holds the numbers that asked not to be
 texted and nothing else.
 """
@@ -19,6 +20,7 @@ from lily_host import hookimpl
 from lily_host.automations.reviews import JobStore
 from lily_host.bookings import BookingStore
 from lily_host.compliance import cap_key, keyword_marker_key
+from lily_host.conversations import conversation_key_pattern
 from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.errors import PermanentError
 from lily_host.events import TENANT_DELETED
@@ -42,6 +44,7 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
         BookingStore.key(t, "*"),
         f"lily:automations:missed_call:{t}:*",
         f"lily:bookings:calendar_lock:{t}",
+        conversation_key_pattern(t),
     )
 
 

@@ -23,6 +23,7 @@ BOOKING_CREATED = "booking.created"
 BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
 TENANT_DELETED = "tenant.deleted"
+QUOTE_PHOTOS_RECEIVED = "quote.photos_received"
 
 
 class EventBus:

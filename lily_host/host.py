@@ -23,6 +23,7 @@ from lily_host.tenants import Tenant, TenantStore
 
 if TYPE_CHECKING:
     from lily_host.messaging import Messaging
+    from lily_host.pii import Pii
 
 #: How long a task of a paused tenant waits before it looks again.
 PAUSED_TENANT_RECHECK_SECONDS = 15 * 60
@@ -62,6 +63,7 @@ class Host:
         )
         self.events = EventBus(registry.subscriptions, self.queue)
         self._messaging: Messaging | None = None
+        self._pii: Pii | None = None
         for providers in registry.capabilities.values():
             for _owner, capability in providers:
                 # A provider that needs the running host (Redis, tenants) says so with attach().
@@ -78,6 +80,15 @@ class Host:
 
             self._messaging = Messaging(self)
         return self._messaging
+
+    @property
+    def pii(self) -> Pii:
+        """Customer PII at rest: sealing with the host's key and keyed lookup hashes."""
+        if self._pii is None:
+            from lily_host.pii import Pii
+
+            self._pii = Pii(self.redis, self.tenants.secret_box)
+        return self._pii
 
     def plugin_settings(self, name: str) -> Any:
         record = self.registry.records.get(name)

@@ -28,6 +28,7 @@ from prometheus_client import Counter
 
 from lily_host.capabilities import SMS, OutgoingSms, SentSms
 from lily_host.compliance import Compliance, quiet_hours_end
+from lily_host.conversations import ConversationStore
 from lily_host.errors import Defer, PermanentError, RecipientOptedOut
 from lily_host.log import get_logger, mask_phone
 from lily_host.templates import TemplateError, render, segment_info
@@ -126,8 +127,9 @@ class Messaging:
     def __init__(self, host: Host, *, compliance: Compliance | None = None) -> None:
         self.host = host
         self.redis = host.redis
-        self.compliance = compliance or Compliance(host.redis, daily_cap=host.settings.sms_daily_cap)
+        self.compliance = compliance or Compliance(host.redis, daily_cap=host.settings.sms_daily_cap, pii=host.pii)
         self._advance_status = host.redis.register_script(_ADVANCE_STATUS_LUA)
+        self.conversations = ConversationStore(host)
 
     # --- queueing ------------------------------------------------------------------------------------
 
@@ -222,6 +224,11 @@ class Messaging:
         if dedupe_key is not None:
             await self.redis.set(message_dedupe_key(record.id, dedupe_key), message_id, ex=DEDUPE_SECONDS)
         await cast("Awaitable[int]", self.redis.hset(key, "task_id", task_id))
+        # Every text queued is part of the customer's conversation, whoever queued it.
+        name = str((context or {}).get("customer_name") or "")
+        await self.conversations.record_outbound(
+            record, number, body, message_id, now, template=template, name=name
+        )
         SMS_OUTCOMES.labels("queued").inc()
         log.info(
             "sms queued",
@@ -293,11 +300,11 @@ class Messaging:
                 SMS_OUTCOMES.labels("suppressed").inc()
                 ctx.log.info("sms not sent: recipient opted out", **log_context)
                 return
-            quiet_until = quiet_hours_end(tenant, now, message.fields.get("timezone") or None)
+            quiet_until = quiet_hours_end(tenant, now, message.fields.get("timezone") or None, message.to)
             if quiet_until is not None:
                 await self._update(message, status="deferred", now=now, deferred_reason="quiet_hours")
                 SMS_OUTCOMES.labels("deferred_quiet_hours").inc()
-                raise Defer("quiet hours in the tenant's timezone", until=quiet_until)
+                raise Defer("quiet hours (federal, state or the tenant's)", until=quiet_until)
             cap_until = await self.compliance.reserve_send(tenant.id, message.to, message.id, now)
             if cap_until is not None:
                 await self._update(message, status="deferred", now=now, deferred_reason="frequency_cap")

@@ -48,6 +48,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.missed_call", "lily_host.automations.missed_call"),
     ("lily.reviews", "lily_host.automations.reviews"),
     ("lily.bookings", "lily_host.automations.bookings"),
+    ("lily.conversations", "lily_host.automations.conversations"),
     ("lily.erasure", "lily_host.erasure"),
 )
 

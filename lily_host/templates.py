@@ -29,6 +29,7 @@ HELP = "help"
 BOOKING_CONFIRMED = "booking_confirmed"
 BOOKING_RESCHEDULED_TEXT = "booking_rescheduled"
 BOOKING_CANCELLED_TEXT = "booking_cancelled"
+CONVERSATION_REPLY = "conversation_reply"
 
 DEFAULT_TEMPLATES: Mapping[str, str] = {
     MISSED_CALL: (
@@ -56,6 +57,8 @@ DEFAULT_TEMPLATES: Mapping[str, str] = {
     BOOKING_CANCELLED_TEXT: (
         "Hi {first_name}, your {service} with {tenant_name} on {when} is cancelled.{book_again} Reply STOP to opt out."
     ),
+    # A business's reply from the conversation inbox: {body} is what it wrote.
+    CONVERSATION_REPLY: "{body}",
 }
 
 #: Context values a template may use without the caller passing them.

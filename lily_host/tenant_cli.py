@@ -180,10 +180,12 @@ def revoke(tenant_id: str, key_id: str) -> None:
 
 @tenants.command("rotate-secrets")
 def rotate_secrets() -> None:
-    """Re-encrypt every stored secret with the first key of LILY_SECRET_KEY."""
+    """Re-encrypt every stored secret and sealed customer data with the first key of LILY_SECRET_KEY."""
 
     async def work(host: Host) -> int:
-        return await host.tenants.rotate_secrets()
+        from lily_host.pii import rotate_customer_data
+
+        return await host.tenants.rotate_secrets() + await rotate_customer_data(host)
 
     click.echo(f"{_with_host(work)} secret(s) re-encrypted with the newest key")
 

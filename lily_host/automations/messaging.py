@@ -7,16 +7,19 @@ them; the keyword task reads them here, so every SMS provider gets the same opt-
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lily_host import hookimpl
 from lily_host.compliance import Keyword, classify_keyword
-from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
+from lily_host.consent import consent_history
+from lily_host.consent_api import consent_api
+from lily_host.contract import EventSubscription, RetryPolicy, Routes, TaskContext, TaskHandler
 from lily_host.events import MESSAGE_RECEIVED
 from lily_host.log import mask_phone
 from lily_host.messaging import SEND_TASK
+from lily_host.revocation import is_revocation
 from lily_host.templates import HELP, OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION
 from lily_host.validators import normalize_e164
 
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from lily_host.host import Host
 
 KEYWORD_TASK = "sms.keywords"
+T = TypeVar("T")
 
 #: Provider outages last minutes, not seconds: retries after about 30 s, 1, 2 and 4 minutes.
 SEND_RETRY = RetryPolicy(max_attempts=5, backoff_base=30.0, backoff_cap=900.0, jitter=5.0)
@@ -34,15 +38,17 @@ async def send_sms(ctx: TaskContext, payload: dict[str, Any]) -> None:
 
 
 async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    """STOP-words suppress and confirm once; START-words lift a suppression and confirm; HELP-words get help."""
+    """STOP-words and revocation phrases suppress and confirm once; START-words lift a suppression and
+    confirm; HELP-words get help. Every opt-in and opt-out lands in the consent ledger."""
     body = str(payload.get("body") or "")
     keyword = classify_keyword(body)
-    if keyword is None or ctx.tenant is None:
+    phrase = keyword is None and is_revocation(body)
+    if (keyword is None and not phrase) or ctx.tenant is None:
         return
     try:
         sender = normalize_e164(str(payload.get("from") or ""))
     except ValueError:
-        ctx.log.info("keyword from a number that cannot be texted; ignored", keyword=keyword.value)
+        ctx.log.info("keyword from a number that cannot be texted; ignored", keyword=keyword or "phrase")
         return
     tenant = await ctx.host.tenants.get(ctx.tenant)
     if tenant is None:
@@ -52,17 +58,21 @@ async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
     source = str(payload.get("message_sid") or ctx.task_id)
     reply_key = f"keyword-reply:{source}"
     word = body.strip().upper()
-    if keyword is Keyword.OPT_OUT:
+    if phrase or keyword is Keyword.OPT_OUT:
+        # The phrase itself is customer text: the ledger and the list record only that it was one.
+        reason = "phrase" if phrase else f"keyword:{word}"
         changed = await messaging.compliance.suppress(
-            tenant.id, sender, reason=f"keyword:{word}", at=ctx.now(), source_id=source
+            tenant.id, sender, reason=reason, at=ctx.now(), source_id=source, source="phrase" if phrase else "keyword"
         )
-        ctx.log.info("opt-out keyword", to=mask_phone(sender), keyword=word, newly_suppressed=changed)
+        ctx.log.info("opt-out", to=mask_phone(sender), reason=reason, newly_suppressed=changed)
         if changed:
             await messaging.queue_sms(
                 tenant, sender, template=OPT_OUT_CONFIRMATION, kind="confirmation", dedupe_key=reply_key
             )
     elif keyword is Keyword.OPT_IN:
-        changed = await messaging.compliance.unsuppress(tenant.id, sender, source_id=source)
+        changed = await messaging.compliance.unsuppress(
+            tenant.id, sender, source_id=source, at=ctx.now(), source="keyword", detail=word
+        )
         ctx.log.info("opt-in keyword", to=mask_phone(sender), keyword=word, was_suppressed=changed)
         # "YES" is also an everyday answer: only someone who had opted out gets a resubscribe confirmation.
         if changed:
@@ -141,17 +151,37 @@ def unsuppress_command(tenant_id: str, number: str) -> None:
 
     async def work(host: Host) -> bool:
         await host.tenants.require(tenant_id)
-        return await host.messaging.compliance.unsuppress(tenant_id, number)
+        return await host.messaging.compliance.unsuppress(tenant_id, number, at=host.clock.now())
 
     changed = _run_with_number(lambda: with_host(work))
     click.echo(f"{mask_phone(number)} {'removed from' if changed else 'was not on'} {tenant_id}'s suppression list")
 
 
-def _run_with_number(run: Callable[[], bool]) -> bool:
+@sms_cli.command(
+    "consent", help="Every opt-in and opt-out of NUMBER (all tenants, or --tenant), with source and time, as JSON."
+)
+@click.argument("number")
+@click.option("--tenant", "tenant_id", default=None, help="Only this tenant's entries.")
+def consent_command(number: str, tenant_id: str | None) -> None:
+    from lily_host.cli import echo_json, with_host
+
+    async def work(host: Host) -> dict[str, Any]:
+        history = await consent_history(host.redis, host.pii, number, tenant_id)
+        return {"number": mask_phone(normalize_e164(number)), "entries": history}
+
+    echo_json(_run_with_number(lambda: with_host(work)))
+
+
+def _run_with_number(run: Callable[[], T]) -> T:
     try:
         return run()
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="NUMBER") from error
+
+
+@hookimpl
+def register_routes(register: Callable[[Routes], None]) -> None:
+    register(Routes(consent_api, url_prefix="/api/sms/consent"))
 
 
 @hookimpl

@@ -140,6 +140,13 @@ class S3Tasks:
             customer, message_sid, now=ctx.now(), open_seconds=rules.quote_open_hours * 3600
         )
         log = ctx.log.bind(quote_id=quote_id, message_sid=message_sid, customer=mask_phone(customer))
+        if ctx.attempt == 1:
+            # The host's conversation inbox links the customer's texts to this quote.
+            await ctx.host.events.emit(
+                "quote.photos_received",
+                {"quote_id": quote_id, "message_sid": message_sid, "from": customer},
+                tenant=tenant.id,
+            )
         fetcher = MediaFetcher(
             credentials=settings.twilio_credentials,
             credential_hosts=settings.media_credential_hosts,

@@ -1,0 +1,88 @@
+"""Customer PII at rest: sealed with the host's key, found again through keyed hashes.
+
+Customer phone numbers, names and message bodies that Lily keeps for the features below it
+(conversations, the consent ledger) are stored as ``enc:v1:...`` Fernet tokens made with
+``LILY_SECRET_KEY`` (:class:`lily_host.crypto.SecretBox`, the key that seals tenant secrets).
+
+A lookup by phone number cannot use a ciphertext (Fernet is randomised), so such lookups use a
+keyed hash: HMAC-SHA256 under a random 32-byte *lookup key*. The lookup key is made once per
+installation and stored sealed in Redis (``lily:pii:lookup_key``), so rotating ``LILY_SECRET_KEY``
+re-seals it without changing any hash: ``lily tenants rotate-secrets`` re-seals it and every sealed
+customer value (:func:`rotate_customer_data`) with the newest key.
+
+Redis keys:
+
+- ``lily:pii:lookup_key``   the sealed lookup key (never erased: every hash depends on it)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import TYPE_CHECKING
+
+from lily_host.crypto import SecretBox
+from lily_host.redis_typing import awaited
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from lily_host.host import Host
+
+LOOKUP_KEY = "lily:pii:lookup_key"
+#: Hex characters of a keyed hash kept in keys: 128 bits, plenty against collisions, short in Redis.
+DIGEST_CHARS = 32
+
+
+class Pii:
+    """``host.pii``: seal/open customer data and compute lookup hashes."""
+
+    def __init__(self, redis: aioredis.Redis, box: SecretBox) -> None:
+        self.redis = redis
+        self.box = box
+        self._lookup_key: bytes | None = None
+
+    async def lookup_key(self) -> bytes:
+        if self._lookup_key is None:
+            fresh = self.box.encrypt(base64.b64encode(secrets.token_bytes(32)).decode())
+            # The first process to get here makes the key; every other one reads that one.
+            await awaited(self.redis.set(LOOKUP_KEY, fresh, nx=True))
+            stored = await awaited(self.redis.get(LOOKUP_KEY))
+            if stored is None:
+                raise RuntimeError("the PII lookup key vanished while it was being created")
+            text = stored.decode() if isinstance(stored, bytes) else str(stored)
+            self._lookup_key = base64.b64decode(self.box.decrypt(text))
+        return self._lookup_key
+
+    async def digest(self, value: str) -> str:
+        """The keyed hash of ``value`` (a normalised phone number): stable, not reversible without the key."""
+        key = await self.lookup_key()
+        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:DIGEST_CHARS]
+
+    def seal(self, value: str) -> str:
+        return self.box.encrypt(value)
+
+    def open(self, stored: str) -> str:
+        """The plaintext of a sealed value (values stored before sealing existed pass through)."""
+        return self.box.decrypt(stored) if SecretBox.is_encrypted(stored) else stored
+
+    def reseal(self, stored: str) -> str:
+        return self.box.rotate(stored) if SecretBox.is_encrypted(stored) else self.box.encrypt(stored)
+
+    async def rotate_lookup_key(self) -> int:
+        """Re-seal the lookup key with the newest key of ``LILY_SECRET_KEY`` (its value stays)."""
+        stored = await awaited(self.redis.get(LOOKUP_KEY))
+        if stored is None:
+            return 0
+        text = stored.decode() if isinstance(stored, bytes) else str(stored)
+        await awaited(self.redis.set(LOOKUP_KEY, self.box.rotate(text)))
+        return 1
+
+
+async def rotate_customer_data(host: Host) -> int:
+    """Re-seal the lookup key and every sealed customer value with the newest key; how many were rewritten."""
+    from lily_host.conversations import ConversationStore
+
+    return await host.pii.rotate_lookup_key() + await ConversationStore(host).rotate()
