@@ -60,6 +60,9 @@ if name ~= '' then redis.call('HSET', meta, 'name', name) end
 if direction == 'in' then
   redis.call('HINCRBY', meta, 'unread', 1)
   redis.call('ZADD', unread, at, cid)
+  -- lily-s3 may have filed this message's photos before it was recorded here.
+  local quote = redis.call('HGET', KEYS[6], ARGV[10])
+  if quote then redis.call('HSET', meta, 'quote_id', quote) end
 end
 redis.call('ZADD', index, at, cid)
 for _, key in ipairs({index, unread}) do
@@ -150,6 +153,7 @@ class ConversationStore:
                 f"{prefix}:msgs:{cid}",
                 f"{prefix}:index",
                 f"{prefix}:unread",
+                f"{prefix}:quotes:{cid}",
             ],
             args=[
                 entry,
@@ -161,6 +165,7 @@ class ConversationStore:
                 cid,
                 self.pii.seal(name) if name else "",
                 SEEN_SECONDS if direction == "in" else "",
+                message_id,
             ],
         )
         return cid if int(recorded) else None
