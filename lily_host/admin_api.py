@@ -24,6 +24,8 @@ _TENANT_FIELDS = {
     "jitter_seconds",
     "templates",
     "retention_days",
+    "reminder_offsets_minutes",
+    "reschedule_link",
 }
 
 

@@ -17,7 +17,8 @@ Redis keys (``{<tenant>}`` is a Cluster hash tag, so each script touches one slo
 
 - ``lily:conv:{<tenant>}:index``            zset conversation id → last activity
 - ``lily:conv:{<tenant>}:unread``           zset conversation id → last inbound, while it has unread texts
-- ``lily:conv:{<tenant>}:meta:<id>``        hash number*, name*, last_at, last_preview*, last_direction, unread, quote_id
+- ``lily:conv:{<tenant>}:meta:<id>``        hash number*, name*, last_at, last_preview*, last_direction,
+                                            unread, quote_id
 - ``lily:conv:{<tenant>}:msgs:<id>``        zset JSON entry (id, direction, body*, at, ...) → time
 - ``lily:conv:{<tenant>}:quotes:<id>``      hash inbound message id → quote id
 - ``lily:conv:{<tenant>}:seen:<message>``   an inbound message already recorded (redeliveries)
@@ -202,7 +203,7 @@ class ConversationStore:
         if not await awaited(self.redis.exists(f"{prefix}:meta:{cid}")):
             return False
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(f"{prefix}:meta:{cid}", "unread", 0)
+        pipe.hset(f"{prefix}:meta:{cid}", "unread", "0")
         pipe.zrem(f"{prefix}:unread", cid)
         await pipe.execute()
         return True
@@ -225,7 +226,7 @@ class ConversationStore:
             quote_id=data.get("quote_id") or None,
         )
 
-    async def list(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
+    async def listing(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
         """Unread conversations first (latest inbound first), then the rest by latest activity."""
         prefix = _prefix(tenant_id)
         unread = [cid.decode() for cid in await awaited(self.redis.zrevrange(f"{prefix}:unread", 0, limit - 1))]

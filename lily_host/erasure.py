@@ -20,8 +20,8 @@ from lily_host import hookimpl
 from lily_host.automations.reviews import JobStore
 from lily_host.bookings import BookingStore
 from lily_host.compliance import cap_key, keyword_marker_key
-from lily_host.conversations import conversation_key_pattern
 from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
+from lily_host.conversations import conversation_key_pattern
 from lily_host.errors import PermanentError
 from lily_host.events import TENANT_DELETED
 from lily_host.messaging import index_key, message_dedupe_key, message_key, provider_key

@@ -226,9 +226,7 @@ class Messaging:
         await cast("Awaitable[int]", self.redis.hset(key, "task_id", task_id))
         # Every text queued is part of the customer's conversation, whoever queued it.
         name = str((context or {}).get("customer_name") or "")
-        await self.conversations.record_outbound(
-            record, number, body, message_id, now, template=template, name=name
-        )
+        await self.conversations.record_outbound(record, number, body, message_id, now, template=template, name=name)
         SMS_OUTCOMES.labels("queued").inc()
         log.info(
             "sms queued",

@@ -110,7 +110,9 @@ def set_(tenant_id: str, assignments: tuple[str, ...]) -> None:
         if dot:
             per_plugin.setdefault(plugin, {})[field_name] = _parse_value(text)
         else:
-            top[name] = _parse_value(text) if name not in ("name", "review_link", "contact_phone") else text
+            top[name] = (
+                _parse_value(text) if name not in ("name", "review_link", "contact_phone", "reschedule_link") else text
+            )
 
     async def work(host: Host) -> None:
         if top:

@@ -48,7 +48,8 @@ async def record_inbound(ctx: TaskContext, payload: dict[str, Any]) -> None:
         ctx.log.info("inbound text from a number that cannot be texted back; not kept")
         return
     body = str(payload.get("body") or "")
-    media = payload.get("media") if isinstance(payload.get("media"), list) else []
+    raw_media = payload.get("media")
+    media: list[Any] = raw_media if isinstance(raw_media, list) else []
     message_id = str(payload.get("message_sid") or ctx.task_id)
     content_types = [
         str(item.get("content_type") or "application/octet-stream") for item in media if isinstance(item, dict)
@@ -108,7 +109,7 @@ async def list_conversations() -> Any:
     if limit is None:
         return _problem(400, "invalid", "limit must be a whole number from 1 to 200")
     store = current_host().messaging.conversations
-    return jsonify({"conversations": [item.as_dict() for item in await store.list(g.tenant.id, limit)]})
+    return jsonify({"conversations": [item.as_dict() for item in await store.listing(g.tenant.id, limit)]})
 
 
 @conversations_api.get("/<cid>")
@@ -134,7 +135,7 @@ async def reply(cid: str) -> Any:
     if conversation is None:
         return _problem(404, "not_found", f"no conversation {cid!r} for this tenant")
     if request.mimetype != "application/json":
-        return _problem(415, "unsupported_media_type", "send {\"body\": \"...\"} with Content-Type: application/json")
+        return _problem(415, "unsupported_media_type", 'send {"body": "..."} with Content-Type: application/json')
     body = await request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) != {"body"} or not isinstance(body["body"], str):
         return _problem(400, "invalid", 'the body must be {"body": "<text of the reply>"}')

@@ -165,7 +165,11 @@ async def run_scenario(factory: HarnessFactory, start: float, start_hour: int, o
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(start=st.sampled_from(STARTS), start_hour=st.integers(0, 24 * 7 - 1), operations=st.lists(operations, min_size=1, max_size=20))
+@given(
+    start=st.sampled_from(STARTS),
+    start_hour=st.integers(0, 24 * 7 - 1),
+    operations=st.lists(operations, min_size=1, max_size=20),
+)
 def test_no_text_reaches_an_opted_out_number_or_lands_in_quiet_hours(
     lily_harness: HarnessFactory, start: float, start_hour: int, operations: list[Any]
 ) -> None:

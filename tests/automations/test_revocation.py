@@ -16,7 +16,7 @@ REVOCATIONS = (
     "Stop sending me these",
     "quit texting me",
     "don't text me anymore",
-    "Don’t text me anymore",
+    "Don\u2019t text me anymore",  # a phone keyboard's apostrophe
     "do not contact me",
     "Never text this number again",
     "dont message me",

@@ -51,9 +51,7 @@ def test_state_hours_are_kept_in_the_area_codes_zone() -> None:
     assert quiet_hours_end(acme, at("America/New_York", 2025, 6, 2, 20, 30), number=PANHANDLE) is None
     assert quiet_hours_end(acme, at("America/New_York", 2025, 6, 2, 20, 30), number=FLORIDA) is not None
     # The recipient's own zone, when a provider gave it, wins over the area code's.
-    assert quiet_hours_end(
-        acme, at("America/New_York", 2025, 6, 2, 20, 30), "America/Los_Angeles", FLORIDA
-    ) is None
+    assert quiet_hours_end(acme, at("America/New_York", 2025, 6, 2, 20, 30), "America/Los_Angeles", FLORIDA) is None
 
 
 def test_sunday_rules_texas_noon_and_mississippi_none() -> None:

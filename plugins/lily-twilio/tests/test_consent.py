@@ -112,9 +112,7 @@ async def test_admin_api_records_consent_and_refuses_bad_input(lily: Harness, nu
     assert [(entry["source"], entry["changed"]) for entry in entries] == [("api", True), ("api", False)]
 
 
-async def test_the_ledger_survives_tenant_erasure_and_exports_from_the_cli(
-    lily: Harness, post_twilio, numbers
-) -> None:
+async def test_the_ledger_survives_tenant_erasure_and_exports_from_the_cli(lily: Harness, post_twilio, numbers) -> None:
     await post_twilio(SMS, message_form(sender=numbers.caller, to=numbers.acme, body="unsubscribe me"))
     await lily.run_due()
     assert await lily.host.delete_tenant("acme")

@@ -40,9 +40,7 @@ async def test_a_reply_to_the_missed_call_text_lands_in_the_callers_conversation
     assert messages[1]["body"] == "Driveway, ZIP 30301. Price?"
 
 
-async def test_unread_conversations_come_first_and_read_marks_them(
-    lily: Harness, post_twilio, numbers
-) -> None:
+async def test_unread_conversations_come_first_and_read_marks_them(lily: Harness, post_twilio, numbers) -> None:
     headers = await lily.tenant_headers("acme")
     await post_twilio(SMS, message_form(sender=numbers.caller, to=numbers.acme, body="first"))
     await lily.run_due()
@@ -104,7 +102,9 @@ async def test_replies_refused_for_opted_out_customers_and_bad_input(lily: Harne
     empty = await lily.client.post(url, json={"body": "  "}, headers=headers)
     extra = await lily.client.post(url, json={"body": "hi", "to": "+15550000000"}, headers=headers)
     not_json = await lily.client.post(url, data="body=hi", headers=headers)
-    unknown = await lily.client.post("/api/conversations/" + "0" * 32 + "/messages", json={"body": "x"}, headers=headers)
+    unknown = await lily.client.post(
+        "/api/conversations/" + "0" * 32 + "/messages", json={"body": "x"}, headers=headers
+    )
     malformed = await lily.client.get("/api/conversations/../../etc", headers=headers)
     bad_limit = await lily.client.get("/api/conversations?limit=0", headers=headers)
     no_key = await lily.client.get("/api/conversations")
