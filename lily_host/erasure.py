@@ -25,6 +25,7 @@ from lily_host.conversations import conversation_key_pattern
 from lily_host.errors import PermanentError
 from lily_host.events import TENANT_DELETED
 from lily_host.messaging import index_key, message_dedupe_key, message_key, provider_key
+from lily_host.reminders import reminder_key_pattern
 
 TASK = "lily.erase_tenant"
 #: Patterns of a tenant's keys, given its glob-escaped id (see :func:`erase_keys`).
@@ -45,6 +46,7 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
         f"lily:automations:missed_call:{t}:*",
         f"lily:bookings:calendar_lock:{t}",
         conversation_key_pattern(t),
+        reminder_key_pattern(t),
     )
 
 

@@ -22,6 +22,7 @@ JOB_CANCELLED = "job.cancelled"
 BOOKING_CREATED = "booking.created"
 BOOKING_RESCHEDULED = "booking.rescheduled"
 BOOKING_CANCELLED = "booking.cancelled"
+BOOKING_CONFIRMED = "booking.confirmed"
 TENANT_DELETED = "tenant.deleted"
 QUOTE_PHOTOS_RECEIVED = "quote.photos_received"
 

@@ -49,6 +49,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.reviews", "lily_host.automations.reviews"),
     ("lily.bookings", "lily_host.automations.bookings"),
     ("lily.conversations", "lily_host.automations.conversations"),
+    ("lily.reminders", "lily_host.automations.reminders"),
     ("lily.erasure", "lily_host.erasure"),
 )
 

@@ -30,6 +30,10 @@ BOOKING_CONFIRMED = "booking_confirmed"
 BOOKING_RESCHEDULED_TEXT = "booking_rescheduled"
 BOOKING_CANCELLED_TEXT = "booking_cancelled"
 CONVERSATION_REPLY = "conversation_reply"
+APPOINTMENT_REMINDER = "appointment_reminder"
+APPOINTMENT_CONFIRMED_REPLY = "appointment_confirmed_reply"
+RESCHEDULE_REPLY = "reschedule_reply"
+ON_MY_WAY = "on_my_way"
 
 DEFAULT_TEMPLATES: Mapping[str, str] = {
     MISSED_CALL: (
@@ -59,6 +63,14 @@ DEFAULT_TEMPLATES: Mapping[str, str] = {
     ),
     # A business's reply from the conversation inbox: {body} is what it wrote.
     CONVERSATION_REPLY: "{body}",
+    # Reminders and their replies: {when}, {address_line}, {reschedule_link} come from the reminders automation.
+    APPOINTMENT_REMINDER: (
+        "Reminder: your {service} with {tenant_name} is {when}{address_line}. "
+        "Reply C to confirm or R to reschedule. Reply STOP to opt out."
+    ),
+    APPOINTMENT_CONFIRMED_REPLY: "Thanks {first_name}, you're confirmed for {when}. See you then! - {tenant_name}",
+    RESCHEDULE_REPLY: "{tenant_name}: to reschedule your {service} on {when}, go to {reschedule_link}",
+    ON_MY_WAY: "{tenant_name}: we're on our way to your {service}{eta_line}! Reply STOP to opt out.",
 }
 
 #: Context values a template may use without the caller passing them.

@@ -53,6 +53,8 @@ RECORD_TASKS = {
     BOOKING_CANCELLED: "automations.booking_cancelled",
 }
 SMS_TASK = "automations.booking_sms"
+#: lily_host.automations.reminders.PLAN_TASK (named here: that module imports this one).
+REMINDERS_PLAN_TASK = "reminders.plan"
 CALENDAR_TASK = "automations.booking_calendar"
 
 CONFIRMED_TEMPLATE = BOOKING_CONFIRMED
@@ -112,6 +114,11 @@ def _record_task(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitabl
             timing = {"delay": CANCEL_SETTLE_SECONDS} if event == BOOKING_CANCELLED else {}
             await ctx.schedule(
                 SMS_TASK, follow_up, dedupe_key=f"bookings:sms:{tenant.id}:{event}:{booking.uid}", **timing
+            )
+        if host.has_capability(SMS):
+            # Reminders follow the chain: moved with a reschedule, dropped with a cancellation.
+            await ctx.schedule(
+                REMINDERS_PLAN_TASK, follow_up, dedupe_key=f"bookings:reminders:{tenant.id}:{event}:{booking.uid}"
             )
         if host.has_capability(CALENDAR):
             await ctx.schedule(

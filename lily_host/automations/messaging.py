@@ -25,6 +25,7 @@ from lily_host.validators import normalize_e164
 
 if TYPE_CHECKING:
     from lily_host.host import Host
+    from lily_host.tenants import Tenant
 
 KEYWORD_TASK = "sms.keywords"
 T = TypeVar("T")
@@ -43,15 +44,19 @@ async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
     body = str(payload.get("body") or "")
     keyword = classify_keyword(body)
     phrase = keyword is None and is_revocation(body)
-    if (keyword is None and not phrase) or ctx.tenant is None:
+    if ctx.tenant is None:
         return
     try:
         sender = normalize_e164(str(payload.get("from") or ""))
     except ValueError:
-        ctx.log.info("keyword from a number that cannot be texted; ignored", keyword=keyword or "phrase")
+        ctx.log.info("inbound text from a number that cannot be texted; ignored", keyword=keyword or "")
         return
     tenant = await ctx.host.tenants.get(ctx.tenant)
     if tenant is None:
+        return
+    if keyword is None and not phrase:
+        # Not a compliance message: maybe an answer to a reminder (C / R) or a quote (YES).
+        await route_reply(ctx, tenant, sender, body, str(payload.get("message_sid") or ctx.task_id))
         return
     messaging = ctx.host.messaging
     # The inbound message id makes a redelivered keyword give the same answer and at most one reply.
@@ -74,13 +79,23 @@ async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
             tenant.id, sender, source_id=source, at=ctx.now(), source="keyword", detail=word
         )
         ctx.log.info("opt-in keyword", to=mask_phone(sender), keyword=word, was_suppressed=changed)
-        # "YES" is also an everyday answer: only someone who had opted out gets a resubscribe confirmation.
+        # "YES" is also an everyday answer: only someone who had opted out gets a resubscribe confirmation;
+        # from anyone else it is a reply (confirming a visit, accepting a quote).
         if changed:
             await messaging.queue_sms(
                 tenant, sender, template=OPT_IN_CONFIRMATION, kind="confirmation", dedupe_key=reply_key
             )
+        elif word == "YES":
+            await route_reply(ctx, tenant, sender, body, source)
     else:
         await messaging.queue_sms(tenant, sender, template=HELP, kind="confirmation", dedupe_key=reply_key)
+
+
+async def route_reply(ctx: TaskContext, tenant: Tenant, sender: str, body: str, source: str) -> bool:
+    """Answers to what Lily asked the customer (after compliance, in the same task, so never colliding)."""
+    from lily_host.automations.reminders import answer_reminder_reply
+
+    return await answer_reminder_reply(ctx, tenant, sender, body, source)
 
 
 @hookimpl
