@@ -26,6 +26,8 @@ _TENANT_FIELDS = {
     "retention_days",
     "reminder_offsets_minutes",
     "reschedule_link",
+    "quote_follow_up_days",
+    "review_follow_up_days",
 }
 
 

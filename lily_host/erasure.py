@@ -24,7 +24,10 @@ from lily_host.contract import EventSubscription, RetryPolicy, TaskContext, Task
 from lily_host.conversations import conversation_key_pattern
 from lily_host.errors import PermanentError
 from lily_host.events import TENANT_DELETED
+from lily_host.followups import followup_key_pattern
 from lily_host.messaging import index_key, message_dedupe_key, message_key, provider_key
+from lily_host.quotes import quote_key_patterns, token_key
+from lily_host.redis_typing import awaited
 from lily_host.reminders import reminder_key_pattern
 
 TASK = "lily.erase_tenant"
@@ -47,6 +50,8 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
         f"lily:bookings:calendar_lock:{t}",
         conversation_key_pattern(t),
         reminder_key_pattern(t),
+        followup_key_pattern(t),
+        *quote_key_patterns(t),
     )
 
 
@@ -90,7 +95,13 @@ async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant_id = await deleted_tenant(ctx, payload)
     if tenant_id is None:
         return
-    removed = await erase_keys(ctx.host.redis, host_key_patterns, tenant_id)
+    redis = ctx.host.redis
+    # Quote short links are global keys (the link carries no tenant): found through the tenant's quotes.
+    async for key in redis.scan_iter(match=quote_key_patterns(glob_escape(tenant_id))[0], count=BATCH):
+        token = await awaited(redis.hget(key, "token"))
+        if token is not None:
+            await redis.unlink(token_key(token.decode() if isinstance(token, bytes) else token))
+    removed = await erase_keys(redis, host_key_patterns, tenant_id)
     ctx.log.info("tenant data erased", keys=removed)
 
 

@@ -25,6 +25,7 @@ BOOKING_CANCELLED = "booking.cancelled"
 BOOKING_CONFIRMED = "booking.confirmed"
 TENANT_DELETED = "tenant.deleted"
 QUOTE_PHOTOS_RECEIVED = "quote.photos_received"
+QUOTE_ACCEPTED = "quote.accepted"
 
 
 class EventBus:

@@ -50,6 +50,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.bookings", "lily_host.automations.bookings"),
     ("lily.conversations", "lily_host.automations.conversations"),
     ("lily.reminders", "lily_host.automations.reminders"),
+    ("lily.quotes", "lily_host.automations.quotes"),
     ("lily.erasure", "lily_host.erasure"),
 )
 

@@ -115,7 +115,7 @@ class ReminderStore:
         """Remember that a reply C / R from ``number`` answers the booking ``root`` until after its start."""
         digest = await self.host.pii.digest(number)
         ttl = max(60, int(start - now) + AWAITING_GRACE_SECONDS)
-        value = json.dumps({"root": root, "start": start})
+        value = json.dumps({"root": root, "start": start, "at": now})
         await self.redis.set(f"{_prefix(tenant_id)}:awaiting:{digest}", value, ex=ttl)
 
     async def awaiting(self, tenant_id: str, number: str) -> dict[str, Any] | None:

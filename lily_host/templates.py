@@ -34,6 +34,10 @@ APPOINTMENT_REMINDER = "appointment_reminder"
 APPOINTMENT_CONFIRMED_REPLY = "appointment_confirmed_reply"
 RESCHEDULE_REPLY = "reschedule_reply"
 ON_MY_WAY = "on_my_way"
+QUOTE_SENT = "quote_sent"
+QUOTE_FOLLOW_UP = "quote_follow_up"
+QUOTE_ACCEPTED_REPLY = "quote_accepted_reply"
+REVIEW_FOLLOW_UP = "review_follow_up"
 
 DEFAULT_TEMPLATES: Mapping[str, str] = {
     MISSED_CALL: (
@@ -71,6 +75,22 @@ DEFAULT_TEMPLATES: Mapping[str, str] = {
     APPOINTMENT_CONFIRMED_REPLY: "Thanks {first_name}, you're confirmed for {when}. See you then! - {tenant_name}",
     RESCHEDULE_REPLY: "{tenant_name}: to reschedule your {service} on {when}, go to {reschedule_link}",
     ON_MY_WAY: "{tenant_name}: we're on our way to your {service}{eta_line}! Reply STOP to opt out.",
+    # Quotes: {description}, {amount} (formatted, e.g. $250) and {quote_link} come from the quotes automation.
+    QUOTE_SENT: (
+        "{tenant_name}: here's your quote for {description}: {amount}. See it and accept: {quote_link} "
+        "or reply YES to accept. Reply STOP to opt out."
+    ),
+    QUOTE_FOLLOW_UP: (
+        "{tenant_name}: just checking in on your quote for {description} ({amount}): {quote_link} "
+        "Reply YES to accept. Reply STOP to opt out."
+    ),
+    QUOTE_ACCEPTED_REPLY: (
+        "{tenant_name}: thank you, your quote for {description} ({amount}) is accepted! We'll be in touch to schedule."
+    ),
+    REVIEW_FOLLOW_UP: (
+        "Hi {first_name}, a quick reminder from {tenant_name}: if you have a minute, a review helps us a lot: "
+        "{review_link} Reply STOP to opt out."
+    ),
 }
 
 #: Context values a template may use without the caller passing them.

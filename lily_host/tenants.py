@@ -79,6 +79,10 @@ class Tenant(BaseModel):
     reminder_offsets_minutes: list[int] = Field(default_factory=lambda: [24 * 60, 120], max_length=5)
     #: Where a customer who replies R to a reminder reschedules (else the scheduling plugin's booking_url).
     reschedule_link: str | None = None
+    #: One follow-up text this many days after a quote, unless the customer answered; None: off.
+    quote_follow_up_days: int | None = Field(default=None, ge=1, le=60)
+    #: One follow-up this many days after a review request, unless the customer clicked or answered; None: off.
+    review_follow_up_days: int | None = Field(default=None, ge=1, le=60)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)

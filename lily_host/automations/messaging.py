@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from lily_host import hookimpl
+from lily_host import followups, hookimpl
 from lily_host.compliance import Keyword, classify_keyword
 from lily_host.consent import consent_history
 from lily_host.consent_api import consent_api
@@ -54,6 +54,10 @@ async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant = await ctx.host.tenants.get(ctx.tenant)
     if tenant is None:
         return
+    # Any text from the customer (a reply, a question, STOP) stops the follow-ups waiting for them.
+    cancelled = await followups.cancel_all(ctx.host, tenant.id, sender)
+    if cancelled:
+        ctx.log.info("follow-ups cancelled by the customer's text", follow_ups=cancelled)
     if keyword is None and not phrase:
         # Not a compliance message: maybe an answer to a reminder (C / R) or a quote (YES).
         await route_reply(ctx, tenant, sender, body, str(payload.get("message_sid") or ctx.task_id))
@@ -92,10 +96,31 @@ async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
 
 
 async def route_reply(ctx: TaskContext, tenant: Tenant, sender: str, body: str, source: str) -> bool:
-    """Answers to what Lily asked the customer (after compliance, in the same task, so never colliding)."""
-    from lily_host.automations.reminders import answer_reminder_reply
+    """Answers to what Lily asked the customer (after compliance, in the same task, so never colliding).
 
-    return await answer_reminder_reply(ctx, tenant, sender, body, source)
+    C / R answer a reminder; YES accepts a quote or confirms a visit: whichever was asked last.
+    """
+    from lily_host.automations.quotes import answer_quote_reply
+    from lily_host.automations.reminders import answer_reminder_reply
+    from lily_host.quotes import QuoteStore
+    from lily_host.reminders import ReminderStore
+
+    quote_asked = await QuoteStore(ctx.host).awaiting(tenant.id, sender)
+    reminder_asked = await ReminderStore(ctx.host).awaiting(tenant.id, sender)
+    reminder_first = reminder_asked is not None and (
+        quote_asked is None or float(reminder_asked.get("at", 0)) > float(quote_asked.get("at", 0))
+    )
+
+    async def quote() -> bool:
+        return await answer_quote_reply(ctx, tenant, sender, body)
+
+    async def reminder() -> bool:
+        return await answer_reminder_reply(ctx, tenant, sender, body, source)
+
+    for answer in (reminder, quote) if reminder_first else (quote, reminder):
+        if await answer():
+            return True
+    return False
 
 
 @hookimpl
