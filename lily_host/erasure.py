@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from lily_host import hookimpl
+from lily_host.automations.review_followups import link_key as review_link_key
 from lily_host.automations.reviews import JobStore
 from lily_host.bookings import BookingStore
 from lily_host.compliance import cap_key, keyword_marker_key
@@ -101,6 +102,10 @@ async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
         token = await awaited(redis.hget(key, "token"))
         if token is not None:
             await redis.unlink(token_key(token.decode() if isinstance(token, bytes) else token))
+    async for key in redis.scan_iter(match=JobStore.key(glob_escape(tenant_id), "*"), count=BATCH):
+        token = await awaited(redis.hget(key, "review_token"))
+        if token is not None:
+            await redis.unlink(review_link_key(token.decode() if isinstance(token, bytes) else token))
     removed = await erase_keys(redis, host_key_patterns, tenant_id)
     ctx.log.info("tenant data erased", keys=removed)
 

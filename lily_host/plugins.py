@@ -51,6 +51,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.conversations", "lily_host.automations.conversations"),
     ("lily.reminders", "lily_host.automations.reminders"),
     ("lily.quotes", "lily_host.automations.quotes"),
+    ("lily.review_followups", "lily_host.automations.review_followups"),
     ("lily.erasure", "lily_host.erasure"),
 )
 

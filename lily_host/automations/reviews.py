@@ -22,8 +22,9 @@ import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from quart import Blueprint, g, jsonify, request
 
-from lily_host import hookimpl
+from lily_host import followups, hookimpl
 from lily_host.auth import require_tenant
+from lily_host.automations import review_followups
 from lily_host.contract import EventSubscription, Routes, TaskContext, TaskHandler
 from lily_host.events import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.host import current_host
@@ -218,6 +219,9 @@ async def cancel_job(host: Host, tenant: Tenant, job_id: str, *, emit: bool = Tr
     previous, review_task, _state = result
     if review_task:
         await host.queue.cancel(review_task)
+    job = await store.get(tenant.id, job_id)
+    if job is not None and job.fields.get("customer_phone"):
+        await followups.cancel(host, tenant.id, job.fields["customer_phone"], review_followups.KIND, job_id)
     if emit and previous != "cancelled":
         await host.events.emit(JOB_CANCELLED, {"job_id": job_id}, tenant=tenant.id)
     log.info("job cancelled", tenant=tenant.id, job_id=job_id, review_cancelled=bool(review_task))
@@ -298,12 +302,15 @@ async def send_review_request(ctx: TaskContext, payload: dict[str, Any]) -> None
     context = {
         "customer_name": job.fields.get("customer_name", ""),
         "service": job.fields.get("service") or "service",
-        "review_link": tenant.review_link,
+        # A tracked short link when a follow-up may follow (its click cancels the follow-up).
+        "review_link": await review_followups.tracked_link(host, tenant, job_id),
     }
     phone = job.fields.get("customer_phone", "")
-    await host.messaging.queue_sms(
+    queued = await host.messaging.queue_sms(
         tenant, phone, template=REVIEW_REQUEST, context=context, dedupe_key=f"review:{job_id}"
     )
+    if queued is not None:
+        await review_followups.schedule_follow_up(host, tenant, job_id, phone, ctx.now())
     await store.set(tenant.id, job_id, review_sent_at=repr(ctx.now()), review_state="sent")
     ctx.log.info("review request queued", job_id=job_id, to=mask_phone(phone))
 
