@@ -28,7 +28,6 @@ from lily_host.events import TENANT_DELETED
 from lily_host.followups import followup_key_pattern
 from lily_host.messaging import index_key, message_dedupe_key, message_key, provider_key
 from lily_host.quotes import quote_key_patterns, token_key
-from lily_host.redis_typing import awaited
 from lily_host.reminders import reminder_key_pattern
 
 TASK = "lily.erase_tenant"
@@ -92,20 +91,23 @@ async def deleted_tenant(ctx: TaskContext, payload: dict[str, Any]) -> str | Non
     return tenant_id
 
 
+async def _erase_links(redis: Any, match: str, field: str, link_key: Callable[[str], str]) -> None:
+    async for key in redis.scan_iter(match=match, count=BATCH, _type="hash"):
+        token = await redis.hget(key, field)
+        if token is not None:
+            await redis.unlink(link_key(token.decode() if isinstance(token, bytes) else str(token)))
+
+
 async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant_id = await deleted_tenant(ctx, payload)
     if tenant_id is None:
         return
     redis = ctx.host.redis
     # Quote short links are global keys (the link carries no tenant): found through the tenant's quotes.
-    async for key in redis.scan_iter(match=quote_key_patterns(glob_escape(tenant_id))[0], count=BATCH):
-        token = await awaited(redis.hget(key, "token"))
-        if token is not None:
-            await redis.unlink(token_key(token.decode() if isinstance(token, bytes) else token))
-    async for key in redis.scan_iter(match=JobStore.key(glob_escape(tenant_id), "*"), count=BATCH):
-        token = await awaited(redis.hget(key, "review_token"))
-        if token is not None:
-            await redis.unlink(review_link_key(token.decode() if isinstance(token, bytes) else token))
+    # Short links (quotes, tracked review links) are global keys, since a link carries no tenant: they
+    # are found through the tenant's records, before those go.
+    await _erase_links(redis, quote_key_patterns(glob_escape(tenant_id))[0], "token", token_key)
+    await _erase_links(redis, JobStore.key(glob_escape(tenant_id), "*"), "review_token", review_link_key)
     removed = await erase_keys(redis, host_key_patterns, tenant_id)
     ctx.log.info("tenant data erased", keys=removed)
 
