@@ -13,8 +13,9 @@
 
 Redis keys (one tenant each, never mixed):
 
-- ``lily:sms:suppressed:<tenant>``          hash number → JSON {reason, at}
-- ``lily:sms:cap:<tenant>:<number>``        zset message id → send time (the last 24 h)
+- ``lily:sms:suppressed:<tenant>``          hash number's keyed hash → JSON {reason, at, number (sealed)}
+                                            (lists written before hashing: plain number → {reason, at})
+- ``lily:sms:cap:<tenant>:<hash>``          zset message id → send time (the last 24 h)
 - ``lily:sms:keyword:<tenant>:<message>``   outcome of one inbound keyword message (for redelivery)
 """
 
@@ -103,11 +104,17 @@ if ARGV[4] ~= '' then
   local seen = redis.call('GET', ARGV[4])
   if seen then return tonumber(seen) end
 end
+-- ARGV[8]: the plain number, when entries are keyed by its hash (lists written before hashing).
 local changed
 if ARGV[1] == 'add' then
-  changed = redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3])
+  if ARGV[8] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[8]) == 1 then
+    changed = 0
+  else
+    changed = redis.call('HSETNX', KEYS[1], ARGV[2], ARGV[3])
+  end
 else
   changed = redis.call('HDEL', KEYS[1], ARGV[2])
+  if ARGV[8] ~= '' and redis.call('HDEL', KEYS[1], ARGV[8]) == 1 then changed = 1 end
 end
 if ARGV[4] ~= '' then redis.call('SET', ARGV[4], changed, 'EX', ARGV[5]) end
 if ARGV[6] ~= '' then
@@ -161,9 +168,11 @@ class Compliance:
 
         The opt-out is recorded in the consent ledger with ``source`` (else the one ``reason`` implies).
         """
-        record = json.dumps({"reason": reason, "at": at})
+        record: dict[str, Any] = {"reason": reason, "at": at}
+        if self.pii is not None:
+            record["number"] = self.pii.seal(normalize_e164(number))
         entry = consent_entry(tenant_id, "opt_out", source or source_of(reason), reason, at)
-        return await self._run_change("add", tenant_id, number, record, source_id, entry)
+        return await self._run_change("add", tenant_id, number, json.dumps(record), source_id, entry)
 
     async def unsuppress(
         self,
@@ -184,29 +193,52 @@ class Compliance:
         self, action: str, tenant_id: str, number: str, record: str, source_id: str, entry: str
     ) -> bool:
         normalized = normalize_e164(number)
+        field = await self._field(normalized)
         marker = keyword_marker_key(tenant_id, source_id) if source_id else ""
-        ledger = ledger_key(await self.pii.digest(normalized)) if self.pii is not None else ""
+        ledger = ledger_key(field) if self.pii is not None else ""
         changed = await self._change(
             keys=[_suppressed_key(tenant_id), ledger or _suppressed_key(tenant_id)],
-            args=[action, normalized, record, marker, KEYWORD_MEMORY_SECONDS, entry if ledger else "", LEDGER_LIMIT],
+            args=[
+                action,
+                field,
+                record,
+                marker,
+                KEYWORD_MEMORY_SECONDS,
+                entry if ledger else "",
+                LEDGER_LIMIT,
+                normalized if field != normalized else "",
+            ],
         )
         return bool(int(changed))
 
+    async def _field(self, number: str) -> str:
+        """Where a number is kept: its keyed hash (no plaintext number at rest), or itself without PII support."""
+        normalized = normalize_e164(number)
+        return await self.pii.digest(normalized) if self.pii is not None else normalized
+
     async def is_suppressed(self, tenant_id: str, number: str) -> bool:
-        exists = self.redis.hexists(_suppressed_key(tenant_id), normalize_e164(number))
-        return bool(await cast("Awaitable[bool]", exists))
+        normalized = normalize_e164(number)
+        fields = list(dict.fromkeys((await self._field(normalized), normalized)))
+        found = await cast("Awaitable[list[bytes | None]]", self.redis.hmget(_suppressed_key(tenant_id), fields))
+        return any(value is not None for value in found)
 
     async def suppressed(self, tenant_id: str) -> dict[str, dict[str, Any]]:
-        """The tenant's whole list: number → {reason, at}."""
+        """The tenant's whole list: number → {reason, at} (numbers opened from their sealed copy)."""
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(_suppressed_key(tenant_id)))
-        return {_text(number): json.loads(value) for number, value in raw.items()}
+        result: dict[str, dict[str, Any]] = {}
+        for field, value in raw.items():
+            record = json.loads(value)
+            sealed = record.pop("number", None)
+            number = self.pii.open(sealed) if sealed and self.pii is not None else _text(field)
+            result[number] = record
+        return result
 
     # --- frequency cap ----------------------------------------------------------------------------
 
     async def reserve_send(self, tenant_id: str, number: str, message_id: str, now: float) -> float | None:
         """Count this message against the cap; None if it may go now, else when a slot frees up."""
         result = await self._reserve(
-            keys=[cap_key(tenant_id, number)],
+            keys=[cap_key(tenant_id, await self._field(number))],
             args=[now, CAP_WINDOW_SECONDS, self.daily_cap, message_id],
         )
         until = float(_text(result))
@@ -214,7 +246,7 @@ class Compliance:
 
     async def release_send(self, tenant_id: str, number: str, message_id: str) -> None:
         """A reserved message did not go out after all: give its slot back."""
-        await self.redis.zrem(cap_key(tenant_id, number), message_id)
+        await self.redis.zrem(cap_key(tenant_id, await self._field(number)), message_id)
 
 
 def _suppressed_key(tenant_id: str) -> str:
@@ -225,8 +257,8 @@ def keyword_marker_key(tenant_id: str, source_id: str) -> str:
     return f"lily:sms:keyword:{tenant_id}:{source_id}"
 
 
-def cap_key(tenant_id: str, number: str) -> str:
-    return f"lily:sms:cap:{tenant_id}:{number}"
+def cap_key(tenant_id: str, number_hash: str) -> str:
+    return f"lily:sms:cap:{tenant_id}:{number_hash}"
 
 
 def _text(value: bytes | str) -> str:

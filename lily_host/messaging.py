@@ -11,7 +11,8 @@ hours or over the cap is deferred (``Defer``), which spends no attempt and drops
 
 Message records (one Redis hash each, kept for the tenant's retention period):
 
-- ``lily:sms:message:<tenant>:<id>``     id, to, body, template, kind, status, provider_id, error_code, ...
+- ``lily:sms:message:<tenant>:<id>``     id, to*, body*, template, kind, status, provider_id, error_code, ...
+  (* sealed with the host's key, :mod:`lily_host.pii`)
 - ``lily:sms:messages:<tenant>``         zset id → created time (newest last)
 - ``lily:sms:provider:<tenant>:<pid>``   provider message id → our id (for status callbacks)
 - ``lily:sms:dedupe:<tenant>:<key>``      a queue_sms dedupe key already used → message id
@@ -37,6 +38,7 @@ from lily_host.validators import check_timezone, normalize_e164
 if TYPE_CHECKING:
     from lily_host.contract import TaskContext
     from lily_host.host import Host
+    from lily_host.pii import Pii
     from lily_host.tenants import Tenant
 
 SEND_TASK = "sms.send"
@@ -100,8 +102,10 @@ class MessageRecord:
     fields: Mapping[str, str]
 
     @classmethod
-    def from_hash(cls, raw: Mapping[bytes, bytes]) -> MessageRecord:
+    def from_hash(cls, raw: Mapping[bytes, bytes], pii: Pii) -> MessageRecord:
+        """The record with its number and body opened (they are sealed at rest, :mod:`lily_host.pii`)."""
         data = {key.decode(): value.decode() for key, value in raw.items()}
+        data["to"], data["body"] = pii.open(data["to"]), pii.open(data["body"])
         return cls(
             id=data["id"],
             tenant=data["tenant"],
@@ -189,8 +193,9 @@ class Messaging:
         fields = {
             "id": message_id,
             "tenant": record.id,
-            "to": number,
-            "body": body,
+            # Customer PII is sealed at rest (lily_host.pii); MessageRecord opens it.
+            "to": self.host.pii.seal(number),
+            "body": self.host.pii.seal(body),
             "template": template,
             "kind": kind,
             "status": "scheduled",
@@ -253,7 +258,7 @@ class Messaging:
 
     async def get(self, tenant_id: str, message_id: str) -> MessageRecord | None:
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(message_key(tenant_id, message_id)))
-        return MessageRecord.from_hash(raw) if raw else None
+        return MessageRecord.from_hash(raw, self.host.pii) if raw else None
 
     async def recent(self, tenant_id: str, limit: int = 50) -> list[MessageRecord]:
         ids = await self.redis.zrevrange(index_key(tenant_id), 0, max(0, limit - 1))

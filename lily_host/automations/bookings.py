@@ -81,7 +81,7 @@ RECORD_GRACE_SECONDS = 30 * 24 * 3600
 
 
 def store_for(host: Host, tenant: Tenant) -> BookingStore:
-    return BookingStore(host.redis, ttl_seconds=tenant.retention_days * 86400 + RECORD_GRACE_SECONDS)
+    return BookingStore(host.redis, ttl_seconds=tenant.retention_days * 86400 + RECORD_GRACE_SECONDS, pii=host.pii)
 
 
 # --- record -----------------------------------------------------------------------------------------

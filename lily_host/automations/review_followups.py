@@ -41,7 +41,7 @@ def link_key(token: str) -> str:
 def _store(host: Host) -> Any:
     from lily_host.automations.reviews import JobStore
 
-    return JobStore(host.redis)
+    return JobStore(host.redis, host.pii)
 
 
 async def tracked_link(host: Host, tenant: Tenant, job_id: str) -> str:

@@ -7,7 +7,8 @@ customer. One request per job however often it is completed; none if the job is 
 (``POST /api/jobs/<job_id>/cancel`` or a ``job.cancelled`` event) before it is due. Every customer
 gets the same request: no asking "were you happy?" first (Google's policy and the FTC's rule).
 
-A job is one Redis hash, ``lily:job:<tenant>:<job_id>``, kept for the tenant's retention period.
+A job is one Redis hash, ``lily:job:<tenant>:<job_id>``, kept for the tenant's retention period; the
+customer's name and phone number in it are sealed with the host's key (:mod:`lily_host.pii`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from lily_host.host import Host
+    from lily_host.pii import Pii
     from lily_host.tenants import Tenant
 
 COMPLETED_TASK = "reviews.job_completed"
@@ -146,9 +148,14 @@ def _iso(timestamp: str) -> str:
     return dt.datetime.fromtimestamp(float(timestamp), dt.UTC).isoformat(timespec="seconds")
 
 
+#: Job fields that hold customer PII, sealed at rest when the store has the host's PII box.
+SEALED_FIELDS = ("customer_name", "customer_phone")
+
+
 class JobStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, pii: Pii | None = None) -> None:
         self.redis = redis
+        self.pii = pii
         self._complete = redis.register_script(_COMPLETE_LUA)
         self._cancel = redis.register_script(_CANCEL_LUA)
 
@@ -160,16 +167,31 @@ class JobStore:
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(self.key(tenant_id, job_id)))
         if not raw:
             return None
-        return Job(tenant_id, job_id, {key.decode(): value.decode() for key, value in raw.items()})
+        fields = {key.decode(): value.decode() for key, value in raw.items()}
+        if self.pii is not None:
+            for name in SEALED_FIELDS:
+                if fields.get(name):
+                    fields[name] = self.pii.open(fields[name])
+        return Job(tenant_id, job_id, fields)
 
     async def complete(self, tenant: Tenant, job_id: str, details: JobCompletion, now: float) -> tuple[bool, bool]:
         """Mark the job completed: (newly completed, completion event already emitted)."""
         ttl = tenant.retention_days * 86400 + tenant.review_delay_seconds
         newly, emitted = await self._complete(
             keys=[self.key(tenant.id, job_id)],
-            args=[job_id, details.customer_name, details.customer_phone, details.service or "", repr(now), ttl],
+            args=[
+                job_id,
+                self._seal(details.customer_name),
+                self._seal(details.customer_phone),
+                details.service or "",
+                repr(now),
+                ttl,
+            ],
         )
         return bool(int(newly)), bool(emitted)
+
+    def _seal(self, value: str) -> str:
+        return self.pii.seal(value) if self.pii is not None else value
 
     async def cancel(self, tenant_id: str, job_id: str, now: float) -> tuple[str, str, str] | None:
         """Cancel the job: (previous status, review task to cancel or "", review state), None if unknown."""
@@ -196,7 +218,7 @@ class JobStore:
 
 async def complete_job(host: Host, tenant: Tenant, job_id: str, details: JobCompletion) -> dict[str, Any]:
     check_job_id(job_id)
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     newly, emitted = await store.complete(tenant, job_id, details, host.clock.now())
     if newly or not emitted:
         # A crash between marking and emitting is healed by the next call: subscribers dedupe.
@@ -212,7 +234,7 @@ async def complete_job(host: Host, tenant: Tenant, job_id: str, details: JobComp
 async def cancel_job(host: Host, tenant: Tenant, job_id: str, *, emit: bool = True) -> dict[str, Any] | None:
     """Cancel the job and its pending review request; None if the tenant has no such job."""
     check_job_id(job_id)
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     result = await store.cancel(tenant.id, job_id, host.clock.now())
     if result is None:
         return None
@@ -245,7 +267,7 @@ async def on_job_completed(ctx: TaskContext, payload: dict[str, Any]) -> None:
         message = validation_message(error) if isinstance(error, ValidationError) else str(error)
         ctx.log.warning("job.completed with unusable data; no review request", error=message)
         return
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     job = await store.get(tenant.id, job_id)
     if job is None:
         # Emitted by a plugin rather than the jobs API: record the job the same way.
@@ -288,7 +310,7 @@ async def send_review_request(ctx: TaskContext, payload: dict[str, Any]) -> None
     job_id = str(payload.get("job_id") or "")
     if tenant is None:
         return
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     job = await store.get(tenant.id, job_id)
     if job is None or job.status != "completed":
         ctx.log.info("job cancelled or gone; no review request", job_id=job_id)
@@ -365,7 +387,11 @@ async def cancel(job_id: str) -> Any:
 @jobs_api.get("/<job_id>")
 @require_tenant
 async def show(job_id: str) -> Any:
-    job = await JobStore(current_host().redis).get(g.tenant.id, job_id) if JOB_ID.match(job_id) else None
+    job = (
+        await JobStore(current_host().redis, current_host().pii).get(g.tenant.id, job_id)
+        if JOB_ID.match(job_id)
+        else None
+    )
     if job is None:
         return _error(404, "not_found", f"no job {job_id!r} for this tenant")
     return jsonify(job.public_view())
@@ -425,7 +451,7 @@ def show_command(tenant_id: str, job_id: str) -> None:
 
     async def work(host: Host) -> Job | None:
         await host.tenants.require(tenant_id)
-        return await JobStore(host.redis).get(tenant_id, job_id)
+        return await JobStore(host.redis, host.pii).get(tenant_id, job_id)
 
     job = with_host(work)
     if job is None:
