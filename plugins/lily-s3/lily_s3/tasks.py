@@ -135,7 +135,7 @@ class S3Tasks:
         except TenantSettingsError as error:
             raise PermanentError(str(error), code="tenant_settings") from error
 
-        store = QuoteStore(ctx.host.redis, tenant.id)
+        store = QuoteStore(ctx.host.redis, tenant.id, ctx.host.pii)
         quote_id = await store.quote_for_message(
             customer, message_sid, now=ctx.now(), open_seconds=rules.quote_open_hours * 3600
         )
@@ -232,7 +232,7 @@ class S3Tasks:
             raise PermanentError(str(error), code="tenant_settings") from error
         days = rules.retention_days_for(tenant)
         cutoff = ctx.now() - days * 86400
-        store = QuoteStore(ctx.host.redis, tenant.id)
+        store = QuoteStore(ctx.host.redis, tenant.id, ctx.host.pii)
         prefix = rules.prefix_for(tenant.id)
 
         recorded = 0
