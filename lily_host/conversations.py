@@ -260,31 +260,3 @@ class ConversationStore:
                 entry["quote_id"] = quotes[entry["id"]]
             entries.append(entry)
         return entries
-
-    # --- key rotation --------------------------------------------------------------------------------
-
-    async def rotate(self) -> int:
-        """Re-seal every sealed value of every conversation with the newest key; how many were rewritten."""
-        count = 0
-        async for raw_key in self.redis.scan_iter(match="lily:conv:*", count=500):
-            key = raw_key.decode()
-            if ":meta:" in key:
-                fields = await awaited(self.redis.hgetall(key))
-                sealed = {
-                    name.decode(): self.pii.reseal(value.decode())
-                    for name, value in fields.items()
-                    if name.decode() in ("number", "name", "last_preview")
-                }
-                if sealed:
-                    await awaited(self.redis.hset(key, mapping=sealed))
-                    count += len(sealed)
-            elif ":msgs:" in key:
-                for member, score in await awaited(self.redis.zrange(key, 0, -1, withscores=True)):
-                    entry = json.loads(member)
-                    entry["body"] = self.pii.reseal(entry["body"])
-                    pipe = self.redis.pipeline(transaction=True)
-                    pipe.zrem(key, member)
-                    pipe.zadd(key, {json.dumps(entry, sort_keys=True): score})
-                    await pipe.execute()
-                    count += 1
-        return count

@@ -20,10 +20,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lily_host.crypto import SecretBox
+from lily_host.crypto import PREFIX, SecretBox
 from lily_host.redis_typing import awaited
 
 if TYPE_CHECKING:
@@ -81,8 +82,80 @@ class Pii:
         return 1
 
 
-async def rotate_customer_data(host: Host) -> int:
-    """Re-seal the lookup key and every sealed customer value with the newest key; how many were rewritten."""
-    from lily_host.conversations import ConversationStore
+#: Where sealed customer values live (message records, suppression lists, jobs, bookings,
+#: conversations, quotes, lily-s3's quote records): what ``rotate_customer_data`` walks.
+SEALED_KEY_PATTERNS = (
+    "lily:sms:message:*",
+    "lily:sms:suppressed:*",
+    "lily:job:*",
+    "lily:booking:*",
+    "lily:conv:*",
+    "lily:quote:*",
+    "lily:s3:*",
+)
 
-    return await host.pii.rotate_lookup_key() + await ConversationStore(host).rotate()
+
+async def rotate_customer_data(host: Host) -> int:
+    """Re-seal the lookup key and every sealed customer value with the newest key; how many were rewritten.
+
+    Sealed values are found where they are, whatever the record: a hash field, a string, a JSON
+    document (a booking, a suppression entry) or a sorted-set member (a conversation's texts).
+    """
+    pii, redis = host.pii, host.redis
+    count = await pii.rotate_lookup_key()
+    for pattern in SEALED_KEY_PATTERNS:
+        async for raw_key in redis.scan_iter(match=pattern, count=500):
+            key = raw_key.decode()
+            kind = (await awaited(redis.type(key))).decode()
+            if kind == "hash":
+                fields = await awaited(redis.hgetall(key))
+                changed = {}
+                for name, value in fields.items():
+                    resealed, n = _reseal_text(pii, value.decode())
+                    if n:
+                        changed[name.decode()] = resealed
+                        count += n
+                if changed:
+                    await awaited(redis.hset(key, mapping=changed))
+            elif kind == "string":
+                value = await awaited(redis.get(key))
+                resealed, n = _reseal_text(pii, value.decode()) if value is not None else ("", 0)
+                if n:
+                    await awaited(redis.set(key, resealed, keepttl=True))
+                    count += n
+            elif kind == "zset":
+                for member, score in await awaited(redis.zrange(key, 0, -1, withscores=True)):
+                    resealed, n = _reseal_text(pii, member.decode())
+                    if n:
+                        pipe = redis.pipeline(transaction=True)
+                        pipe.zrem(key, member)
+                        pipe.zadd(key, {resealed: score})
+                        await pipe.execute()
+                        count += n
+    return count
+
+
+def _reseal_text(pii: Pii, text: str) -> tuple[str, int]:
+    """``text`` with every sealed value in it re-sealed (itself, or inside a JSON document); and how many."""
+    if SecretBox.is_encrypted(text):
+        return pii.reseal(text), 1
+    if PREFIX not in text or not text.startswith(("{", "[")):
+        return text, 0
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text, 0
+    counter = [0]
+    resealed = _reseal_json(pii, document, counter)
+    return (json.dumps(resealed, sort_keys=True), counter[0]) if counter[0] else (text, 0)
+
+
+def _reseal_json(pii: Pii, value: Any, counter: list[int]) -> Any:
+    if isinstance(value, str) and SecretBox.is_encrypted(value):
+        counter[0] += 1
+        return pii.reseal(value)
+    if isinstance(value, dict):
+        return {key: _reseal_json(pii, item, counter) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_reseal_json(pii, item, counter) for item in value]
+    return value

@@ -35,3 +35,20 @@ async def test_the_conversation_links_the_quote_built_from_the_photos(
         ["image/jpeg"],
         quote["quote_id"],
     )
+
+
+async def test_the_quote_record_keeps_the_customer_sealed(lily: Harness, media_server: FakeMediaServer) -> None:
+    url = media_server.add(f"{ACCOUNT_MEDIA}/MM8/Media/ME1", JPEG, "image/jpeg")
+    data = {"from": CUSTOMER, "to": "+15557654321", "body": "", "message_sid": "MM8", "media": [{"url": url}]}
+    await lily.host.events.emit("message.received", data, tenant="acme")
+    await lily.run_due()
+
+    keys = [key.decode() async for key in lily.host.redis.scan_iter(match="lily:s3:*")]
+    assert keys and not any(CUSTOMER.lstrip("+") in key for key in keys)
+    [quote_key] = [key for key in keys if key.endswith(tuple("0123456789abcdef")) and ":quote:" in key]
+    stored = await lily.host.redis.hget(quote_key, "customer")
+    assert stored is not None and stored.startswith(b"enc:v1:")
+    [quote] = (await (await lily.client.get("/api/quotes", headers=await lily.tenant_headers("acme"))).get_json())[
+        "quotes"
+    ]
+    assert quote["customer"] == CUSTOMER
