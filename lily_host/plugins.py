@@ -52,6 +52,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.reminders", "lily_host.automations.reminders"),
     ("lily.quotes", "lily_host.automations.quotes"),
     ("lily.review_followups", "lily_host.automations.review_followups"),
+    ("lily.simulations", "lily_host.automations.simulations"),
     ("lily.erasure", "lily_host.erasure"),
 )
 

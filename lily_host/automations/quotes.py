@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from quart import Blueprint, Response, g, jsonify, request
@@ -175,6 +176,22 @@ async def send_quote(quote_id: str) -> Any:
     if await host.messaging.compliance.is_suppressed(tenant.id, number):
         return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
 
+    try:
+        sent = await text_quote(host, tenant, quote_id, number, amount, description.strip(), link)
+    except PermanentError as error:
+        return _problem(400, "invalid", error.reason)
+    if sent is None:
+        return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
+    return jsonify({**sent.public_view(), "short_link": _context(host, tenant, sent)["quote_link"]}), 202
+
+
+async def text_quote(
+    host: Host, tenant: Tenant, quote_id: str, number: str, amount: Decimal, description: str, link: str
+) -> Quote | None:
+    """Record the quote and text it (the API and ``lily simulate lily.quote_flow``); None if opted out.
+
+    PermanentError for a template or number the pipeline refuses.
+    """
     store = QuoteStore(host)
     now = host.clock.now()
     ttl = tenant.retention_days * 86400
@@ -183,16 +200,11 @@ async def send_quote(quote_id: str) -> Any:
         # Sent again: the old link and follow-up are replaced by the new ones.
         await followups.cancel(host, tenant.id, store.customer(previous), KIND, quote_id)
     quote = await store.create(
-        tenant.id, quote_id, to=number, amount=amount, description=description.strip(), link=link, now=now, ttl=ttl
+        tenant.id, quote_id, to=number, amount=amount, description=description, link=link, now=now, ttl=ttl
     )
-    try:
-        task_id = await host.messaging.queue_sms(
-            tenant, number, template=QUOTE_SENT, context=_context(host, tenant, quote)
-        )
-    except PermanentError as error:
-        return _problem(400, "invalid", error.reason)
+    task_id = await host.messaging.queue_sms(tenant, number, template=QUOTE_SENT, context=_context(host, tenant, quote))
     if task_id is None:
-        return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
+        return None
     await store.await_reply(tenant.id, number, quote_id, now, ttl)
     if tenant.quote_follow_up_days:
         due = now + tenant.quote_follow_up_days * 86400
@@ -207,9 +219,7 @@ async def send_quote(quote_id: str) -> Any:
             await followups.register(host, tenant.id, number, KIND, quote_id, follow_up, due)
             await store.set(tenant.id, quote_id, follow_up_due=repr(due))
     await store.set(tenant.id, quote_id, message_task=task_id)
-    sent = await store.get(tenant.id, quote_id)
-    assert sent is not None
-    return jsonify({**sent.public_view(), "short_link": _context(host, tenant, sent)["quote_link"]}), 202
+    return await store.get(tenant.id, quote_id)
 
 
 @quotes_api.get("/<quote_id>/status")
