@@ -39,6 +39,7 @@ from lily_host.reminders import ReminderStore, plan
 from lily_host.templates import APPOINTMENT_CONFIRMED_REPLY, APPOINTMENT_REMINDER, ON_MY_WAY, RESCHEDULE_REPLY
 
 if TYPE_CHECKING:
+    from lily_host.bookings import BookingStore
     from lily_host.host import Host
     from lily_host.tenants import Tenant
 
@@ -52,7 +53,8 @@ LOCK_RETRY_SECONDS = 5.0
 BOOKING_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 
-def _store(host: Host, tenant: Tenant) -> Any:
+def _store(host: Host, tenant: Tenant) -> BookingStore:
+    # Imported here: the booking automation names this module's plan task, and imports stay one-way.
     from lily_host.automations.bookings import store_for
 
     return store_for(host, tenant)
@@ -77,7 +79,7 @@ async def plan_reminders(ctx: TaskContext, payload: dict[str, Any]) -> None:
     uid = str(payload.get("uid") or "")
     if tenant is None or not uid:
         return
-    state: BookingState | None = await _store(host, tenant).state(tenant.id, uid)
+    state = await _store(host, tenant).state(tenant.id, uid)
     if state is None:
         ctx.log.warning("reminders: no record of this booking", uid=uid)
         return
@@ -144,7 +146,7 @@ async def send_reminder(ctx: TaskContext, payload: dict[str, Any]) -> None:
     root, offset, start = str(payload.get("root") or ""), payload.get("offset"), payload.get("start")
     if tenant is None or not isinstance(offset, int) or not isinstance(start, int | float):
         return
-    state: BookingState | None = await _store(host, tenant).state(tenant.id, root)
+    state = await _store(host, tenant).state(tenant.id, root)
     if state is None or state.cancelled or state.booking.start.timestamp() != float(start):
         ctx.log.info("reminder dropped: the booking moved or was cancelled", root=root, offset=offset)
         return
@@ -183,7 +185,7 @@ async def answer_reminder_reply(ctx: TaskContext, tenant: Tenant, sender: str, b
     if awaiting is None:
         return False
     root = str(awaiting["root"])
-    state: BookingState | None = await _store(host, tenant).state(tenant.id, root)
+    state = await _store(host, tenant).state(tenant.id, root)
     if state is None or state.cancelled or state.booking.start.timestamp() != float(awaiting["start"]):
         return False
     booking = state.booking

@@ -27,6 +27,7 @@ from lily_host.log import mask_phone
 from lily_host.templates import REVIEW_FOLLOW_UP
 
 if TYPE_CHECKING:
+    from lily_host.automations.reviews import JobStore
     from lily_host.host import Host
     from lily_host.tenants import Tenant
 
@@ -38,7 +39,8 @@ def link_key(token: str) -> str:
     return f"lily:review_link:{token}"
 
 
-def _store(host: Host) -> Any:
+def _store(host: Host) -> JobStore:
+    # Imported here: the reviews automation imports this module.
     from lily_host.automations.reviews import JobStore
 
     return JobStore(host.redis, host.pii)
