@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 #: The registry outlives the latest follow-up by this much.
 GRACE_SECONDS = 7 * 24 * 3600
 
+# Register one follow-up; the key's expiry only ever grows (EXPIRE GT needs Redis 7, Lily runs on 6.2).
+_REGISTER_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
 
 def _prefix(tenant_id: str) -> str:
     return f"lily:followups:{{{tenant_id}}}"
@@ -38,11 +45,7 @@ async def _key(host: Host, tenant_id: str, number: str) -> str:
 async def register(host: Host, tenant_id: str, number: str, kind: str, item: str, task_id: str, due: float) -> None:
     key = await _key(host, tenant_id, number)
     ttl = max(60, int(due - host.clock.now())) + GRACE_SECONDS
-    pipe = host.redis.pipeline(transaction=True)
-    pipe.hset(key, f"{kind}:{item}", task_id)
-    pipe.expire(key, ttl, gt=True)
-    pipe.expire(key, ttl, nx=True)
-    await pipe.execute()
+    await host.redis.register_script(_REGISTER_LUA)(keys=[key], args=[f"{kind}:{item}", task_id, ttl])
 
 
 async def cancel(host: Host, tenant_id: str, number: str, kind: str, item: str) -> bool:
