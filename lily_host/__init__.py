@@ -1,13 +1,12 @@
 """Lily: a pluggable integration host for home-service SaaS.
 
-Plugins write ``from lily_host import hookimpl`` and implement hooks of :mod:`lily_host.hookspecs`.
+Plugins write ``from lily_host.plugin_api.markers import hookimpl`` and implement hooks of :mod:`lily_host.plugin_api.hookspecs`.
 """
 
 from __future__ import annotations
 
-import pluggy
 
-from lily_host.contract import (
+from lily_host.plugin_api.contract import (
     PLUGIN_API_VERSION,
     Capability,
     EventSubscription,
@@ -24,7 +23,7 @@ from lily_host.contract import (
     WebhookRequest,
     WebhookResponse,
 )
-from lily_host.errors import (
+from lily_host.plugin_api.errors import (
     BadSignature,
     CapabilityUnavailable,
     Defer,
@@ -34,9 +33,9 @@ from lily_host.errors import (
     UnknownTenant,
 )
 
-__version__ = "0.1.0"
+from lily_host.plugin_api.versions import HOST_VERSION as __version__
 
-hookimpl = pluggy.HookimplMarker("lily")
+from lily_host.plugin_api.markers import hookimpl
 
 __all__ = [
     "PLUGIN_API_VERSION",

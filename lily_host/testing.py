@@ -19,14 +19,14 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol
 
-from lily_host.app import create_app
-from lily_host.clock import ManualClock
-from lily_host.host import Host
-from lily_host.outbox import Outbox
-from lily_host.plugins import EntryPointLike, PluginRegistry
-from lily_host.redis_server import RedisServer
-from lily_host.settings import HostSettings
-from lily_host.tenants import Tenant
+from lily_host.web.app import create_app
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.runtime.host import Host
+from lily_host.sms.outbox import Outbox
+from lily_host.runtime.registry import EntryPointLike, PluginRegistry
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.config.host_settings import HostSettings
+from lily_host.tenants.store import Tenant
 
 #: A fixed Fernet key so tests can also check ciphertexts; never use it outside tests.
 TEST_SECRET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="

@@ -30,8 +30,8 @@ from lily_host import (
     WebhookRequest,
     hookimpl,
 )
-from lily_host.auth import require_tenant
-from lily_host.tenants import Tenant, TenantStore
+from lily_host.web.api_auth import require_tenant
+from lily_host.tenants.store import Tenant, TenantStore
 
 
 class EchoSettings(BaseSettings):

@@ -6,7 +6,7 @@ from typing import Any
 from quart import Blueprint
 
 from lily_host import Routes, WebhookEndpoint, WebhookRequest, hookimpl
-from lily_host.tenants import Tenant
+from lily_host.tenants.store import Tenant
 
 
 class ClashingWebhook(WebhookEndpoint):

@@ -8,7 +8,7 @@ from typing import Any
 from quart import jsonify
 
 from lily_host import WebhookContext, WebhookEndpoint, WebhookRequest, hookimpl
-from lily_host.tenants import Tenant, TenantStore
+from lily_host.tenants.store import Tenant, TenantStore
 
 
 class TenantPathWebhook(WebhookEndpoint):

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lily_host.erasure import glob_escape, host_key_patterns
+from lily_host.builtins.erasure import glob_escape, host_key_patterns
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}

@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 import structlog
 from prometheus_client import REGISTRY
 
-from lily_host.clock import ManualClock
-from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
-from lily_host.errors import Defer, PermanentError, RetryLater
-from lily_host.retry import backoff_bounds
-from lily_host.scheduler import TaskQueue, Worker, collect_depth
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.plugin_api.contract import RetryPolicy, TaskContext, TaskHandler
+from lily_host.plugin_api.errors import Defer, PermanentError, RetryLater
+from lily_host.queue.retry import backoff_bounds
+from lily_host.queue import TaskQueue, Worker, collect_depth
 
 START = 1_700_000_000.0
 Handler = Callable[[TaskContext, dict[str, Any]], Any]

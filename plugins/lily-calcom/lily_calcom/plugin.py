@@ -14,10 +14,10 @@ from lily_calcom.fake import booking_delivery, signed
 from lily_calcom.settings import CalcomSettings, CalcomTenantSettings
 from lily_calcom.webhooks import PLUGIN, CalcomWebhook, TenantCalcomWebhook
 from lily_host import hookimpl
-from lily_host.contract import HealthCheck, HealthResult, Simulation, WebhookEndpoint
-from lily_host.errors import ConfigurationError
-from lily_host.host import Host
-from lily_host.tenants import Tenant
+from lily_host.plugin_api.contract import HealthCheck, HealthResult, Simulation, WebhookEndpoint
+from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.runtime.host import Host
+from lily_host.tenants.store import Tenant
 
 
 @hookimpl

@@ -9,10 +9,10 @@ from quart import Response, jsonify
 from lily_calcom import signature
 from lily_calcom.payloads import Delivery, normalize, parse_delivery
 from lily_calcom.settings import CalcomSettings, CalcomTenantSettings
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest
-from lily_host.errors import UnknownTenant
-from lily_host.host import current_host
-from lily_host.tenants import TENANT_ID, Tenant, TenantStore
+from lily_host.plugin_api.contract import WebhookContext, WebhookEndpoint, WebhookRequest
+from lily_host.plugin_api.errors import UnknownTenant
+from lily_host.runtime.host import current_host
+from lily_host.tenants.store import TENANT_ID, Tenant, TenantStore
 
 PLUGIN = "calcom"
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from lily_calcom.fake import FakeCalcom, signed
-from lily_host.clock import ManualClock
+from lily_host.plugin_api.clock import ManualClock
 from lily_host.testing import Harness, HarnessFactory
 
 PLATFORM_SECRET = "whsec-platform-calcom"

@@ -15,8 +15,8 @@ def gcal() -> None:
 @gcal.command(help="Print a one-time link that connects TENANT's Google Calendar (valid 24 h).")
 @click.argument("tenant")
 def connect(tenant: str) -> None:
-    from lily_host.cli import with_host
-    from lily_host.host import Host
+    from lily_host.cli.main import with_host
+    from lily_host.runtime.host import Host
 
     async def work(host: Host) -> str:
         await host.tenants.require(tenant)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from lily_gcal.calendar import PLUGIN, GoogleCalendar
 from lily_gcal.links import reconnect_hint, reconnect_url
-from lily_host.contract import HealthResult, HealthState
-from lily_host.errors import Defer
+from lily_host.plugin_api.contract import HealthResult, HealthState
+from lily_host.plugin_api.errors import Defer
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host.runtime.host import Host
+    from lily_host.tenants.store import Tenant
 
 #: Calendars probed at once.
 PROBE_CONCURRENCY = 8

@@ -17,7 +17,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 LINK_TTL_SECONDS = 24 * 3600
 STATE_TTL_SECONDS = 10 * 60

@@ -24,12 +24,12 @@ from quart import Blueprint, Response, jsonify, redirect, request
 from lily_gcal.links import STATE_TTL_SECONDS, save_state, take_state, use_link
 from lily_gcal.settings import SCOPES, GcalSettings
 from lily_gcal.tokens import StoredTokens, TokenStore
-from lily_host.host import current_host
-from lily_host.log import get_logger
-from lily_host.metrics import track_api_call
+from lily_host.runtime.host import current_host
+from lily_host.observability.log import get_logger
+from lily_host.observability.metrics import track_api_call
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 EVENTS_SCOPE = SCOPES[0]
 SHARE_TASK = "gcal.sync_sharing"

@@ -16,7 +16,7 @@ from lily_gcal.oauth import SHARE_TASK, blueprint
 from lily_gcal.settings import GcalSettings, GcalTenantSettings
 from lily_gcal.tokens import auth_failed_key
 from lily_host import hookimpl
-from lily_host.contract import (
+from lily_host.plugin_api.contract import (
     Capability,
     EventSubscription,
     HealthCheck,
@@ -25,11 +25,11 @@ from lily_host.contract import (
     TaskContext,
     TaskHandler,
 )
-from lily_host.erasure import deleted_tenant, erase_keys
-from lily_host.events import TENANT_DELETED
+from lily_host.builtins.erasure import deleted_tenant, erase_keys
+from lily_host.runtime.event_bus import TENANT_DELETED
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 ERASE_TASK = "gcal.erase_tenant"
 

@@ -24,11 +24,11 @@ from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
 
 from lily_gcal.settings import SCOPES, GcalSettings
-from lily_host.log import get_logger
-from lily_host.metrics import track_api_call
+from lily_host.observability.log import get_logger
+from lily_host.observability.metrics import track_api_call
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 TOKENS_SECRET = "gcal_tokens"
 #: Refresh this long before the access token expires, so no call races the expiry.

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
 from lily_host import hookimpl
-from lily_host.contract import Capability, EventSubscription, HealthCheck, HealthResult, Routes, TaskHandler
-from lily_host.events import TENANT_DELETED
-from lily_host.host import Host
+from lily_host.plugin_api.contract import Capability, EventSubscription, HealthCheck, HealthResult, Routes, TaskHandler
+from lily_host.runtime.event_bus import TENANT_DELETED
+from lily_host.runtime.host import Host
 from lily_s3.health import check_bucket
 from lily_s3.routes import make_blueprint
 from lily_s3.settings import PLUGIN_NAME, S3Settings, S3TenantSettings

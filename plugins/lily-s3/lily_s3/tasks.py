@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
-from lily_host.erasure import deleted_tenant, erase_keys
-from lily_host.errors import PermanentError, RetryLater
-from lily_host.host import Host
-from lily_host.log import mask_phone
-from lily_host.tenants import Tenant
+from lily_host.plugin_api.contract import RetryPolicy, TaskContext, TaskHandler
+from lily_host.builtins.erasure import deleted_tenant, erase_keys
+from lily_host.plugin_api.errors import PermanentError, RetryLater
+from lily_host.runtime.host import Host
+from lily_host.observability.log import mask_phone
+from lily_host.tenants.store import Tenant
 from lily_s3.errors import StorageUnavailable
 from lily_s3.keys import photo_id_of, photo_key, relative_to
 from lily_s3.media import MediaFetcher, MediaRejected, MediaUnavailable

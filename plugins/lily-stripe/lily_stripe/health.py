@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 import stripe
 
-from lily_host.contract import HealthCheck, HealthResult, HealthState
-from lily_host.redis_typing import awaited
+from lily_host.plugin_api.contract import HealthCheck, HealthResult, HealthState
+from lily_host.plugin_api.redis_typing import awaited
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import StripeSettings
 from lily_stripe.sync import PAST_DUE_KEY, PLUGIN
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 #: Past-due tenants listed by name in the health message; the rest are counted.
 LISTED_TENANTS = 10

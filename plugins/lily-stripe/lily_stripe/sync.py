@@ -24,10 +24,10 @@ import redis.asyncio as aioredis
 import stripe
 import structlog
 
-from lily_host.contract import TaskContext
-from lily_host.errors import PermanentError, RetryLater
-from lily_host.redis_typing import awaited
-from lily_host.tenants import IndexConflict, Tenant
+from lily_host.plugin_api.contract import TaskContext
+from lily_host.plugin_api.errors import PermanentError, RetryLater
+from lily_host.plugin_api.redis_typing import awaited
+from lily_host.tenants.store import IndexConflict, Tenant
 from lily_stripe.errors import task_error
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import StripeSettings
@@ -40,7 +40,7 @@ from lily_stripe.subscription import (
 )
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 PLUGIN = "stripe"
 SYNC_TASK = "stripe.sync_subscription"

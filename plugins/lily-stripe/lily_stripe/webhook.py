@@ -8,10 +8,10 @@ from typing import Any
 
 from quart import Response, jsonify
 
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest
-from lily_host.errors import InvalidPayload
-from lily_host.host import current_host
-from lily_host.tenants import Tenant, TenantStore
+from lily_host.plugin_api.contract import WebhookContext, WebhookEndpoint, WebhookRequest
+from lily_host.plugin_api.errors import InvalidPayload
+from lily_host.runtime.host import current_host
+from lily_host.tenants.store import Tenant, TenantStore
 from lily_stripe import signature
 from lily_stripe.metrics import EVENTS
 from lily_stripe.settings import StripeSettings

@@ -1,6 +1,6 @@
 """The ``sms`` capability over Twilio's Messages API.
 
-Only ``lily_host.messaging`` calls it, after compliance cleared the message. The SDK call runs in a
+Only ``lily_host.sms.outbound`` calls it, after compliance cleared the message. The SDK call runs in a
 worker thread; Twilio's answers become Lily's task outcomes: 429/20429 → RetryLater (Retry-After
 when given), 5xx and timeouts → retried with backoff, 21610 → RecipientOptedOut (suppressed, no
 retry), any other 4xx → PermanentError (dead letter, with Twilio's code and message).
@@ -16,15 +16,15 @@ import requests
 from pydantic import ValidationError
 from twilio.base.exceptions import TwilioException
 
-from lily_host.capabilities import OutgoingSms, SentSms
-from lily_host.errors import PermanentError
-from lily_host.metrics import track_api_call
+from lily_host.plugin_api.capabilities import OutgoingSms, SentSms
+from lily_host.plugin_api.errors import PermanentError
+from lily_host.observability.metrics import track_api_call
 from lily_twilio.client import make_client, map_error, map_transport_error
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host.runtime.host import Host
+    from lily_host.tenants.store import Tenant
 
 PLUGIN = "twilio"
 STATUS_PATH = "/webhooks/twilio/status"

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
-from lily_host.contract import HealthResult, HealthState
-from lily_host.metrics import track_api_call
+from lily_host.plugin_api.contract import HealthResult, HealthState
+from lily_host.observability.metrics import track_api_call
 from lily_twilio.client import make_client
 from lily_twilio.settings import TwilioSettings
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 
 def account_check(settings: TwilioSettings) -> Callable[[Host], Awaitable[HealthResult]]:

@@ -18,9 +18,9 @@ from twilio.request_validator import (
 )
 from werkzeug.datastructures import Headers
 
-from lily_host.contract import RequestHeaders
-from lily_host.errors import BadSignature
-from lily_host.forms import parse_form
+from lily_host.plugin_api.contract import RequestHeaders
+from lily_host.plugin_api.errors import BadSignature
+from lily_host.plugin_api.forms import parse_form
 from lily_twilio.settings import TwilioSettings
 
 

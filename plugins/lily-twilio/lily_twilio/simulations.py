@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from lily_host.contract import Simulation
+from lily_host.plugin_api.contract import Simulation
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 from lily_twilio.signature import sign
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host.runtime.host import Host
+    from lily_host.tenants.store import Tenant
 
 #: The caller of every simulation (a 555 number: it never reaches a real phone).
 SAMPLE_CALLER = "+15555550123"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lily_host.contract import TaskContext
+from lily_host.plugin_api.contract import TaskContext
 from lily_twilio.client import OPTED_OUT_CODE
 
 STATUS_TASK = "twilio.message_status"

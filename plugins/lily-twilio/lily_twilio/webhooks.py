@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest, WebhookResponse
+from lily_host.plugin_api.contract import WebhookContext, WebhookEndpoint, WebhookRequest, WebhookResponse
 from lily_twilio.payloads import (
     CallUpdate,
     InboundMessage,
@@ -28,7 +28,7 @@ from lily_twilio.signature import verify_signature
 from lily_twilio.tasks import STATUS_TASK
 
 if TYPE_CHECKING:
-    from lily_host.tenants import Tenant, TenantStore
+    from lily_host.tenants.store import Tenant, TenantStore
 
 FORM = "application/x-www-form-urlencoded"
 #: Twilio's own request limit is far below this; anything bigger is not Twilio.

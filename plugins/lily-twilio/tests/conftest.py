@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lily_host import hookimpl
-from lily_host.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.testing import TEST_PUBLIC_URL, Harness, HarnessFactory
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import signed_headers

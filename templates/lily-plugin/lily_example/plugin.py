@@ -26,7 +26,7 @@ from lily_host import (
     WebhookRequest,
     hookimpl,
 )
-from lily_host.tenants import Tenant, TenantStore
+from lily_host.tenants.store import Tenant, TenantStore
 
 
 class ExampleSettings(BaseSettings):
