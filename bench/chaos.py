@@ -33,9 +33,9 @@ QUEUE = "chaos"
 
 
 async def run_worker(port: int, lease: float, concurrency: int) -> None:
+    from lily_host.observability.log import configure_logging
     from lily_host.plugin_api.clock import SystemClock
     from lily_host.plugin_api.contract import TaskContext, TaskHandler
-    from lily_host.observability.log import configure_logging
     from lily_host.queue import TaskQueue, Worker
 
     configure_logging("production", "ERROR")

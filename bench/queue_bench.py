@@ -91,9 +91,9 @@ async def blocking_run(client: aioredis.Redis, key: str) -> None:
 
 
 async def lily_worker(options: argparse.Namespace) -> None:
+    from lily_host.observability.log import configure_logging
     from lily_host.plugin_api.clock import SystemClock
     from lily_host.plugin_api.contract import TaskContext, TaskHandler
-    from lily_host.observability.log import configure_logging
     from lily_host.queue import TaskQueue, Worker
 
     configure_logging("production", "WARNING")

@@ -27,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from lily_host.observability.log import mask_phone
+from lily_host.plugin_api.capabilities import CALENDAR, SMS
+from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host.plugin_api.errors import Defer, PermanentError
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records.booking_store import (
     Booking,
@@ -36,16 +40,12 @@ from lily_host.records.booking_store import (
     booking_link,
     format_when,
 )
-from lily_host.plugin_api.capabilities import CALENDAR, SMS
-from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
-from lily_host.plugin_api.errors import Defer, PermanentError
 from lily_host.runtime.event_bus import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED
-from lily_host.observability.log import mask_phone
 from lily_host.sms.message_templates import BOOKING_CANCELLED_TEXT, BOOKING_CONFIRMED, BOOKING_RESCHEDULED_TEXT
 
 if TYPE_CHECKING:
+    from lily_host.plugin_api.tenant import Tenant
     from lily_host.runtime.host import Host
-    from lily_host.tenants.store import Tenant
 
 RECORD_TASKS = {
     BOOKING_CREATED: "automations.booking_created",
@@ -88,7 +88,7 @@ def store_for(host: Host, tenant: Tenant) -> BookingStore:
 def _record_task(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitable[None]]:
     async def record(ctx: TaskContext, payload: dict[str, Any]) -> None:
         host = ctx.host
-        tenant = await host.tenants.get(ctx.tenant) if ctx.tenant else None
+        tenant = ctx.tenant
         if tenant is None:
             ctx.log.warning("booking event for an unknown tenant; ignored", event_name=event)
             return
@@ -156,7 +156,7 @@ async def send_text(ctx: TaskContext, payload: dict[str, Any]) -> None:
     host = ctx.host
     event, uid = str(payload.get("event", "")), str(payload.get("uid", ""))
     template = TEMPLATE_FOR.get(event)
-    tenant = await host.tenants.get(ctx.tenant) if ctx.tenant else None
+    tenant = ctx.tenant
     if template is None or tenant is None:
         ctx.log.warning("booking text for an unknown event or tenant; ignored", event_name=event)
         return
@@ -227,7 +227,7 @@ def calendar_event(tenant: Tenant, state: BookingState) -> BookingCalendarEvent:
 async def sync_calendar(ctx: TaskContext, payload: dict[str, Any]) -> None:
     host = ctx.host
     uid = str(payload.get("uid", ""))
-    tenant = await host.tenants.get(ctx.tenant) if ctx.tenant else None
+    tenant = ctx.tenant
     if tenant is None:
         ctx.log.warning("calendar sync for an unknown tenant; ignored")
         return

@@ -7,8 +7,8 @@ from typing import Any
 
 from quart import Blueprint, jsonify, request
 
-from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.contract import Capability, HealthCheck, HealthResult, HealthState, Routes
+from lily_host.plugin_api.markers import hookimpl
 from lily_host.runtime.host import Host, current_host
 from lily_host.sms.outbox import Outbox, OutboxChannel
 

@@ -22,20 +22,20 @@ import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from quart import Blueprint, g, jsonify, request
 
-from lily_host.plugin_api.markers import hookimpl
-from lily_host.web.api_auth import require_tenant
+from lily_host.observability.log import get_logger, mask_phone
 from lily_host.plugin_api.contract import EventSubscription, Routes, TaskContext, TaskHandler
+from lily_host.plugin_api.markers import hookimpl
+from lily_host.plugin_api.route_auth import require_tenant
+from lily_host.plugin_api.validators import normalize_e164
 from lily_host.runtime.event_bus import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.runtime.host import current_host
-from lily_host.observability.log import get_logger, mask_phone
 from lily_host.sms.message_templates import REVIEW_REQUEST
-from lily_host.plugin_api.validators import normalize_e164
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from lily_host.plugin_api.tenant import Tenant
     from lily_host.runtime.host import Host
-    from lily_host.tenants.store import Tenant
 
 COMPLETED_TASK = "reviews.job_completed"
 CANCELLED_TASK = "reviews.job_cancelled"
@@ -231,7 +231,7 @@ async def cancel_job(host: Host, tenant: Tenant, job_id: str, *, emit: bool = Tr
 async def on_job_completed(ctx: TaskContext, payload: dict[str, Any]) -> None:
     """Schedule the review request of a completed job, once."""
     host = ctx.host
-    tenant = await host.tenants.get(ctx.tenant) if ctx.tenant else None
+    tenant = ctx.tenant
     if tenant is None:
         return
     try:
@@ -271,7 +271,7 @@ async def on_job_completed(ctx: TaskContext, payload: dict[str, Any]) -> None:
 
 
 async def on_job_cancelled(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    tenant = await ctx.host.tenants.get(ctx.tenant) if ctx.tenant else None
+    tenant = ctx.tenant
     job_id = str(payload.get("job_id") or "")
     if tenant is None or not JOB_ID.match(job_id):
         return
@@ -280,7 +280,7 @@ async def on_job_cancelled(ctx: TaskContext, payload: dict[str, Any]) -> None:
 
 async def send_review_request(ctx: TaskContext, payload: dict[str, Any]) -> None:
     host = ctx.host
-    tenant = await host.tenants.get(ctx.tenant) if ctx.tenant else None
+    tenant = ctx.tenant
     job_id = str(payload.get("job_id") or "")
     if tenant is None:
         return
@@ -379,7 +379,7 @@ def jobs_cli() -> None:
 @click.option("--phone", "customer_phone", required=True, help="Customer phone, E.164 (+15551234567)")
 @click.option("--service", default=None, help="What was done, e.g. 'window cleaning'")
 def complete_command(tenant_id: str, job_id: str, customer_name: str, customer_phone: str, service: str | None) -> None:
-    from lily_host.cli.main import echo_json, with_host
+    from lily_host.plugin_api.commands import echo_json, with_host
 
     try:
         check_job_id(job_id)
@@ -399,7 +399,7 @@ def complete_command(tenant_id: str, job_id: str, customer_name: str, customer_p
 @click.argument("tenant_id")
 @click.argument("job_id")
 def cancel_command(tenant_id: str, job_id: str) -> None:
-    from lily_host.cli.main import echo_json, with_host
+    from lily_host.plugin_api.commands import echo_json, with_host
 
     async def work(host: Host) -> dict[str, Any] | None:
         return await cancel_job(host, await host.tenants.require(tenant_id), job_id)
@@ -414,7 +414,7 @@ def cancel_command(tenant_id: str, job_id: str) -> None:
 @click.argument("tenant_id")
 @click.argument("job_id")
 def show_command(tenant_id: str, job_id: str) -> None:
-    from lily_host.cli.main import echo_json, with_host
+    from lily_host.plugin_api.commands import echo_json, with_host
 
     async def work(host: Host) -> Job | None:
         await host.tenants.require(tenant_id)

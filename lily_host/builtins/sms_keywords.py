@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lily_host.plugin_api.markers import hookimpl
-from lily_host.sms.compliance import Keyword, classify_keyword
-from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
-from lily_host.runtime.event_bus import MESSAGE_RECEIVED
 from lily_host.observability.log import mask_phone
-from lily_host.sms.outbound import SEND_TASK
-from lily_host.sms.message_templates import HELP, OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION
+from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
+from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.validators import normalize_e164
+from lily_host.runtime.event_bus import MESSAGE_RECEIVED
+from lily_host.sms.compliance import Keyword, classify_keyword
+from lily_host.sms.message_templates import HELP, OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION
+from lily_host.sms.outbound import SEND_TASK
 
 if TYPE_CHECKING:
     from lily_host.runtime.host import Host
@@ -37,14 +37,14 @@ async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
     """STOP-words suppress and confirm once; START-words lift a suppression and confirm; HELP-words get help."""
     body = str(payload.get("body") or "")
     keyword = classify_keyword(body)
-    if keyword is None or ctx.tenant is None:
+    if keyword is None or ctx.tenant_id is None:
         return
     try:
         sender = normalize_e164(str(payload.get("from") or ""))
     except ValueError:
         ctx.log.info("keyword from a number that cannot be texted; ignored", keyword=keyword.value)
         return
-    tenant = await ctx.host.tenants.get(ctx.tenant)
+    tenant = ctx.tenant
     if tenant is None:
         return
     messaging = ctx.host.messaging
@@ -96,7 +96,7 @@ def sms_cli() -> None:
 @click.argument("tenant_id")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
 def messages_command(tenant_id: str, limit: int) -> None:
-    from lily_host.cli.main import echo_json, with_host
+    from lily_host.plugin_api.commands import echo_json, with_host
 
     async def work(host: Host) -> list[dict[str, Any]]:
         await host.tenants.require(tenant_id)
@@ -108,7 +108,7 @@ def messages_command(tenant_id: str, limit: int) -> None:
 @sms_cli.command("suppressed", help="Numbers that opted out of the tenant's texts.")
 @click.argument("tenant_id")
 def suppressed_command(tenant_id: str) -> None:
-    from lily_host.cli.main import echo_json, with_host
+    from lily_host.plugin_api.commands import echo_json, with_host
 
     async def work(host: Host) -> dict[str, dict[str, Any]]:
         await host.tenants.require(tenant_id)
@@ -121,7 +121,7 @@ def suppressed_command(tenant_id: str) -> None:
 @click.argument("tenant_id")
 @click.argument("number")
 def suppress_command(tenant_id: str, number: str) -> None:
-    from lily_host.cli.main import with_host
+    from lily_host.plugin_api.commands import with_host
 
     async def work(host: Host) -> bool:
         await host.tenants.require(tenant_id)
@@ -137,7 +137,7 @@ def suppress_command(tenant_id: str, number: str) -> None:
 @click.argument("tenant_id")
 @click.argument("number")
 def unsuppress_command(tenant_id: str, number: str) -> None:
-    from lily_host.cli.main import with_host
+    from lily_host.plugin_api.commands import with_host
 
     async def work(host: Host) -> bool:
         await host.tenants.require(tenant_id)

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import click
 
-from lily_host.plugin_api.versions import HOST_VERSION as __version__
-from lily_host.web.app import build_host
-from lily_host.tenants.secret_box import SecretBox
-from lily_host.plugin_api.errors import ConfigurationError
-from lily_host.runtime.health import collect_health
-from lily_host.runtime.host import Host
-from lily_host.observability.log import configure_logging
-from lily_host.sms.outbox import Outbox
-from lily_host.runtime.registry import PluginRegistry
-from lily_host.queue import TaskQueue
 from lily_host.cli.task_commands import tasks as tasks_group
 from lily_host.config.host_settings import HostSettings
-from lily_host.tenants.store import TenantError
+from lily_host.observability.log import configure_logging
+from lily_host.plugin_api.commands import HOST_OPENER, echo_json, set_default_host_opener, with_host
+from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.plugin_api.versions import HOST_VERSION as __version__
+from lily_host.queue import TaskQueue
+from lily_host.runtime.health import collect_health
+from lily_host.runtime.host import Host
+from lily_host.runtime.registry import PluginRegistry
+from lily_host.sms.outbox import Outbox
+from lily_host.tenants.secret_box import SecretBox
+from lily_host.web.app import build_host
 
 T = TypeVar("T")
 
@@ -43,25 +42,13 @@ async def open_host() -> AsyncIterator[Host]:
         await host.redis.aclose()
 
 
+set_default_host_opener(open_host)
+
+
 @asynccontextmanager
 async def open_queue() -> AsyncIterator[TaskQueue]:
     async with open_host() as host:
         yield host.queue
-
-
-def with_host(work: Callable[[Host], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with open_host() as host:
-            return await work(host)
-
-    try:
-        return asyncio.run(run())
-    except (ConfigurationError, TenantError) as error:
-        raise click.ClickException(str(error)) from error
-
-
-def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 # --- the group --------------------------------------------------------------------------------------
@@ -72,6 +59,7 @@ def echo_json(data: Any) -> None:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     ctx.obj = open_queue
+    ctx.meta[HOST_OPENER] = open_host
     configure_logging(os.environ.get("LILY_ENV", "development"), os.environ.get("LILY_LOG_LEVEL", "WARNING"))
 
 
@@ -273,8 +261,8 @@ def simulate(name: str | None, tenant: str, url: str) -> None:
 
 
 def _attach_plugin_commands() -> None:
-    from lily_host.dev.dev_mode import load_dev_environment
     from lily_host.cli.tenant_commands import tenants as tenants_group
+    from lily_host.dev.dev_mode import load_dev_environment
 
     main.add_command(tenants_group)
     load_dev_environment()

@@ -12,7 +12,7 @@ from lily_host.runtime.host import Host
 
 
 def _with_host(work: Any) -> Any:
-    from lily_host.cli.main import with_host
+    from lily_host.plugin_api.commands import with_host
 
     return with_host(work)
 

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lily_host.plugin_api.errors import ConfigurationError
-from lily_host.tenants.store import parse_jitter
+from lily_host.plugin_api.tenant import parse_jitter
 from lily_host.plugin_api.validators import split_comma_list
 
 Environment = Literal["development", "production", "test"]
@@ -28,6 +28,8 @@ class HostSettings(BaseSettings):
     max_webhook_bytes: int = Field(default=1024 * 1024, ge=1024)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     strict_plugins: bool = False
+    #: LILY_TRACE_HOOKS=1 logs every hook call through pluggy's tracer (arguments and results).
+    trace_hooks: bool = False
     dev_credentials: bool = False
     sms_channel: str | None = None
     sms_daily_cap: int = Field(default=5, ge=1, le=1000)

@@ -16,11 +16,11 @@ from typing import Any
 
 import click
 
-from lily_host.web.app import create_app
+from lily_host.config.host_settings import HostSettings
+from lily_host.dev.embedded_redis import RedisServer
 from lily_host.runtime.host import Host
 from lily_host.runtime.registry import PluginState
-from lily_host.dev.embedded_redis import RedisServer
-from lily_host.config.host_settings import HostSettings
+from lily_host.web.app import create_app
 
 DEMO_TENANT = "demo"
 DEV_ENV_FILE = "dev.env"

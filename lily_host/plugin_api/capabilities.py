@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from lily_host.tenants.store import Tenant
+    from lily_host.plugin_api.tenant import Tenant
 
 SMS = "sms"
 CALENDAR = "calendar"

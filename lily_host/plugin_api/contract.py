@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lily_host.plugin_api.forms import parse_form
-from lily_host.plugin_api.versions import PLUGIN_API_VERSION
 
 if TYPE_CHECKING:
     import structlog
     from quart import Blueprint, Response
 
-    from lily_host.runtime.host import Host
-    from lily_host.tenants.store import Tenant, TenantStore
-
+    from lily_host.plugin_api.host_api import LilyHost, TenantDirectory
+    from lily_host.plugin_api.tenant import Tenant
 
 
 # --- tasks -----------------------------------------------------------------------------------
@@ -42,26 +40,49 @@ class RetryPolicy:
     jitter: float = 1.0
 
 
+#: Schedules one task: ``(task_type, payload, **options)`` → task id, or None when deduplicated.
+ScheduleFunc = Callable[..., Awaitable["str | None"]]
+
+
 @dataclass
 class TaskContext:
-    """What a task handler gets besides its payload."""
+    """What a task handler gets besides its payload. Attributes, one by one, in docs/api.md."""
 
+    #: This task's id (``lily tasks show ID``).
     task_id: str
+    #: The registered task type (``twilio.send_sms``).
     task_type: str
-    tenant: str | None
+    #: The tenant the task was scheduled for, or None for a host-wide task.
+    tenant_id: str | None
+    #: 1 on the first run; counted when the task is claimed.
     attempt: int
+    #: The task type's ``RetryPolicy.max_attempts``.
     max_attempts: int
+    #: When the task was first due (seconds since the epoch).
     first_due: float
+    #: A logger bound to this task (task id, type, tenant, attempt).
     log: structlog.stdlib.BoundLogger
-    host: Host
+    #: The host (:class:`~lily_host.LilyHost`).
+    host: LilyHost
+    #: Schedules follow-up tasks (injected by the host; use :meth:`schedule`).
+    schedule_task: ScheduleFunc = field(repr=False, default=None)  # type: ignore[assignment]
+    #: The tenant (with this plugin's ``plugin_settings``), or None: host-wide task, or the tenant is gone.
+    tenant: Tenant | None = None
 
     def now(self) -> float:
+        """The host clock's time (seconds since the epoch)."""
         return self.host.clock.now()
 
     async def schedule(self, task_type: str, payload: Mapping[str, Any], **options: Any) -> str | None:
-        """Schedule a follow-up task; same tenant unless ``tenant=`` says otherwise."""
-        options.setdefault("tenant", self.tenant)
-        return await self.host.queue.schedule(task_type, payload, **options)
+        """Schedule a follow-up task now (the same tenant unless ``tenant=`` says otherwise).
+
+        Options: ``delay=`` seconds or ``run_at=`` epoch seconds, ``jitter=(low, high)`` seconds added
+        at random, ``dedupe_key=`` (no second pending task with the same key), ``tenant=``,
+        ``max_attempts=``. The task id, or None when ``dedupe_key`` matched a pending task.
+        """
+        options.setdefault("tenant", self.tenant_id)
+        schedule = self.schedule_task if self.schedule_task is not None else self.host.schedule
+        return await schedule(task_type, payload, **options)
 
 
 TaskFunc = Callable[[TaskContext, dict[str, Any]], Awaitable[None]]
@@ -209,44 +230,67 @@ class WebhookRequest:
             raise InvalidPayload(f"body is not valid JSON: {error}") from error
 
 
+#: Builds the tasks that deliver an event: ``(event, data, tenant=)`` → task descriptions.
+FanoutFunc = Callable[..., "list[dict[str, Any]]"]
+#: Whether a delivery id was committed before: ``(integration, delivery_id)`` → bool.
+SeenBeforeFunc = Callable[[str, str], Awaitable[bool]]
+
+
 class WebhookContext:
-    """What an endpoint's ``handle`` may do: emit events and schedule tasks.
+    """What an endpoint's ``handle`` may do: emit events and schedule tasks. Attributes in docs/api.md.
 
     Nothing is written while ``handle`` runs; the pipeline commits the idempotency key and every
     task in one atomic Redis step after ``handle`` returns, so a duplicate delivery schedules
-    nothing and a crash schedules nothing half-way.
+    nothing and a crash schedules nothing half-way. That is why :meth:`schedule` and :meth:`emit`
+    are not awaited: they *defer* the work to the commit.
     """
 
     def __init__(
         self,
         *,
-        host: Host,
+        host: LilyHost,
         tenant: Tenant | None,
         integration: str,
         delivery_id: str | None,
         log: structlog.stdlib.BoundLogger,
+        fanout: FanoutFunc,
+        seen_before: SeenBeforeFunc,
     ) -> None:
+        #: The host (:class:`~lily_host.LilyHost`).
         self.host = host
+        #: The tenant the delivery resolved to (with this plugin's ``plugin_settings``), or None.
         self.tenant = tenant
+        #: The integration label (metrics, logs, idempotency scope).
         self.integration = integration
+        #: The provider's id of this delivery (``WebhookEndpoint.delivery_id``), or None.
         self.delivery_id = delivery_id
+        #: A logger bound to this delivery.
         self.log = log
+        #: The tasks this delivery will commit (read-only for plugins).
         self.pending: list[dict[str, Any]] = []
+        self._fanout = fanout
+        self._seen_before = seen_before
 
     def now(self) -> float:
+        """The host clock's time (seconds since the epoch)."""
         return self.host.clock.now()
 
     def emit(self, event: str, data: Mapping[str, Any]) -> None:
-        """Fan ``event`` out to its subscribers (one task each), for this request's tenant."""
-        self.pending.extend(self.host.events.fanout(event, data, tenant=self.tenant_id))
+        """Deliver ``event`` to its subscribers (one task each) for this request's tenant, at commit."""
+        self.pending.extend(self._fanout(event, data, tenant=self.tenant_id))
 
     def schedule(self, task_type: str, payload: Mapping[str, Any], **options: Any) -> None:
-        """Schedule a task (``delay=``, ``run_at=``, ``jitter=``, ``dedupe_key=``...)."""
+        """Schedule a task at commit (deferred: nothing is written until ``handle`` returns).
+
+        Options as :meth:`TaskContext.schedule`: ``delay=``, ``run_at=``, ``jitter=``, ``dedupe_key=``,
+        ``tenant=``, ``max_attempts=``.
+        """
         options.setdefault("tenant", self.tenant_id)
         self.pending.append({"type": task_type, "payload": dict(payload), **options})
 
     @property
     def tenant_id(self) -> str | None:
+        """The tenant's id, or None."""
         return self.tenant.id if self.tenant is not None else None
 
     async def seen_before(self) -> bool:
@@ -257,8 +301,7 @@ class WebhookContext:
         """
         if self.delivery_id is None:
             return False
-        key = self.host.queue.keys.guard_prefix + delivery_guard(self.integration, self.delivery_id)
-        return bool(await self.host.redis.exists(key))
+        return await self._seen_before(self.integration, self.delivery_id)
 
 
 def delivery_guard(integration: str, delivery_id: str) -> str:
@@ -291,7 +334,7 @@ class WebhookEndpoint(abc.ABC):
         """Turn the raw body into the endpoint's payload. Raise InvalidPayload when malformed."""
         return request.json()
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantDirectory) -> Tenant | None:
         """Find the one tenant this delivery belongs to, or None."""
         return None
 
@@ -350,7 +393,7 @@ class HealthCheck:
     """An async check: ``func(host)`` returns a HealthResult. Raising counts as failed."""
 
     name: str
-    func: Callable[[Host], Awaitable[HealthResult]]
+    func: Callable[[LilyHost], Awaitable[HealthResult]]
     timeout: float = 5.0
 
 
@@ -376,4 +419,4 @@ class Simulation:
 
     name: str
     description: str
-    build: Callable[[Host, Tenant], tuple[str, Mapping[str, str], bytes]]
+    build: Callable[[LilyHost, Tenant], tuple[str, Mapping[str, str], bytes]]

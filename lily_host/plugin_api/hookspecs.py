@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-
 if TYPE_CHECKING:
     import click
     from pydantic import BaseModel
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
         TaskHandler,
         WebhookEndpoint,
     )
-    from lily_host.runtime.host import Host
+    from lily_host.plugin_api.host_api import LilyHost
 
 from lily_host.plugin_api.markers import hookspec
 
@@ -98,12 +97,12 @@ def register_simulations(register: Callable[[Simulation], None], settings: Any) 
 
 
 @hookspec
-def startup(host: Host) -> Awaitable[None] | None:
+def startup(host: LilyHost) -> Awaitable[None] | None:
     """Called once when the app or worker starts, after Redis is reachable. May be async."""
 
 
 @hookspec
-def shutdown(host: Host) -> Awaitable[None] | None:
+def shutdown(host: LilyHost) -> Awaitable[None] | None:
     """Called once when the app or worker stops. May be async."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lily_host.queue.queue_metrics import collect_depth
+from lily_host.queue.depth import collect_depth
 from lily_host.queue.task_queue import ClaimResult, QueueStats, Task, TaskQueue, TypeStats
 from lily_host.queue.worker import Worker
 

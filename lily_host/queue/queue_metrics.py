@@ -11,12 +11,8 @@ is measurable at tens of thousands of tasks per second.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
-
-if TYPE_CHECKING:
-    from lily_host.queue.task_queue import TaskQueue
 
 __all__ = [
     "TASKS_DEAD",
@@ -27,7 +23,6 @@ __all__ = [
     "TASK_DURATION",
     "TASK_LATENESS",
     "TASK_OUTCOMES",
-    "collect_depth",
     "duration",
     "lateness",
     "outcome",
@@ -76,20 +71,3 @@ def lateness(queue: str, task_type: str) -> Histogram:
 @functools.lru_cache(maxsize=4096)
 def scheduled(queue: str, task_type: str) -> Counter:
     return TASKS_SCHEDULED.labels(queue, task_type)
-
-
-_seen_types: dict[str, set[str]] = {}
-
-
-async def collect_depth(queue: TaskQueue) -> None:
-    """Refresh the depth gauges of ``queue`` from Redis (a single script call, O(task types))."""
-    stats = await queue.stats(ready_by_type=False)
-    types = set(stats.by_type)
-    # A type that disappeared from the counters must read 0, not its last value.
-    for task_type in _seen_types.get(queue.name, set()) | types:
-        counts = stats.by_type.get(task_type)
-        TASKS_DUE.labels(queue.name, task_type).set(counts.due if counts else 0)
-        TASKS_IN_FLIGHT.labels(queue.name, task_type).set(counts.in_flight if counts else 0)
-        TASKS_DEAD.labels(queue.name, task_type).set(counts.dead if counts else 0)
-    _seen_types.setdefault(queue.name, set()).update(types)
-    TASKS_READY.labels(queue.name).set(stats.ready)

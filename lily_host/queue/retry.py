@@ -5,19 +5,16 @@ into the due set at ``now + delay``. This module only turns a :class:`~lily_host
 and an attempt number into that delay, so the schedule is the one tenacity users know
 (``wait_exponential(multiplier=base, max=cap) + wait_random(0, jitter)``).
 
-It also parses ``Retry-After`` headers, which handlers turn into ``RetryLater(seconds=...)``.
+``parse_retry_after`` (re-exported here) reads ``Retry-After`` headers for ``RetryLater(seconds=...)``.
 """
 
 from __future__ import annotations
-
-import email.utils
-import math
-from typing import Any
 
 import tenacity
 from tenacity.wait import wait_base
 
 from lily_host.plugin_api.contract import RetryPolicy
+from lily_host.plugin_api.retry_after import parse_retry_after
 
 __all__ = ["backoff_bounds", "backoff_delay", "backoff_wait", "parse_retry_after"]
 
@@ -49,29 +46,3 @@ def backoff_bounds(policy: RetryPolicy, attempt: int) -> tuple[float, float]:
     """The smallest and largest delay :func:`backoff_delay` can return for ``attempt``."""
     low = float(tenacity.wait_exponential(multiplier=policy.backoff_base, max=policy.backoff_cap)(_state(attempt)))
     return low, low + max(0.0, policy.jitter)
-
-
-def parse_retry_after(value: Any, *, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None.
-
-    A date in the past means "now" (0.0); a missing or malformed header means None so the caller
-    falls back to its normal backoff.
-    """
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        return max(0.0, when.timestamp() - now)
-    if math.isnan(seconds) or math.isinf(seconds):
-        return None
-    return max(0.0, seconds)

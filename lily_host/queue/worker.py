@@ -25,7 +25,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import redis.exceptions
@@ -33,8 +33,8 @@ import structlog
 
 from lily_host.plugin_api.contract import RetryPolicy, TaskContext, TaskHandler
 from lily_host.plugin_api.errors import Defer, PermanentError, RetryLater
-from lily_host.queue.retry import backoff_delay
 from lily_host.queue import queue_metrics as metrics
+from lily_host.queue.retry import backoff_delay
 from lily_host.queue.task_queue import ClaimResult, Task, TaskQueue
 
 __all__ = ["Worker"]
@@ -57,6 +57,10 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+#: Builds a task's context: ``(task, bound logger)`` → TaskContext.
+ContextFactory = Callable[[Task, structlog.stdlib.BoundLogger], Awaitable[TaskContext]]
+
+
 class Worker:
     """Runs the handlers of due tasks of one queue. See the module docstring."""
 
@@ -75,12 +79,16 @@ class Worker:
         max_sleep: float = 10.0,
         unknown_type_grace: float = 900.0,
         unknown_type_recheck: float = 30.0,
+        context_factory: ContextFactory | None = None,
     ) -> None:
         if concurrency < 1 or batch < 1 or lease <= 0:
             raise ValueError("concurrency and batch must be >= 1 and lease > 0")
         self.queue = queue
         self.handlers = dict(handlers)
         self.host = host
+        # The host builds each task's context (tenant loaded, collaborators injected); without one,
+        # a bare context with the queue's scheduling (the queue's own tests and benchmarks).
+        self.context_factory = context_factory
         self.concurrency = concurrency
         self.lease = lease
         self.batch = batch
@@ -277,16 +285,20 @@ class Worker:
                 "(its worker died or its lease expired)",
             )
             return
-        ctx = TaskContext(
-            task_id=task.id,
-            task_type=task.type,
-            tenant=task.tenant,
-            attempt=task.attempt,
-            max_attempts=task.max_attempts,
-            first_due=task.first_due,
-            log=log,
-            host=self.host,
-        )
+        if self.context_factory is not None:
+            ctx = await self.context_factory(task, log)
+        else:
+            ctx = TaskContext(
+                task_id=task.id,
+                task_type=task.type,
+                tenant_id=task.tenant,
+                attempt=task.attempt,
+                max_attempts=task.max_attempts,
+                first_due=task.first_due,
+                log=log,
+                host=self.host,
+                schedule_task=self.queue.schedule,
+            )
         started = time.perf_counter()
         try:
             await handler.func(ctx, task.payload)

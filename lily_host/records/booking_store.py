@@ -33,7 +33,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from redis.exceptions import WatchError
 
 from lily_host.plugin_api.capabilities import CalendarEvent
-from lily_host.tenants.store import Tenant
+from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.validators import check_timezone
 
 #: Longest reschedule chain followed; a longer one means corrupt data, not a busy customer.

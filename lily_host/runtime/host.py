@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+import structlog
 from pydantic import BaseModel
 from quart import current_app
 
-from lily_host.plugin_api.clock import Clock, SystemClock
-from lily_host.plugin_api.contract import TaskContext, TaskHandler
-from lily_host.tenants.secret_box import SecretBox
-from lily_host.plugin_api.errors import CapabilityUnavailable, Defer
-from lily_host.runtime.event_bus import TENANT_DELETED, EventBus
-from lily_host.observability.log import get_logger
-from lily_host.runtime.registry import PluginRegistry, PluginState
-from lily_host.queue import TaskQueue, Worker
 from lily_host.config.host_settings import HostSettings
-from lily_host.tenants.store import Tenant, TenantStore
+from lily_host.observability.log import get_logger
+from lily_host.observability.metrics import track_api_call
+from lily_host.plugin_api.clock import Clock, SystemClock
+from lily_host.plugin_api.contract import TaskContext, TaskHandler, WebhookContext, delivery_guard
+from lily_host.plugin_api.erasure import erase_keys
+from lily_host.plugin_api.errors import CapabilityUnavailable, Defer
+from lily_host.plugin_api.host_api import KeyNamespace, KeyPatterns
+from lily_host.plugin_api.tenant import Tenant
+from lily_host.queue import Task, TaskQueue, Worker
+from lily_host.runtime.event_bus import TENANT_DELETED, EventBus
+from lily_host.runtime.registry import PluginRegistry, PluginState
+from lily_host.tenants.secret_box import SecretBox
+from lily_host.tenants.store import TenantStore
 
 if TYPE_CHECKING:
     from lily_host.sms.outbound import Messaging
@@ -76,8 +82,53 @@ class Host:
         if self._messaging is None:
             from lily_host.sms.outbound import Messaging
 
-            self._messaging = Messaging(self)
+            self._messaging = Messaging(
+                redis=self.redis,
+                tenants=self.tenants,
+                queue=self.queue,
+                clock=self.clock,
+                capability=self.capability,
+                daily_cap=self.settings.sms_daily_cap,
+            )
         return self._messaging
+
+    # --- the plugin API (LilyHost): docs/api.md ------------------------------------------------------
+
+    @property
+    def is_production(self) -> bool:
+        return self.settings.is_production
+
+    def keys(self, plugin: str) -> KeyNamespace:
+        return KeyNamespace(plugin)
+
+    async def emit(self, event: str, data: Mapping[str, Any], *, tenant: str | None) -> list[str]:
+        return await self.events.emit(event, data, tenant=tenant)
+
+    async def queue_sms(self, tenant: str | Tenant, to: str, **options: Any) -> str | None:
+        return await self.messaging.queue_sms(tenant, to, **options)
+
+    async def record_sms_status(
+        self,
+        tenant_id: str,
+        provider_id: str,
+        status: str,
+        error_code: str | None = None,
+        *,
+        recipient_opted_out: bool = False,
+        channel: str = "sms",
+    ) -> bool:
+        return await self.messaging.record_status(
+            tenant_id, provider_id, status, error_code, recipient_opted_out=recipient_opted_out, channel=channel
+        )
+
+    def track_api_call(self, integration: str, operation: str) -> AbstractContextManager[None]:
+        return track_api_call(integration, operation)
+
+    async def erase_keys(self, patterns: KeyPatterns, tenant_id: str) -> int:
+        return await erase_keys(self.redis, patterns, tenant_id)
+
+    def logger(self, name: str, **context: Any) -> structlog.stdlib.BoundLogger:
+        return get_logger(name, **context)
 
     def plugin_settings(self, name: str) -> Any:
         record = self.registry.records.get(name)
@@ -129,7 +180,52 @@ class Host:
         return await self.tenants.delete(tenant_id, also=schedule_purge)
 
     def make_worker(self, **options: Any) -> Worker:
-        return Worker(self.queue, self.handlers, host=self, **options)
+        return Worker(self.queue, self.handlers, host=self, context_factory=self.task_context, **options)
+
+    async def task_context(self, task: Task, log: structlog.stdlib.BoundLogger) -> TaskContext:
+        """The context a task handler runs with: the tenant (with the task's plugin's own tenant
+        settings) loaded, and scheduling injected."""
+        tenant = await self.tenants.get(task.tenant) if task.tenant is not None else None
+        if tenant is not None:
+            owner = self.registry.task_owner.get(task.type)
+            if owner is not None:
+                tenant = tenant.for_plugin(self.tenants.plugin_settings(tenant, owner))
+        return TaskContext(
+            task_id=task.id,
+            task_type=task.type,
+            tenant_id=task.tenant,
+            attempt=task.attempt,
+            max_attempts=task.max_attempts,
+            first_due=task.first_due,
+            log=log,
+            host=self,
+            schedule_task=self.queue.schedule,
+            tenant=tenant,
+        )
+
+    def webhook_context(
+        self,
+        *,
+        plugin: str,
+        tenant: Tenant | None,
+        integration: str,
+        delivery_id: str | None,
+        log: structlog.stdlib.BoundLogger,
+    ) -> WebhookContext:
+        """The context an endpoint's ``handle`` runs with (collaborators injected)."""
+        return WebhookContext(
+            host=self,
+            tenant=tenant,
+            integration=integration,
+            delivery_id=delivery_id,
+            log=log,
+            fanout=self.events.fanout,
+            seen_before=self._delivery_seen,
+        )
+
+    async def _delivery_seen(self, integration: str, delivery_id: str) -> bool:
+        key = self.queue.keys.guard_prefix + delivery_guard(integration, delivery_id)
+        return bool(await self.redis.exists(key))
 
     async def schedule(self, task_type: str, payload: Mapping[str, Any], **options: Any) -> str | None:
         return await self.queue.schedule(task_type, payload, **options)
@@ -164,8 +260,8 @@ class Host:
         """Hold a tenant's automation tasks while its subscription is paused; drop them after retention."""
 
         async def run(ctx: TaskContext, payload: dict[str, Any]) -> None:
-            if ctx.tenant is not None:
-                tenant = await self.tenants.get(ctx.tenant)
+            if ctx.tenant_id is not None:
+                tenant = ctx.tenant
                 if tenant is None:
                     ctx.log.warning("tenant no longer exists; task dropped")
                     return

@@ -25,6 +25,8 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
+from lily_host.config.host_settings import HostSettings
+from lily_host.observability.log import get_logger
 from lily_host.plugin_api import hookspecs
 from lily_host.plugin_api.contract import (
     Capability,
@@ -36,8 +38,6 @@ from lily_host.plugin_api.contract import (
     WebhookEndpoint,
 )
 from lily_host.plugin_api.errors import ConfigurationError
-from lily_host.observability.log import get_logger
-from lily_host.config.host_settings import HostSettings
 
 ENTRY_POINT_GROUP = "lily.plugins"
 
@@ -147,6 +147,10 @@ class PluginRegistry:
         self.capabilities: dict[str, list[tuple[str, Capability]]] = {}
         self.simulations: dict[str, tuple[str, Simulation]] = {}
         self._webhook_paths: dict[str, str] = {}
+        self._subset_callers: dict[tuple[str, str], Any] = {}
+        if settings.trace_hooks:
+            self.pm.trace.root.setwriter(lambda message: log.info("hook", trace=message.rstrip()))
+            self.pm.enable_tracing()
 
         for name, module_name in builtins:
             self._load(name, functools.partial(importlib.import_module, module_name), builtin=True)
@@ -210,6 +214,12 @@ class PluginRegistry:
             self.pm.unregister(module)
             self._fail(record, f"implements unknown hook(s) {', '.join(sorted(unknown))} (misspelled?)")
             return
+        self._subset_callers.clear()
+        both = _wraps_and_implements(self.pm, module)
+        if both:
+            self.pm.unregister(module)
+            self._fail(record, f"both wraps and implements hook(s) {', '.join(both)}: use two plugins")
+            return
         record.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
 
     def _fail(self, record: PluginRecord, message: str) -> None:
@@ -220,12 +230,25 @@ class PluginRegistry:
             raise StartupError(f"plugin {record.name!r} {message} (LILY_STRICT_PLUGINS is on)")
 
     def _call(self, record: PluginRecord, hook_name: str, **kwargs: Any) -> Any:
-        """Call one plugin's implementation of a hook with only the arguments it declares."""
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
-            if impl.plugin_name == record.name:
-                return impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-        return None
+        """Call one plugin's implementation of a hook through pluggy, with the other plugins' wrappers.
+
+        The call goes through pluggy's hook machinery (so ``LILY_TRACE_HOOKS=1`` traces it and hook
+        wrappers of any plugin wrap it), restricted to this plugin's implementation: the host keeps
+        per-plugin isolation (a plugin that fails is marked, the others go on) and knows who
+        registered what. Returns that implementation's result, or None.
+        """
+        if record.module is None or not self.pm.is_registered(record.module):
+            return None
+        caller = self._subset_callers.get((hook_name, record.name))
+        if caller is None:
+            keep = {record.name}
+            hook = getattr(self.pm.hook, hook_name)
+            keep.update(impl.plugin_name for impl in hook.get_hookimpls() if impl.hookwrapper or impl.wrapper)
+            others = [plugin for name, plugin in self.pm.list_name_plugin() if name not in keep]
+            caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+            self._subset_callers[(hook_name, record.name)] = caller
+        results = caller(**kwargs)
+        return results[0] if results else None
 
     # --- settings --------------------------------------------------------------------------------
 
@@ -419,6 +442,7 @@ class PluginRegistry:
         self.simulations = {name: item for name, item in self.simulations.items() if item[0] != record.name}
         if record.module is not None and self.pm.is_registered(record.module):
             self.pm.unregister(record.module)
+            self._subset_callers.clear()
         record.tasks, record.routes, record.subscriptions = [], [], []
         record.health_checks, record.capabilities, record.simulations = [], [], []
 
@@ -491,3 +515,16 @@ def _init_key(model: type[BaseSettings], field_name: str) -> str:
     info = model.model_fields[field_name]
     alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
     return alias or field_name
+
+
+def _wraps_and_implements(pm: pluggy.PluginManager, module: Any) -> list[str]:
+    """Hooks that ``module`` both wraps and implements plainly (its wrapper would wrap every
+    plugin's call of the hook, its own plain implementation included, once per plugin)."""
+    both = []
+    for caller in pm.get_hookcallers(module) or []:
+        mine = [impl for impl in caller.get_hookimpls() if impl.plugin is module]
+        if any(impl.hookwrapper or impl.wrapper for impl in mine) and any(
+            not (impl.hookwrapper or impl.wrapper) for impl in mine
+        ):
+            both.append(caller.name)
+    return sorted(both)

@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from lily_host.plugin_api.validators import normalize_e164
 
 if TYPE_CHECKING:
-    from lily_host.tenants.store import Tenant
+    from lily_host.plugin_api.tenant import Tenant
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN_WORDS = frozenset({"START", "YES", "UNSTOP"})

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from lily_host.tenants.store import Tenant
+    from lily_host.plugin_api.tenant import Tenant
 
 MISSED_CALL = "missed_call"
 REVIEW_REQUEST = "review_request"

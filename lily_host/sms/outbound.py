@@ -20,23 +20,25 @@ Message records (one Redis hash each, kept for the tenant's retention period):
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from prometheus_client import Counter
 
-from lily_host.plugin_api.capabilities import SMS, OutgoingSms, SentSms
-from lily_host.sms.compliance import Compliance, quiet_hours_end
-from lily_host.plugin_api.errors import Defer, PermanentError, RecipientOptedOut
 from lily_host.observability.log import get_logger, mask_phone
-from lily_host.sms.message_templates import TemplateError, render, segment_info
+from lily_host.plugin_api.capabilities import SMS, OutgoingSms, SentSms
+from lily_host.plugin_api.errors import Defer, PermanentError, RecipientOptedOut
 from lily_host.plugin_api.validators import check_timezone, normalize_e164
+from lily_host.sms.compliance import Compliance, quiet_hours_end
+from lily_host.sms.message_templates import TemplateError, render, segment_info
 
 if TYPE_CHECKING:
+    from lily_host.plugin_api.clock import Clock
     from lily_host.plugin_api.contract import TaskContext
-    from lily_host.runtime.host import Host
-    from lily_host.tenants.store import Tenant
+    from lily_host.plugin_api.tenant import Tenant
+    from lily_host.queue import TaskQueue
+    from lily_host.tenants.store import TenantStore
 
 SEND_TASK = "sms.send"
 #: How long a queue_sms dedupe key is remembered after its message was queued.
@@ -121,13 +123,26 @@ class MessageRecord:
 
 
 class Messaging:
-    """``host.messaging``. Built once per host: ``Messaging(host)``."""
+    """``host.messaging``. Built once per host, its collaborators handed in (the host composes it)."""
 
-    def __init__(self, host: Host, *, compliance: Compliance | None = None) -> None:
-        self.host = host
-        self.redis = host.redis
-        self.compliance = compliance or Compliance(host.redis, daily_cap=host.settings.sms_daily_cap)
-        self._advance_status = host.redis.register_script(_ADVANCE_STATUS_LUA)
+    def __init__(
+        self,
+        *,
+        redis: Any,
+        tenants: TenantStore,
+        queue: TaskQueue,
+        clock: Clock,
+        capability: Callable[[str], Any],
+        daily_cap: int,
+        compliance: Compliance | None = None,
+    ) -> None:
+        self.redis = redis
+        self.tenants = tenants
+        self.queue = queue
+        self.clock = clock
+        self.capability = capability
+        self.compliance = compliance or Compliance(redis, daily_cap=daily_cap)
+        self._advance_status = redis.register_script(_ADVANCE_STATUS_LUA)
 
     # --- queueing ------------------------------------------------------------------------------------
 
@@ -157,7 +172,7 @@ class Messaging:
         """
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
-        record = await self.host.tenants.require(tenant) if isinstance(tenant, str) else tenant
+        record = await self.tenants.require(tenant) if isinstance(tenant, str) else tenant
         try:
             number = normalize_e164(to)
         except ValueError as error:
@@ -181,7 +196,7 @@ class Messaging:
             return None
 
         message_id = secrets.token_hex(12)
-        now = self.host.clock.now()
+        now = self.clock.now()
         length = segment_info(body)
         retention = record.retention_days * 86400
         fields = {
@@ -214,7 +229,7 @@ class Messaging:
                 options[name] = value
         if dedupe_key is not None:
             options["dedupe_key"] = f"sms:{record.id}:{dedupe_key}"
-        task_id = await self.host.queue.schedule(SEND_TASK, {"message_id": message_id}, **options)
+        task_id = await self.queue.schedule(SEND_TASK, {"message_id": message_id}, **options)
         if task_id is None or (dedupe_key is not None and not await self._owns_task(task_id, message_id)):
             # Another call with the same dedupe key got there first.
             await self._forget(record.id, message_id)
@@ -235,7 +250,7 @@ class Messaging:
         return task_id
 
     async def _owns_task(self, task_id: str, message_id: str) -> bool:
-        task = await self.host.queue.get(task_id)
+        task = await self.queue.get(task_id)
         return task is None or task.payload.get("message_id") == message_id
 
     async def _forget(self, tenant_id: str, message_id: str) -> None:
@@ -268,9 +283,9 @@ class Messaging:
     async def send_task(self, ctx: TaskContext, payload: dict[str, Any]) -> None:
         """Run one message through suppression → quiet hours → cap → channel."""
         message_id = str(payload.get("message_id", ""))
-        if ctx.tenant is None:
+        if ctx.tenant_id is None:
             raise PermanentError("sms.send needs a tenant", code="no_tenant")
-        tenant = await self.host.tenants.get(ctx.tenant)
+        tenant = ctx.tenant if ctx.tenant is not None else await self.tenants.get(ctx.tenant_id)
         if tenant is None:
             ctx.log.warning("sms dropped: tenant no longer exists", message_id=message_id)
             return
@@ -305,7 +320,7 @@ class Messaging:
                 raise Defer(f"frequency cap of {self.compliance.daily_cap} texts per 24 h reached", until=cap_until)
             reserved = True
 
-        channel = self.host.capability(SMS)
+        channel = self.capability(SMS)
         await self._update(message, status="sending", now=now, attempt=str(ctx.attempt))
         outgoing = OutgoingSms(message_id=message.id, to=message.to, body=message.body)
         try:
@@ -378,7 +393,7 @@ class Messaging:
         if message is None:
             log.info("status callback for an unknown message", tenant=tenant_id, status=status)
             return False
-        now = self.host.clock.now()
+        now = self.clock.now()
         if recipient_opted_out:
             await self.compliance.suppress(
                 tenant_id, message.to, reason=f"provider:{error_code or 'opted_out'}", at=now

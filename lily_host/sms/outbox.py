@@ -17,8 +17,8 @@ from lily_host.plugin_api.capabilities import OutgoingSms, SentSms
 from lily_host.plugin_api.redis_typing import awaited
 
 if TYPE_CHECKING:
-    from lily_host.runtime.host import Host
-    from lily_host.tenants.store import Tenant
+    from lily_host.plugin_api.host_api import LilyHost
+    from lily_host.plugin_api.tenant import Tenant
 
 OUTBOX_KEY = "lily:outbox"
 OUTBOX_LIMIT = 1000
@@ -51,7 +51,7 @@ class OutboxChannel:
     def __init__(self) -> None:
         self._redis: aioredis.Redis | None = None
 
-    def attach(self, host: Host) -> None:
+    def attach(self, host: LilyHost) -> None:
         self._redis = host.redis
 
     async def send(self, tenant: Tenant, message: OutgoingSms) -> SentSms:

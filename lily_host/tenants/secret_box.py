@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.plugin_api.tenant import STORED_SECRET_PREFIX
 
-PREFIX = "enc:v1:"
+PREFIX = STORED_SECRET_PREFIX
 
 
 class SecretBox:

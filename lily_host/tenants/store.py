@@ -14,133 +14,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import time as dt_time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, SecretStr, ValidationError
 from redis.exceptions import WatchError
 
 from lily_host.plugin_api.clock import Clock, SystemClock
-from lily_host.tenants.secret_box import SecretBox
 from lily_host.plugin_api.redis_typing import awaited
-from lily_host.plugin_api.validators import check_timezone
-
-TENANT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62})$")
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-#: Subscription states in which a tenant's automations run. ``none``: billing not managed by Lily.
-ACTIVE_STATUSES = frozenset({"none", "trialing", "active", "past_due"})
-
-
-class TenantError(ValueError):
-    """A tenant operation that cannot be done as asked; the message says why."""
-
-
-class IndexConflict(TenantError):
-    """A lookup value (phone number, customer id) already belongs to another tenant."""
-
-
-def normalize_index_value(kind: str, value: str) -> str:
-    """Canonical form of a lookup value: phone numbers keep only + and digits; others lowercase."""
-    value = value.strip()
-    if kind == "phone":
-        return re.sub(r"[^\d+]", "", value)
-    return value.lower()
-
-
-class Tenant(BaseModel):
-    """A business. ``plugins`` holds each plugin's tenant settings in stored form."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str
-    name: str
-    timezone: str = "America/New_York"
-    quiet_hours_start: str = "21:00"
-    quiet_hours_end: str = "09:00"
-    review_delay_seconds: int = Field(default=24 * 3600, ge=0, le=90 * 24 * 3600)
-    review_link: str | None = None
-    contact_phone: str | None = None
-    contact_email: str | None = None
-    jitter_seconds: str | None = None
-    templates: dict[str, str] = Field(default_factory=dict)
-    plan: str = "none"
-    subscription_status: str = "none"
-    trial_end: float | None = None
-    status_since: float | None = None
-    billing: dict[str, Any] = Field(default_factory=dict)
-    retention_days: int = Field(default=365, ge=1, le=3650)
-    plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    created_at: float = Field(default_factory=time.time)
-    updated_at: float = Field(default_factory=time.time)
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not TENANT_ID.match(value):
-            raise ValueError("tenant id must be a slug: lowercase letters, digits and '-', 1-63 chars")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        return check_timezone(value)
-
-    @field_validator("quiet_hours_start", "quiet_hours_end")
-    @classmethod
-    def _check_hhmm(cls, value: str) -> str:
-        if not HHMM.match(value):
-            raise ValueError("quiet hours are HH:MM, 24-hour (e.g. 21:00)")
-        return value
-
-    @field_validator("jitter_seconds")
-    @classmethod
-    def _check_jitter(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_jitter(value)
-        return value
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @property
-    def quiet_hours(self) -> tuple[dt_time, dt_time]:
-        return dt_time.fromisoformat(self.quiet_hours_start), dt_time.fromisoformat(self.quiet_hours_end)
-
-    @property
-    def automations_active(self) -> bool:
-        return self.subscription_status in ACTIVE_STATUSES
-
-    def public_view(self) -> dict[str, Any]:
-        """The record as the APIs show it: secrets masked."""
-        data = self.model_dump()
-        data["plugins"] = {
-            name: {key: ("********" if _is_stored_secret(value) else value) for key, value in values.items()}
-            for name, values in self.plugins.items()
-        }
-        return data
-
-
-def parse_jitter(value: str) -> tuple[float, float]:
-    """``"10-45"`` → (10.0, 45.0); the bounds are seconds, low ≤ high."""
-    try:
-        low_text, high_text = value.split("-", 1)
-        low, high = float(low_text), float(high_text)
-    except ValueError as error:
-        raise ValueError(f"jitter must look like '10-45' (seconds), got {value!r}") from error
-    if low < 0 or high < low:
-        raise ValueError(f"jitter range {value!r} must satisfy 0 <= low <= high")
-    return low, high
-
-
-def _is_stored_secret(value: Any) -> bool:
-    return isinstance(value, str) and SecretBox.is_encrypted(value)
+from lily_host.plugin_api.tenant import (
+    IndexConflict,
+    Tenant,
+    TenantError,
+    is_stored_secret,
+    normalize_index_value,
+)
+from lily_host.tenants.secret_box import SecretBox
 
 
 def _secret_fields(model: type[BaseModel]) -> set[str]:
@@ -309,7 +201,7 @@ class TenantStore:
     def plain_settings(self, tenant: Tenant) -> dict[str, dict[str, Any]]:
         """Each plugin's tenant settings without the secret ones (what may travel in an event)."""
         return {
-            plugin: {key: value for key, value in values.items() if not _is_stored_secret(value)}
+            plugin: {key: value for key, value in values.items() if not is_stored_secret(value)}
             for plugin, values in tenant.plugins.items()
         }
 
@@ -462,7 +354,7 @@ class TenantStore:
             for plugin, values in tenant.plugins.items():
                 rotated = {}
                 for key, value in values.items():
-                    if _is_stored_secret(value):
+                    if is_stored_secret(value):
                         rotated[key] = self.secret_box.rotate(value)
                         count += 1
                     else:

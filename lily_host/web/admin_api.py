@@ -6,9 +6,10 @@ from typing import Any
 
 from quart import Blueprint, g, jsonify, request
 
-from lily_host.web.api_auth import require_admin, require_tenant
+from lily_host.plugin_api.route_auth import require_tenant
+from lily_host.plugin_api.tenant import TenantError
 from lily_host.runtime.host import current_host
-from lily_host.tenants.store import TenantError
+from lily_host.web.api_auth import require_admin
 
 admin = Blueprint("lily_admin", __name__)
 

@@ -13,18 +13,18 @@ import redis.asyncio as aioredis
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from lily_host.web.admin_api import admin
-from lily_host.plugin_api.clock import Clock
-from lily_host.tenants.secret_box import SecretBox
-from lily_host.plugin_api.errors import ConfigurationError
-from lily_host.web.front_door import WebhookFrontDoor
-from lily_host.runtime.health import collect_health
-from lily_host.runtime.host import Host, current_host
+from lily_host.config.host_settings import HostSettings
 from lily_host.observability.log import configure_logging, get_logger
 from lily_host.observability.metrics import render_latest
+from lily_host.plugin_api.clock import Clock
+from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.queue.depth import collect_depth
+from lily_host.runtime.health import collect_health
+from lily_host.runtime.host import Host, current_host
 from lily_host.runtime.registry import PluginRegistry, PluginState, StartupError
-from lily_host.queue.queue_metrics import collect_depth
-from lily_host.config.host_settings import HostSettings
+from lily_host.tenants.secret_box import SecretBox
+from lily_host.web.admin_api import admin
+from lily_host.web.front_door import WebhookFrontDoor
 from lily_host.web.webhook_pipeline import WebhookRoute
 
 log = get_logger("lily.app")

@@ -24,8 +24,8 @@ from hypercorn.typing import (
 )
 from quart import Quart, Response
 
-from lily_host.plugin_api.contract import RequestHeaders, WebhookResponse
 from lily_host.observability.log import get_logger
+from lily_host.plugin_api.contract import RequestHeaders, WebhookResponse
 from lily_host.web.webhook_pipeline import INTERNAL_ERROR, Inbound, WebhookRoute
 
 __all__ = ["WebhookFrontDoor"]

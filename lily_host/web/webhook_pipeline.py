@@ -24,9 +24,10 @@ from quart import Response
 from quart.globals import request_ctx
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
+from lily_host.observability.log import get_logger
+from lily_host.observability.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from lily_host.plugin_api.contract import (
     RequestHeaders,
-    WebhookContext,
     WebhookEndpoint,
     WebhookRequest,
     WebhookResponse,
@@ -34,8 +35,6 @@ from lily_host.plugin_api.contract import (
 )
 from lily_host.plugin_api.errors import UnknownTenant, WebhookRejected
 from lily_host.runtime.host import Host, current_host
-from lily_host.observability.log import get_logger
-from lily_host.observability.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from lily_host.runtime.registry import PluginState
 
 log = get_logger("lily.webhooks")
@@ -183,12 +182,17 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
     try:
         payload = endpoint.parse(wreq)
         tenant = await endpoint.resolve_tenant(wreq, payload, host.tenants)
+        if tenant is not None and record.tenant_settings_model is not None:
+            # The endpoint's plugin sees its own tenant settings (a per-tenant secret for verify).
+            tenant = tenant.for_plugin(host.tenants.plugin_settings(tenant, plugin))
         endpoint.verify(wreq, payload, tenant)
         if tenant is None and endpoint.tenant_required:
             raise UnknownTenant("no tenant matches this delivery")
         delivery_id = endpoint.delivery_id(wreq, payload)
         bound = log.bind(integration=integration, tenant=tenant.id if tenant else None, delivery_id=delivery_id)
-        ctx = WebhookContext(host=host, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound)
+        ctx = host.webhook_context(
+            plugin=plugin, tenant=tenant, integration=integration, delivery_id=delivery_id, log=bound
+        )
         response = await endpoint.handle(wreq, payload, ctx)
         guard = (delivery_guard(integration, delivery_id), endpoint.dedupe_ttl) if delivery_id else None
         committed = await host.queue.schedule_many(ctx.pending, guard=guard)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from lily_host.plugin_api.errors import PermanentError
 from lily_host.dev.embedded_redis import RedisServer
+from lily_host.plugin_api.errors import PermanentError
 from lily_host.testing import HARNESS_ENV, Harness, HarnessFactory
 
 CUSTOMER = "+15557654321"

@@ -5,8 +5,7 @@ from typing import Any
 
 from quart import Blueprint
 
-from lily_host import Routes, WebhookEndpoint, WebhookRequest, hookimpl
-from lily_host.tenants.store import Tenant
+from lily_host import Routes, Tenant, WebhookEndpoint, WebhookRequest, hookimpl
 
 
 class ClashingWebhook(WebhookEndpoint):

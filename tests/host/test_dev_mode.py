@@ -84,5 +84,7 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
         time.sleep(0.2)
     assert messages, "the HELP reply reached the outbox"
     assert "STOP" in messages[0]["body"]
-    outbox = subprocess.run([sys.executable, "-m", "lily_host.cli.main", "outbox"], env=env, capture_output=True, text=True)
+    outbox = subprocess.run(
+        [sys.executable, "-m", "lily_host.cli.main", "outbox"], env=env, capture_output=True, text=True
+    )
     assert "STOP" in outbox.stdout

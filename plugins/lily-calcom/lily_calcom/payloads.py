@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import ValidationError
 
-from lily_host.records.booking_store import Booking
-from lily_host.plugin_api.errors import InvalidPayload
+from lily_host import Booking, InvalidPayload
 
 #: Cal.com triggers Lily acts on, and the domain event each becomes.
 BOOKING_EVENTS: dict[str, str] = {

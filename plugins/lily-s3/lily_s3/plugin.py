@@ -10,10 +10,17 @@ import click
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from lily_host import hookimpl
-from lily_host.plugin_api.contract import Capability, EventSubscription, HealthCheck, HealthResult, Routes, TaskHandler
-from lily_host.runtime.event_bus import TENANT_DELETED
-from lily_host.runtime.host import Host
+from lily_host import (
+    TENANT_DELETED,
+    Capability,
+    EventSubscription,
+    HealthCheck,
+    HealthResult,
+    LilyHost,
+    Routes,
+    TaskHandler,
+    hookimpl,
+)
 from lily_s3.health import check_bucket
 from lily_s3.routes import make_blueprint
 from lily_s3.settings import PLUGIN_NAME, S3Settings, S3TenantSettings
@@ -59,7 +66,7 @@ def register_event_subscriptions(register: Callable[[EventSubscription], None], 
 def register_health_checks(register: Callable[[HealthCheck], None], settings: S3Settings) -> None:
     bucket = S3Bucket(settings)
 
-    async def bucket_health(host: Host) -> HealthResult:
+    async def bucket_health(host: LilyHost) -> HealthResult:
         return await check_bucket(bucket)
 
     register(HealthCheck("s3.bucket", bucket_health, timeout=10.0))
@@ -71,7 +78,7 @@ def register_capabilities(register: Callable[[Capability], None], settings: S3Se
 
 
 @hookimpl
-def startup(host: Host) -> Any:
+def startup(host: LilyHost) -> Any:
     settings: S3Settings | None = host.plugin_settings(PLUGIN_NAME)
     if settings is None:
         return None

@@ -8,8 +8,7 @@ from typing import Any
 import click
 from pydantic_settings import BaseSettings
 
-from lily_host import hookimpl
-from lily_host.plugin_api.contract import HealthCheck, RetryPolicy, Routes, TaskHandler, WebhookEndpoint
+from lily_host import HealthCheck, RetryPolicy, Routes, TaskHandler, WebhookEndpoint, hookimpl
 from lily_stripe.api import URL_PREFIX, make_blueprint
 from lily_stripe.health import health_checks
 from lily_stripe.settings import StripeSettings
@@ -57,8 +56,7 @@ def register_commands(cli: click.Group) -> None:
     @click.argument("tenant_id")
     def sync(tenant_id: str) -> None:
         """Fetch TENANT_ID's subscription from Stripe and apply it (e.g. after missed webhooks)."""
-        from lily_host.cli.main import with_host
-        from lily_host.plugin_api.errors import PermanentError
+        from lily_host import PermanentError, with_host
 
         async def work(host: Any) -> str | None:
             try:

@@ -9,10 +9,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from lily_host.web.app import build_host
-from lily_host.dev.embedded_redis import RedisServer
-from lily_host.config.host_settings import HostSettings
-from lily_host.testing import TEST_SECRET_KEY
+from lily_host.testing import TEST_SECRET_KEY, HostSettings, RedisServer, build_host
 from lily_stripe import plugin
 
 

@@ -16,15 +16,12 @@ import requests
 from pydantic import ValidationError
 from twilio.base.exceptions import TwilioException
 
-from lily_host.plugin_api.capabilities import OutgoingSms, SentSms
-from lily_host.plugin_api.errors import PermanentError
-from lily_host.observability.metrics import track_api_call
+from lily_host import OutgoingSms, PermanentError, SentSms, track_api_call
 from lily_twilio.client import make_client, map_error, map_transport_error
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 
 if TYPE_CHECKING:
-    from lily_host.runtime.host import Host
-    from lily_host.tenants.store import Tenant
+    from lily_host import LilyHost, Tenant
 
 PLUGIN = "twilio"
 STATUS_PATH = "/webhooks/twilio/status"
@@ -51,9 +48,9 @@ class TwilioSmsChannel:
         self._client, self._http = make_client(settings)
         self._public_url: str | None = None
 
-    def attach(self, host: Host) -> None:
+    def attach(self, host: LilyHost) -> None:
         """Called by the host once it exists: status callbacks go to its public URL."""
-        self._public_url = host.settings.public_url
+        self._public_url = host.public_url("").rstrip("/")
 
     def status_callback(self, tenant: Tenant) -> str | None:
         if self._public_url is None:

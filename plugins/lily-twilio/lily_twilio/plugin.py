@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from lily_host import hookimpl
-from lily_host.plugin_api.contract import Capability, HealthCheck, Simulation, TaskHandler, WebhookEndpoint
+from lily_host import Capability, HealthCheck, Simulation, TaskHandler, WebhookEndpoint, hookimpl
 from lily_twilio.channel import TwilioSmsChannel
 from lily_twilio.health import account_check
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings

@@ -18,9 +18,7 @@ from twilio.request_validator import (
 )
 from werkzeug.datastructures import Headers
 
-from lily_host.plugin_api.contract import RequestHeaders
-from lily_host.plugin_api.errors import BadSignature
-from lily_host.plugin_api.forms import parse_form
+from lily_host import BadSignature, RequestHeaders, parse_form
 from lily_twilio.settings import TwilioSettings
 
 
