@@ -31,6 +31,7 @@ from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.capabilities import CALENDAR, SMS
 from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.plugin_api.errors import Defer, PermanentError
+from lily_host.plugin_api.event_names import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records.booking_store import (
     Booking,
@@ -40,7 +41,7 @@ from lily_host.records.booking_store import (
     booking_link,
     format_when,
 )
-from lily_host.runtime.event_bus import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED
+from lily_host.runtime.host import host_of
 from lily_host.sms.message_templates import BOOKING_CANCELLED_TEXT, BOOKING_CONFIRMED, BOOKING_RESCHEDULED_TEXT
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def store_for(host: Host, tenant: Tenant) -> BookingStore:
 
 def _record_task(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitable[None]]:
     async def record(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        host = ctx.host
+        host = host_of(ctx.host)
         tenant = ctx.tenant
         if tenant is None:
             ctx.log.warning("booking event for an unknown tenant; ignored", event_name=event)
@@ -153,7 +154,7 @@ def sms_context(tenant: Tenant, booking: Booking, previous: Booking | None = Non
 
 
 async def send_text(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    host = ctx.host
+    host = host_of(ctx.host)
     event, uid = str(payload.get("event", "")), str(payload.get("uid", ""))
     template = TEMPLATE_FOR.get(event)
     tenant = ctx.tenant
@@ -225,7 +226,7 @@ def calendar_event(tenant: Tenant, state: BookingState) -> BookingCalendarEvent:
 
 
 async def sync_calendar(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    host = ctx.host
+    host = host_of(ctx.host)
     uid = str(payload.get("uid", ""))
     tenant = ctx.tenant
     if tenant is None:

@@ -8,8 +8,9 @@ from typing import Any
 from quart import Blueprint, jsonify, request
 
 from lily_host.plugin_api.contract import Capability, HealthCheck, HealthResult, HealthState, Routes
+from lily_host.plugin_api.host_api import LilyHost
 from lily_host.plugin_api.markers import hookimpl
-from lily_host.runtime.host import Host, current_host
+from lily_host.runtime.host import current_host
 from lily_host.sms.outbox import Outbox, OutboxChannel
 
 dev_routes = Blueprint("lily_dev", __name__)
@@ -23,7 +24,7 @@ async def show_outbox() -> Any:
     return jsonify({"messages": await Outbox(host.redis).messages(request.args.get("tenant"))})
 
 
-async def _redis_health(host: Host) -> HealthResult:
+async def _redis_health(host: LilyHost) -> HealthResult:
     await host.redis.ping()
     return HealthResult(HealthState.OK, "redis reachable")
 

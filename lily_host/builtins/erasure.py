@@ -18,9 +18,9 @@ from typing import Any
 from lily_host.builtins.review_requests import JobStore
 from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.plugin_api.erasure import deleted_tenant, erase_keys
+from lily_host.plugin_api.event_names import TENANT_DELETED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records.booking_store import BookingStore
-from lily_host.runtime.event_bus import TENANT_DELETED
 from lily_host.sms.compliance import cap_key, keyword_marker_key
 from lily_host.sms.outbound import index_key, message_dedupe_key, message_key, provider_key
 

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host.plugin_api.event_names import CALL_MISSED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.tenant import parse_jitter
 from lily_host.plugin_api.validators import normalize_e164
-from lily_host.runtime.event_bus import CALL_MISSED
+from lily_host.runtime.host import host_of
 from lily_host.sms.message_templates import MISSED_CALL
 from lily_host.tenants.store import index_fields
 
@@ -72,7 +73,7 @@ def tenant_numbers(host: Host, tenant: Tenant) -> set[str]:
 
 
 async def text_back(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    host = ctx.host
+    host = host_of(ctx.host)
     tenant = ctx.tenant
     if tenant is None:
         ctx.log.warning("missed call for an unknown tenant; ignored")

@@ -24,11 +24,11 @@ from quart import Blueprint, g, jsonify, request
 
 from lily_host.observability.log import get_logger, mask_phone
 from lily_host.plugin_api.contract import EventSubscription, Routes, TaskContext, TaskHandler
+from lily_host.plugin_api.event_names import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
 from lily_host.plugin_api.validators import normalize_e164
-from lily_host.runtime.event_bus import JOB_CANCELLED, JOB_COMPLETED
-from lily_host.runtime.host import current_host
+from lily_host.runtime.host import current_host, host_of
 from lily_host.sms.message_templates import REVIEW_REQUEST
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ async def cancel_job(host: Host, tenant: Tenant, job_id: str, *, emit: bool = Tr
 
 async def on_job_completed(ctx: TaskContext, payload: dict[str, Any]) -> None:
     """Schedule the review request of a completed job, once."""
-    host = ctx.host
+    host = host_of(ctx.host)
     tenant = ctx.tenant
     if tenant is None:
         return
@@ -275,11 +275,11 @@ async def on_job_cancelled(ctx: TaskContext, payload: dict[str, Any]) -> None:
     job_id = str(payload.get("job_id") or "")
     if tenant is None or not JOB_ID.match(job_id):
         return
-    await cancel_job(ctx.host, tenant, job_id, emit=False)
+    await cancel_job(host_of(ctx.host), tenant, job_id, emit=False)
 
 
 async def send_review_request(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    host = ctx.host
+    host = host_of(ctx.host)
     tenant = ctx.tenant
     job_id = str(payload.get("job_id") or "")
     if tenant is None:

@@ -13,9 +13,10 @@ import click
 
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
+from lily_host.plugin_api.event_names import MESSAGE_RECEIVED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.validators import normalize_e164
-from lily_host.runtime.event_bus import MESSAGE_RECEIVED
+from lily_host.runtime.host import host_of
 from lily_host.sms.compliance import Keyword, classify_keyword
 from lily_host.sms.message_templates import HELP, OPT_IN_CONFIRMATION, OPT_OUT_CONFIRMATION
 from lily_host.sms.outbound import SEND_TASK
@@ -30,7 +31,7 @@ SEND_RETRY = RetryPolicy(max_attempts=5, backoff_base=30.0, backoff_cap=900.0, j
 
 
 async def send_sms(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    await ctx.host.messaging.send_task(ctx, payload)
+    await host_of(ctx.host).messaging.send_task(ctx, payload)
 
 
 async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
@@ -47,7 +48,7 @@ async def handle_keywords(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant = ctx.tenant
     if tenant is None:
         return
-    messaging = ctx.host.messaging
+    messaging = host_of(ctx.host).messaging
     # The inbound message id makes a redelivered keyword give the same answer and at most one reply.
     source = str(payload.get("message_sid") or ctx.task_id)
     reply_key = f"keyword-reply:{source}"

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -15,6 +15,8 @@ from lily_host.plugin_api.host_api import LilyHost
 from lily_host.plugin_api.tenant import TenantError
 
 T = TypeVar("T")
+#: The host type a command works with: plugins use LilyHost; the host's own commands its concrete Host.
+H = TypeVar("H", bound=LilyHost)
 
 #: Where the ``lily`` command puts its host opener (``click.Context.meta``): the CLI injects how a
 #: host is built, so this module needs nothing above the plugin API.
@@ -31,7 +33,7 @@ def set_default_host_opener(opener: HostOpener) -> None:
     _default_opener[:] = [opener]
 
 
-def with_host(work: Callable[[LilyHost], Awaitable[T]]) -> T:
+def with_host(work: Callable[[H], Awaitable[T]]) -> T:
     """Run ``await work(host)`` with a host built from the environment (Redis, tenants, plugins),
     inside a ``lily`` command; closes it afterwards. Configuration and tenant errors become one-line
     CLI errors (non-zero exit)."""
@@ -44,7 +46,7 @@ def with_host(work: Callable[[LilyHost], Awaitable[T]]) -> T:
 
     async def run() -> T:
         async with opener() as host:
-            return await work(host)
+            return await work(cast(H, host))
 
     try:
         return asyncio.run(run())

@@ -11,16 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from lily_host.observability.metrics import EVENTS
 from lily_host.plugin_api.contract import EventSubscription
-from lily_host.plugin_api.event_names import (  # noqa: F401  (re-exported: the host's own modules read them here)
-    BOOKING_CANCELLED,
-    BOOKING_CREATED,
-    BOOKING_RESCHEDULED,
-    CALL_MISSED,
-    JOB_CANCELLED,
-    JOB_COMPLETED,
-    MESSAGE_RECEIVED,
-    TENANT_DELETED,
-)
 
 if TYPE_CHECKING:
     from lily_host.queue import TaskQueue

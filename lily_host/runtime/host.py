@@ -19,10 +19,11 @@ from lily_host.plugin_api.clock import Clock, SystemClock
 from lily_host.plugin_api.contract import TaskContext, TaskHandler, WebhookContext, delivery_guard
 from lily_host.plugin_api.erasure import erase_keys
 from lily_host.plugin_api.errors import CapabilityUnavailable, Defer
-from lily_host.plugin_api.host_api import KeyNamespace, KeyPatterns
+from lily_host.plugin_api.event_names import TENANT_DELETED
+from lily_host.plugin_api.host_api import KeyNamespace, KeyPatterns, LilyHost
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.queue import Task, TaskQueue, Worker
-from lily_host.runtime.event_bus import TENANT_DELETED, EventBus
+from lily_host.runtime.event_bus import EventBus
 from lily_host.runtime.registry import PluginRegistry, PluginState
 from lily_host.tenants.secret_box import SecretBox
 from lily_host.tenants.store import TenantStore
@@ -286,4 +287,12 @@ class Host:
 def current_host() -> Host:
     """The Host of the app serving the current request."""
     host: Host = current_app.extensions["lily"]
+    return host
+
+
+def host_of(host: LilyHost) -> Host:
+    """The concrete host behind the plugin API's ``LilyHost``, for the host's own built-ins, which
+    run inside it and may use its internals (third-party plugins get only the LilyHost members)."""
+    if not isinstance(host, Host):
+        raise TypeError(f"expected the running Lily host, got {type(host).__name__}")
     return host
