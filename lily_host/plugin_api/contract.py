@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from lily_host.plugin_api.deprecation import warn_deprecated
 from lily_host.plugin_api.forms import parse_form
+from lily_host.plugin_api.versions import PLUGIN_API_VERSION
 
 if TYPE_CHECKING:
     import structlog
@@ -65,9 +67,28 @@ class TaskContext:
     #: The host (:class:`~lily_host.LilyHost`).
     host: LilyHost
     #: Schedules follow-up tasks (injected by the host; use :meth:`schedule`).
-    schedule_task: ScheduleFunc = field(repr=False, default=None)  # type: ignore[assignment]
-    #: The tenant (with this plugin's ``plugin_settings``), or None: host-wide task, or the tenant is gone.
-    tenant: Tenant | None = None
+    schedule_task: ScheduleFunc | None = field(repr=False, default=None)
+    #: The tenant record behind :attr:`tenant` (read :attr:`tenant`).
+    tenant_record: Tenant | None = field(repr=False, default=None)
+    #: The plugin that registered this task type, and the plugin API version it declared.
+    plugin: str | None = None
+    plugin_api: int = PLUGIN_API_VERSION
+
+    @property
+    def tenant(self) -> Tenant | None:
+        """The tenant (with this plugin's ``plugin_settings``), or None: host-wide task, or the tenant is gone.
+
+        Deprecated behaviour, kept for one version: a plugin declaring API 1 gets the tenant *id* here,
+        as API 1 did, and one warning naming the plugin (use :attr:`tenant_id`).
+        """
+        if self.plugin_api < 2:
+            warn_deprecated(
+                self.plugin,
+                "TaskContext.tenant",
+                "is the Tenant since plugin API 2; read ctx.tenant_id for the id (declare LILY_PLUGIN_API = 2)",
+            )
+            return self.tenant_id  # type: ignore[return-value]
+        return self.tenant_record
 
     def now(self) -> float:
         """The host clock's time (seconds since the epoch)."""

@@ -22,6 +22,7 @@ from lily_host.plugin_api.errors import CapabilityUnavailable, Defer
 from lily_host.plugin_api.event_names import TENANT_DELETED
 from lily_host.plugin_api.host_api import KeyNamespace, KeyPatterns, LilyHost
 from lily_host.plugin_api.tenant import Tenant
+from lily_host.plugin_api.versions import PLUGIN_API_VERSION
 from lily_host.queue import Task, TaskQueue, Worker
 from lily_host.runtime.event_bus import EventBus
 from lily_host.runtime.registry import PluginRegistry, PluginState
@@ -187,10 +188,10 @@ class Host:
         """The context a task handler runs with: the tenant (with the task's plugin's own tenant
         settings) loaded, and scheduling injected."""
         tenant = await self.tenants.get(task.tenant) if task.tenant is not None else None
-        if tenant is not None:
-            owner = self.registry.task_owner.get(task.type)
-            if owner is not None:
-                tenant = tenant.for_plugin(self.tenants.plugin_settings(tenant, owner))
+        owner = self.registry.task_owner.get(task.type)
+        record = self.registry.records.get(owner) if owner is not None else None
+        if tenant is not None and record is not None and record.tenant_settings_model is not None:
+            tenant = tenant.for_plugin(self.tenants.plugin_settings(tenant, record.name))
         return TaskContext(
             task_id=task.id,
             task_type=task.type,
@@ -201,7 +202,9 @@ class Host:
             log=log,
             host=self,
             schedule_task=self.queue.schedule,
-            tenant=tenant,
+            tenant_record=tenant,
+            plugin=owner,
+            plugin_api=record.api_version if record is not None else PLUGIN_API_VERSION,
         )
 
     def webhook_context(
@@ -262,7 +265,7 @@ class Host:
 
         async def run(ctx: TaskContext, payload: dict[str, Any]) -> None:
             if ctx.tenant_id is not None:
-                tenant = ctx.tenant
+                tenant = ctx.tenant_record
                 if tenant is None:
                     ctx.log.warning("tenant no longer exists; task dropped")
                     return

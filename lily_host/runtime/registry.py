@@ -38,6 +38,7 @@ from lily_host.plugin_api.contract import (
     WebhookEndpoint,
 )
 from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.plugin_api.versions import HOST_VERSION, OLDEST_SUPPORTED_API_VERSION, PLUGIN_API_VERSION
 
 ENTRY_POINT_GROUP = "lily.plugins"
 
@@ -59,6 +60,8 @@ class PluginState(enum.StrEnum):
     NOT_CONFIGURED = "not_configured"
     FAILED = "failed"
     DISABLED = "disabled"
+    #: Written for a plugin API this host does not offer (``LILY_PLUGIN_API``); ``error`` names both.
+    INCOMPATIBLE = "incompatible"
 
 
 class StartupError(ConfigurationError):
@@ -79,6 +82,8 @@ class PluginRecord:
     builtin: bool
     distribution: str | None = None
     version: str | None = None
+    #: The plugin API version the plugin declares (``LILY_PLUGIN_API`` in its module; 1 if it does not).
+    api_version: int = PLUGIN_API_VERSION
     state: PluginState = PluginState.LOADED
     error: str | None = None
     missing_settings: list[str] = field(default_factory=list)
@@ -105,6 +110,7 @@ class PluginRecord:
             "builtin": self.builtin,
             "distribution": self.distribution,
             "version": self.version,
+            "api_version": self.api_version,
             "state": self.state.value,
             "error": self.error,
             "missing_settings": self.missing_settings,
@@ -200,10 +206,10 @@ class PluginRegistry:
             self._fail(record, f"failed to import: {type(error).__name__}: {error}")
             return
         record.module = module
+        if not builtin and not self._check_api_version(record, module):
+            return
         if builtin and record.version is None:
-            from lily_host.plugin_api.versions import HOST_VERSION as __version__
-
-            record.distribution, record.version = "lily-host", __version__
+            record.distribution, record.version = "lily-host", HOST_VERSION
         try:
             self.pm.register(module, name=name)
         except (pluggy.PluginValidationError, ValueError) as error:
@@ -221,6 +227,35 @@ class PluginRegistry:
             self._fail(record, f"both wraps and implements hook(s) {', '.join(both)}: use two plugins")
             return
         record.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(module) or [])
+
+    def _check_api_version(self, record: PluginRecord, module: Any) -> bool:
+        """Whether the host offers the plugin API version the plugin was written for."""
+        declared = getattr(module, "LILY_PLUGIN_API", None)
+        if declared is None:
+            declared = 1  # plugins from before the API was versioned
+            log.info("plugin declares no LILY_PLUGIN_API; taken as 1", plugin=record.name)
+        if not isinstance(declared, int) or isinstance(declared, bool):
+            self._fail(record, f"LILY_PLUGIN_API must be a whole number, not {declared!r}")
+            return False
+        record.api_version = declared
+        if OLDEST_SUPPORTED_API_VERSION <= declared <= PLUGIN_API_VERSION:
+            return True
+        if declared > PLUGIN_API_VERSION:
+            why = (
+                f"needs plugin API {declared}; lily-host {HOST_VERSION} offers API {PLUGIN_API_VERSION}: "
+                "upgrade lily-host"
+            )
+        else:
+            why = (
+                f"was written for plugin API {declared}; lily-host {HOST_VERSION} offers API "
+                f"{OLDEST_SUPPORTED_API_VERSION}-{PLUGIN_API_VERSION}: upgrade the plugin"
+            )
+        record.state = PluginState.INCOMPATIBLE
+        record.error = why
+        log.error("plugin incompatible", plugin=record.name, error=why)
+        if self.strict:
+            raise StartupError(f"plugin {record.name!r} {why} (LILY_STRICT_PLUGINS is on)")
+        return False
 
     def _fail(self, record: PluginRecord, message: str) -> None:
         record.state = PluginState.FAILED

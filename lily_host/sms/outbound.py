@@ -285,7 +285,7 @@ class Messaging:
         message_id = str(payload.get("message_id", ""))
         if ctx.tenant_id is None:
             raise PermanentError("sms.send needs a tenant", code="no_tenant")
-        tenant = ctx.tenant if ctx.tenant is not None else await self.tenants.get(ctx.tenant_id)
+        tenant = ctx.tenant_record if ctx.tenant_record is not None else await self.tenants.get(ctx.tenant_id)
         if tenant is None:
             ctx.log.warning("sms dropped: tenant no longer exists", message_id=message_id)
             return

@@ -34,6 +34,9 @@ from lily_host import (
     require_tenant,
 )
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 
 class EchoSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ECHO_")

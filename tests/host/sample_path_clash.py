@@ -7,6 +7,9 @@ from quart import Blueprint
 
 from lily_host import Routes, Tenant, WebhookEndpoint, WebhookRequest, hookimpl
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 
 class ClashingWebhook(WebhookEndpoint):
     path = "/webhooks/echo/json"

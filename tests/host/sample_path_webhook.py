@@ -9,6 +9,9 @@ from quart import jsonify
 
 from lily_host import Tenant, TenantDirectory, WebhookContext, WebhookEndpoint, WebhookRequest, hookimpl
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 
 class TenantPathWebhook(WebhookEndpoint):
     path = "/webhooks/pathy/<tenant_id>"

@@ -24,6 +24,9 @@ from lily_host import (
     hookimpl,
 )
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 
 @hookimpl
 def register_settings(register: Callable[[type[BaseSettings]], None]) -> None:

@@ -29,6 +29,9 @@ from lily_host import (
     hookimpl,
 )
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 if TYPE_CHECKING:
     from lily_host import LilyHost
 

@@ -27,6 +27,9 @@ from lily_s3.settings import PLUGIN_NAME, S3Settings, S3TenantSettings
 from lily_s3.storage import S3Bucket, S3StorageProvider
 from lily_s3.tasks import ERASE_TENANT, STORE_INBOUND_MEDIA, S3Tasks, schedule_retention
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 #: The event lily-twilio (or any SMS plugin) emits for an inbound SMS/MMS.
 MESSAGE_RECEIVED = "message.received"
 

@@ -15,6 +15,9 @@ from lily_stripe.settings import StripeSettings
 from lily_stripe.sync import SYNC_TASK, schedule_sync, sync_subscription
 from lily_stripe.webhook import StripeWebhook
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 #: Stripe outages are usually short; a sync that still fails after ~1 h lands in the dead letters.
 SYNC_RETRY = RetryPolicy(max_attempts=8, backoff_base=5.0, backoff_cap=900.0)
 

@@ -15,6 +15,9 @@ from lily_twilio.simulations import simulations
 from lily_twilio.tasks import STATUS_TASK, record_message_status
 from lily_twilio.webhooks import SmsWebhook, StatusWebhook, VoiceWebhook
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 
 @hookimpl
 def register_settings(register: Callable[[type[BaseSettings]], None]) -> None:

@@ -29,6 +29,9 @@ from lily_host import (
     hookimpl,
 )
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 
 class ExampleSettings(BaseSettings):
     """EXAMPLE_WEBHOOK_SECRET is required: without it the plugin is not_configured (routes answer 503)."""
