@@ -16,6 +16,7 @@ import functools
 import importlib
 import importlib.metadata
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -155,7 +156,8 @@ class PluginRegistry:
         self._webhook_paths: dict[str, str] = {}
         self._subset_callers: dict[tuple[str, str], Any] = {}
         if settings.trace_hooks:
-            self.pm.trace.root.setwriter(lambda message: log.info("hook", trace=message.rstrip()))
+            # Explicitly asked for, so written whatever the log level: one stderr line per call and result.
+            self.pm.trace.root.setwriter(lambda message: sys.stderr.write(f"lily hook trace: {message}"))
             self.pm.enable_tracing()
 
         for name, module_name in builtins:
@@ -276,8 +278,13 @@ class PluginRegistry:
             return None
         caller = self._subset_callers.get((hook_name, record.name))
         if caller is None:
-            keep = {record.name}
             hook = getattr(self.pm.hook, hook_name)
+            if not any(
+                impl.plugin_name == record.name and not (impl.hookwrapper or impl.wrapper)
+                for impl in hook.get_hookimpls()
+            ):
+                return None  # the plugin does not implement it: nothing to call, nothing to wrap
+            keep = {record.name}
             keep.update(impl.plugin_name for impl in hook.get_hookimpls() if impl.hookwrapper or impl.wrapper)
             others = [plugin for name, plugin in self.pm.list_name_plugin() if name not in keep]
             caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
