@@ -50,7 +50,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.missed_call", "lily_host.builtins.missed_call"),
     ("lily.reviews", "lily_host.builtins.review_requests"),
     ("lily.bookings", "lily_host.builtins.booking_messages"),
-    ("lily.erasure", "lily_host.builtins.erasure"),
+    ("lily.erasure", "lily_host.builtins.tenant_erasure"),
 )
 
 log = get_logger("lily.plugins")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lily_host.builtins.erasure import host_key_patterns
+from lily_host.builtins.tenant_erasure import host_key_patterns
 from lily_host.plugin_api.erasure import glob_escape
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
