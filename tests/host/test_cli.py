@@ -83,6 +83,6 @@ def test_google_connect_explains_what_is_missing(runner: CliRunner, monkeypatch:
     monkeypatch.delenv("GOOGLE_CLIENT_ID", raising=False)
     monkeypatch.delenv("GOOGLE_CLIENT_SECRET", raising=False)
     invoke(runner, "tenants", "add", "acme", "--name", "Acme")
-    result = runner.invoke(main, ["tenants", "google-connect", "acme"])
-    assert result.exit_code == 1
+    result = runner.invoke(main, ["gcal", "connect", "acme"])
+    assert result.exit_code == 1, result.output
     assert "GOOGLE_CLIENT_ID" in result.output or "lily-gcal" in result.output

@@ -1,0 +1,155 @@
+"""A click group that imports its commands on use, so ``lily --help`` and ``lily --version`` stay fast.
+
+Loading every plugin costs seconds (Quart, boto3, redis, the plugins' settings). The ``lily``
+group therefore knows three kinds of commands:
+
+* host commands defined next to the group (cheap: click only, heavy imports inside the commands);
+* lazy host commands, named ``module:attribute`` and imported when called (``tasks``, ``tenants``);
+* plugin commands, added by the plugins' ``register_commands`` hook. Their names are known without
+  loading any plugin: the built-ins' from a table here, installed plugins' from the
+  ``lily.commands`` entry points their packages declare (docs/plugins.md). The plugins load only
+  when such a command (or an unknown name) is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+__all__ = ["COMMAND_ENTRY_POINTS", "LazyGroup", "PluginCommandHint", "PluginLoadResult"]
+
+#: Entry-point group in which a plugin package names the commands its ``register_commands`` adds:
+#: ``[project.entry-points."lily.commands"] billing = "lily_stripe.plugin"`` (value: the plugin's module).
+COMMAND_ENTRY_POINTS = "lily.commands"
+PLUGIN_ENTRY_POINTS = "lily.plugins"
+
+
+@dataclass(frozen=True)
+class PluginCommandHint:
+    """A plugin command known before the plugin loads: its name, its plugin, a one-line help."""
+
+    name: str
+    plugin: str
+    help: str
+
+
+@dataclass(frozen=True)
+class PluginLoadResult:
+    """What loading the plugins said: each inactive plugin's reason, or why none loaded at all."""
+
+    inactive: Mapping[str, str]
+    error: str | None = None
+
+
+PluginLoader = Callable[[click.Group], PluginLoadResult]
+
+
+class LazyGroup(click.Group):
+    """The ``lily`` group: host commands, lazily imported host commands, plugin commands on demand."""
+
+    def __init__(
+        self,
+        *args: Any,
+        lazy_commands: Mapping[str, str] | None = None,
+        builtin_plugin_commands: Mapping[str, PluginCommandHint] | None = None,
+        plugin_loader: PluginLoader | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+        self.builtin_plugin_commands = dict(builtin_plugin_commands or {})
+        self.plugin_loader = plugin_loader
+        self._plugin_result: PluginLoadResult | None = None
+        self._installed_hints: dict[str, PluginCommandHint] | None = None
+
+    # --- what exists -------------------------------------------------------------------------------
+
+    def plugin_command_hints(self) -> dict[str, PluginCommandHint]:
+        """Every plugin command known without loading a plugin: built-ins' and the ``lily.commands`` entry points."""
+        if self._installed_hints is None:
+            from importlib.metadata import entry_points
+
+            installed = entry_points()  # one scan of the installed distributions for both groups
+            plugins = {ep.value: ep.name for ep in installed.select(group=PLUGIN_ENTRY_POINTS)}
+            hints: dict[str, PluginCommandHint] = {}
+            for ep in installed.select(group=COMMAND_ENTRY_POINTS):
+                plugin = plugins.get(ep.value, ep.value)
+                summary = (ep.dist.metadata["Summary"] or "").split(":")[0] if ep.dist is not None else ""
+                text = f"{summary} (plugin {plugin})." if summary else f"Commands of plugin {plugin}."
+                hints[ep.name] = PluginCommandHint(ep.name, plugin, text)
+            self._installed_hints = hints
+        return {**self._installed_hints, **self.builtin_plugin_commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands, *self.plugin_command_hints()})
+
+    # --- finding one ---------------------------------------------------------------------------------
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name in self.lazy_commands:
+            return self._import(cmd_name)
+        result = self.load_plugin_commands()
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        hint = self.plugin_command_hints().get(cmd_name)
+        if hint is not None and result.error is not None:
+            raise click.ClickException(f"`lily {cmd_name}` needs the plugins, which did not load: {result.error}")
+        if hint is not None and hint.plugin in result.inactive:
+            raise click.ClickException(
+                f"`lily {cmd_name}` comes from plugin {hint.plugin}, which is not active: "
+                f"{result.inactive[hint.plugin]} (see `lily plugins`)"
+            )
+        return None
+
+    def _import(self, cmd_name: str) -> click.Command:
+        module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
+        self.add_command(command, cmd_name)
+        return command
+
+    def load_plugin_commands(self) -> PluginLoadResult:
+        """Load the plugins (once) and let each active one add its commands."""
+        if self._plugin_result is None:
+            self._plugin_result = (
+                PluginLoadResult(inactive={}) if self.plugin_loader is None else self.plugin_loader(self)
+            )
+        return self._plugin_result
+
+    def load_everything(self) -> None:
+        """Import every lazy command and load the plugins' (for tests and documentation checks)."""
+        for name in self.lazy_commands:
+            if name not in self.commands:
+                self._import(name)
+        self.load_plugin_commands()
+
+    # --- help ------------------------------------------------------------------------------------------
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Host commands with their help; plugin commands from their hints, without loading the plugins."""
+        limit = formatter.width - 6 - max((len(name) for name in self.list_commands(ctx)), default=0)
+        hints = self.plugin_command_hints()
+        host_rows = []
+        for name in sorted({*self.commands, *self.lazy_commands} - set(hints)):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                host_rows.append((name, command.get_short_help_str(limit)))
+        if host_rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(host_rows)
+        plugin_rows = [(name, hints[name].help) for name in sorted(hints)]
+        with formatter.section("Plugin commands"):
+            if plugin_rows:
+                formatter.write_dl(plugin_rows)
+            formatter.write_paragraph()
+            formatter.write_text(
+                "Plugins load on first use: `lily COMMAND --help` shows a plugin command's own help, "
+                "`lily plugins` which plugins are active."
+            )
