@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from lily_host.cli.lazy_group import LazyGroup, PluginCommandHint, PluginLoadResult
-from lily_host.cli.output import Column, echo_json, json_option, local_time, masked, print_listing
+from lily_host.plugin_api.cli_output import Column, echo_json, json_option, local_time, masked, print_listing
 from lily_host.plugin_api.errors import ConfigurationError
 from lily_host.plugin_api.versions import HOST_VERSION as __version__
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
-from lily_host.cli.output import Column, echo_json, echo_table, json_option, local_time, print_listing
+from lily_host.plugin_api.cli_output import Column, echo_json, echo_table, json_option, local_time, print_listing
 
 if TYPE_CHECKING:  # the queue (and redis) load when a command runs, not when `lily --help` does
     from lily_host.queue.task_queue import QueueStats, Task, TaskQueue

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lily_host.cli.output import Column, echo_json, json_option, local_time, print_listing
+from lily_host.plugin_api.cli_output import Column, echo_json, json_option, local_time, print_listing
 
 if TYPE_CHECKING:  # the host (Redis, Quart, plugins) loads when a command runs, not for `lily --help`
     from lily_host.runtime.host import Host

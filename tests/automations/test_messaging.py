@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
 from lily_host.dev.embedded_redis import RedisServer
+from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.errors import PermanentError
 from lily_host.testing import HARNESS_ENV, Harness, HarnessFactory
 
@@ -187,6 +190,7 @@ def test_cli_manages_the_suppression_list(redis_server: RedisServer, monkeypatch
 
     added = runner.invoke(main, ["sms", "suppress", "smscli", CUSTOMER])
     listed = runner.invoke(main, ["sms", "suppressed", "smscli"])
+    listed_json = runner.invoke(main, ["sms", "suppressed", "smscli", "--json"])
     removed = runner.invoke(main, ["sms", "unsuppress", "smscli", CUSTOMER])
     again = runner.invoke(main, ["sms", "unsuppress", "smscli", CUSTOMER])
     bad = runner.invoke(main, ["sms", "suppress", "smscli", "12345"])
@@ -194,8 +198,11 @@ def test_cli_manages_the_suppression_list(redis_server: RedisServer, monkeypatch
     unknown = runner.invoke(main, ["sms", "suppressed", "nobody"])
 
     assert added.exit_code == 0 and "suppressed for smscli" in added.output
-    assert CUSTOMER in listed.output and '"reason": "manual"' in listed.output
+    header, row = listed.output.splitlines()
+    assert header.split() == ["number", "reason", "since"]
+    assert row.split()[:2] == [mask_phone(CUSTOMER), "manual"] and CUSTOMER not in listed.output
+    assert [(e["number"], e["reason"]) for e in json.loads(listed_json.output)] == [(CUSTOMER, "manual")]
     assert "removed from" in removed.output and "was not on" in again.output
     assert bad.exit_code != 0 and "E.164" in bad.output
-    assert messages.exit_code == 0 and messages.output.strip() == "[]"
+    assert messages.exit_code == 0 and messages.output.strip() == "no texts for smscli yet"
     assert unknown.exit_code != 0 and "no tenant" in unknown.output

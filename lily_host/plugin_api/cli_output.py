@@ -1,8 +1,8 @@
 """How every ``lily`` listing prints: aligned tables, local times, masked numbers, or ``--json``.
 
 One module so that ``tasks``, ``tenants``, ``sms``, ``jobs``, ``outbox``, ``plugins`` and the
-plugins' own listings look alike. It imports click only (the log masker on first use), so
-``lily --help`` stays fast.
+plugins' own listings look alike, with the log's masker. It imports click only, so ``lily --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import click
+
+from lily_host.plugin_api.masking import mask_phone
 
 __all__ = [
     "Column",
@@ -39,13 +41,19 @@ def json_option(function: F) -> F:
 
 
 def timestamp(value: Any) -> float | None:
-    """A Unix timestamp from a number or the text Redis stores (``"1764460000.5"``); None if absent."""
+    """A Unix timestamp from a number, the text Redis stores (``"1764460000.5"``) or an ISO 8601 time
+    with its offset (what the APIs answer); None if absent or not a time."""
     if value is None or value == "":
         return None
     try:
         return float(value)
     except (TypeError, ValueError):
+        pass
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
         return None
+    return moment.timestamp() if moment.tzinfo is not None else None
 
 
 def local_time(value: Any, *, seconds: bool = False) -> str:
@@ -66,8 +74,6 @@ def masked(number: Any) -> str:
         return "-"
     if not any(character.isdigit() for character in str(number)):
         return str(number)  # not a number at all (the outbox's "outbox" sender)
-    from lily_host.observability.log import mask_phone
-
     return mask_phone(str(number))
 
 
