@@ -36,6 +36,7 @@ def cli_settings() -> HostSettings:
     from lily_host.dev.dev_mode import load_dev_environment
 
     load_dev_environment()
+    _configure_cli_logging()  # here, not in the group: `lily tasks --help` must not import structlog
     return HostSettings()
 
 
@@ -66,7 +67,6 @@ def _load_plugin_commands(group: click.Group) -> PluginLoadResult:
     """Load the plugins and let every active one add its commands (called by the group on demand)."""
     from lily_host.runtime.registry import PluginRegistry
 
-    _configure_cli_logging()
     try:
         registry = PluginRegistry(cli_settings())
     except ConfigurationError as error:
@@ -115,7 +115,6 @@ def main(ctx: click.Context) -> None:
     ctx.obj = open_queue
     ctx.meta[HOST_OPENER] = open_host
     set_default_host_opener(open_host)
-    _configure_cli_logging()
 
 
 @main.command()
