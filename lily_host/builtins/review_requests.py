@@ -22,8 +22,8 @@ import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from quart import Blueprint, g, jsonify, request
 
-from lily_host.plugin_api.cli_output import echo_fields, echo_json, json_option, local_time, masked
 from lily_host.observability.log import get_logger, mask_phone
+from lily_host.plugin_api.cli_output import echo_fields, echo_json, json_option, local_time, masked
 from lily_host.plugin_api.contract import EventSubscription, Routes, TaskContext, TaskHandler
 from lily_host.plugin_api.event_names import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.plugin_api.markers import hookimpl

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lily_host.plugin_api.cli_output import Column, json_option, local_time, masked, print_listing
 from lily_host.observability.log import mask_phone
+from lily_host.plugin_api.cli_output import Column, json_option, local_time, masked, print_listing
 from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.plugin_api.event_names import MESSAGE_RECEIVED
 from lily_host.plugin_api.markers import hookimpl

@@ -126,9 +126,7 @@ def main(ctx: click.Context) -> None:
     multiple=True,
     help="address or network of a TLS-terminating proxy whose X-Forwarded-Proto is believed (repeatable)",
 )
-@click.option(
-    "--access-log/--no-access-log", default=False, show_default=True, help="log every request (on stdout)"
-)
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request (on stdout)")
 @click.option(
     "--loop",
     type=click.Choice(["auto", "uvloop", "asyncio"]),

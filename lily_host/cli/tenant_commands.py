@@ -137,7 +137,9 @@ def show(tenant_id: str, as_json: bool) -> None:
         echo_json(view)
         return
     click.echo(f"{view['id']}: {view['name']} ({view['timezone']})")
-    click.echo(f"  plan: {view['plan']}  status: {view['subscription_status']}  trial end: {local_time(view['trial_end'])}")
+    click.echo(
+        f"  plan: {view['plan']}  status: {view['subscription_status']}  trial end: {local_time(view['trial_end'])}"
+    )
     click.echo(f"  quiet hours: {view['quiet_hours_start']}-{view['quiet_hours_end']}")
     click.echo(f"  review delay: {view['review_delay_seconds']} s  review link: {view['review_link'] or '-'}")
     for plugin, values in view["plugins"].items():

@@ -55,7 +55,14 @@ def test_plugin_commands_are_known_before_the_plugins_load(loaded: click.Group) 
     """What `lily --help` lists without loading a plugin is exactly what the plugins add."""
     hints = loaded.plugin_command_hints()  # type: ignore[attr-defined]
     host_commands = set(loaded.lazy_commands) | {  # type: ignore[attr-defined]
-        "serve", "worker", "dev", "plugins", "health", "keygen", "outbox", "simulate",
+        "serve",
+        "worker",
+        "dev",
+        "plugins",
+        "health",
+        "keygen",
+        "outbox",
+        "simulate",
     }
     assert set(loaded.commands) - host_commands == set(hints)
     for name, hint in BUILTIN_PLUGIN_COMMANDS.items():
@@ -92,8 +99,8 @@ def test_tenants_set_help_lists_the_fields_of_the_host_and_of_every_plugin(loade
     for field in ("timezone", "quiet_hours_start", "review_delay_seconds", "review_link", "contact_phone"):
         assert re.search(rf"^  {field} ", output, re.MULTILINE), field
     assert re.search(r"^  id ", output, re.MULTILINE) is None
-    from lily_host.runtime.registry import PluginRegistry
     from lily_host.config.host_settings import HostSettings
+    from lily_host.runtime.registry import PluginRegistry
 
     models = PluginRegistry(HostSettings()).tenant_models
     assert {"twilio", "calcom"} <= set(models)
