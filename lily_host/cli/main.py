@@ -210,9 +210,10 @@ def dev(port: int, bind_host: str) -> None:
 
 
 @main.command()
+@click.option("--details", is_flag=True, help="also list each plugin's hooks, tasks, routes and subscriptions")
 @json_option
-def plugins(as_json: bool) -> None:
-    """List plugins: name, version, state, hooks, tasks and routes."""
+def plugins(details: bool, as_json: bool) -> None:
+    """List plugins: name, version, state (and why), and with --details their hooks, tasks and routes."""
     from quart import Quart
 
     from lily_host.runtime.registry import PluginRegistry
@@ -227,11 +228,25 @@ def plugins(as_json: bool) -> None:
     if as_json:
         echo_json(listing)
         return
+
+    def why(item: dict[str, Any]) -> str:
+        if item["error"]:
+            return str(item["error"])
+        return "set " + ", ".join(item["missing_settings"]) if item["missing_settings"] else ""
+
+    columns = [
+        Column("name", lambda item: item["name"]),
+        Column("version", lambda item: item["version"]),
+        Column("state", lambda item: item["state"]),
+        Column("tasks", lambda item: len(item["tasks"]), right=True),
+        Column("routes", lambda item: len(item["routes"]), right=True),
+        Column("why", why),
+    ]
+    print_listing(listing, columns, as_json=False, empty="no plugins")
+    if not details:
+        return
     for item in listing:
-        version = item["version"] or "-"
-        click.echo(f"{item['name']:<18} {version:<8} {item['state']}")
-        if item["error"] or item["missing_settings"]:
-            click.echo(f"    why: {item['error'] or 'set ' + ', '.join(item['missing_settings'])}")
+        click.echo(f"\n{item['name']}")
         for label in ("hooks", "tasks", "routes", "subscriptions", "capabilities"):
             if item[label]:
                 click.echo(f"    {label}: {', '.join(item[label])}")
@@ -249,8 +264,13 @@ def health(as_json: bool) -> None:
         echo_json(report)
     else:
         click.echo(f"overall: {report['status']}")
-        for name, entry in report["plugins"].items():
-            click.echo(f"  {name:<18} {entry['state']:<15} {entry['message']}")
+        rows = sorted(report["plugins"].items())
+        columns = [
+            Column("plugin", lambda row: row[0]),
+            Column("state", lambda row: row[1]["state"]),
+            Column("message", lambda row: row[1]["message"]),
+        ]
+        print_listing(rows, columns, as_json=False, empty="no plugin has health checks")
     if report["status"] == "failed":
         sys.exit(1)
 

@@ -29,21 +29,46 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+#: What each settable field of a tenant means (the Tenant model carries no descriptions).
+#: tests/host/test_cli_tree.py fails when a field is added without a line here.
+HOST_FIELD_HELP = {
+    "name": "the business name used in messages",
+    "timezone": "IANA time zone, e.g. America/Chicago",
+    "quiet_hours_start": "HH:MM (24-hour): texts due from then until quiet_hours_end wait (replies to STOP/HELP do not)",
+    "quiet_hours_end": "HH:MM (24-hour): when the texts held by quiet hours go out",
+    "review_delay_seconds": "seconds from a completed job to its review request (up to 90 days)",
+    "review_link": "the http(s) link texted with review requests",
+    "contact_phone": "the business's phone number, E.164 (+15551234567)",
+    "contact_email": "the business's email address",
+    "jitter_seconds": "random delay added to automated texts, LOW-HIGH seconds, e.g. 10-45",
+    "templates": 'message text overrides, a JSON object: {"missed_call": "..."}',
+    "plan": "billing plan (lily-stripe keeps it up to date)",
+    "subscription_status": "subscription status (lily-stripe keeps it up to date)",
+    "trial_end": "Unix time the trial ends (lily-stripe keeps it up to date)",
+    "status_since": "Unix time of the last status change (lily-stripe keeps it up to date)",
+    "billing": "billing details (lily-stripe keeps them up to date)",
+    "retention_days": "days texts, jobs, bookings and photos are kept (1-3650)",
+}
+
+
 def _type_name(annotation: Any) -> str:
     name = getattr(annotation, "__name__", None)
     if name is not None and not getattr(annotation, "__args__", None):
-        return str(name)
-    return str(annotation).replace("typing.", "").replace("NoneType", "None")
+        text = str(name)
+    else:
+        text = str(annotation).replace("typing.", "").replace("NoneType", "None")
+    return "secret" + (" | None" if "None" in text else "") if "SecretStr" in text else text
 
 
-def _field_rows(model: Any, prefix: str = "") -> list[tuple[str, str]]:
+def _field_rows(model: Any, prefix: str = "", descriptions: dict[str, str] | None = None) -> list[tuple[str, str]]:
     rows = []
     for name, info in model.model_fields.items():
         if name in _NOT_SETTABLE and not prefix:
             continue
         text = _type_name(info.annotation)
-        if info.description:
-            text += f": {info.description}"
+        description = info.description or (descriptions or {}).get(name)
+        if description:
+            text += f": {description}"
         rows.append((prefix + name, text))
     return rows
 
@@ -58,7 +83,7 @@ class _SetCommand(click.Command):
         from lily_host.runtime.registry import PluginRegistry
 
         with formatter.section("Host fields"):
-            formatter.write_dl(_field_rows(Tenant))
+            formatter.write_dl(_field_rows(Tenant, descriptions=HOST_FIELD_HELP))
         try:
             models = PluginRegistry(cli_settings()).tenant_models
         except ConfigurationError as error:

@@ -100,6 +100,12 @@ def test_tenants_set_help_lists_the_fields_of_the_host_and_of_every_plugin(loade
     for field in ("timezone", "quiet_hours_start", "review_delay_seconds", "review_link", "contact_phone"):
         assert re.search(rf"^  {field} ", output, re.MULTILINE), field
     assert re.search(r"^  id ", output, re.MULTILINE) is None
+    from lily_host.cli.tenant_commands import HOST_FIELD_HELP
+    from lily_host.plugin_api.tenant import Tenant
+
+    assert set(HOST_FIELD_HELP) == set(Tenant.model_fields) - {"id", "plugins", "created_at", "updated_at"}
+    flat = " ".join(output.split())  # however the help is wrapped
+    assert "review_link str | None: the http(s) link texted with review requests" in flat
     from lily_host.config.host_settings import HostSettings
     from lily_host.runtime.registry import PluginRegistry
 
