@@ -34,7 +34,7 @@ def _parse_value(text: str) -> Any:
 HOST_FIELD_HELP = {
     "name": "the business name used in messages",
     "timezone": "IANA time zone, e.g. America/Chicago",
-    "quiet_hours_start": "HH:MM (24-hour): texts due from then until quiet_hours_end wait (replies to STOP/HELP do not)",
+    "quiet_hours_start": "HH:MM (24-hour): texts due from then to quiet_hours_end wait (STOP/HELP replies do not)",
     "quiet_hours_end": "HH:MM (24-hour): when the texts held by quiet hours go out",
     "review_delay_seconds": "seconds from a completed job to its review request (up to 90 days)",
     "review_link": "the http(s) link texted with review requests",
