@@ -28,6 +28,8 @@ __all__ = ["COMMAND_ENTRY_POINTS", "LazyGroup", "PluginCommandHint", "PluginLoad
 #: ``[project.entry-points."lily.commands"] billing = "lily_stripe.plugin"`` (value: the plugin's module).
 COMMAND_ENTRY_POINTS = "lily.commands"
 PLUGIN_ENTRY_POINTS = "lily.plugins"
+#: Where an invocation keeps the plugin commands it loaded (``click.Context.meta`` of its root).
+_PLUGIN_COMMANDS = "lily.plugin_commands"
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,6 @@ class LazyGroup(click.Group):
         self.lazy_commands = dict(lazy_commands or {})
         self.builtin_plugin_commands = dict(builtin_plugin_commands or {})
         self.plugin_loader = plugin_loader
-        self._plugin_result: PluginLoadResult | None = None
         self._installed_hints: dict[str, PluginCommandHint] | None = None
 
     # --- what exists -------------------------------------------------------------------------------
@@ -162,9 +163,9 @@ class LazyGroup(click.Group):
             return self.commands[cmd_name]
         if cmd_name in self.lazy_commands:
             return self._import(cmd_name)
-        result = self.load_plugin_commands()
-        if cmd_name in self.commands:
-            return self.commands[cmd_name]
+        commands, result = self._plugin_commands(ctx)
+        if cmd_name in commands:
+            return commands[cmd_name]
         hint = self.plugin_command_hints().get(cmd_name)
         if hint is not None and result.error is not None:
             raise click.ClickException(f"`lily {cmd_name}` needs the plugins, which did not load: {result.error}")
@@ -183,20 +184,32 @@ class LazyGroup(click.Group):
         self.add_command(command, cmd_name)
         return command
 
-    def load_plugin_commands(self) -> PluginLoadResult:
-        """Load the plugins (once) and let each active one add its commands."""
-        if self._plugin_result is None:
-            self._plugin_result = (
-                PluginLoadResult(inactive={}) if self.plugin_loader is None else self.plugin_loader(self)
-            )
-        return self._plugin_result
+    def _plugin_commands(self, ctx: click.Context) -> tuple[dict[str, click.Command], PluginLoadResult]:
+        """The plugins' commands for this invocation, loaded once per invocation.
 
-    def load_everything(self) -> None:
-        """Import every lazy command and load the plugins' (for tests and documentation checks)."""
+        Kept in the invocation's root context, not added to the group: which plugins are active
+        depends on the environment of the run (LILY_PLUGINS, credentials), and a process that
+        invokes ``lily`` more than once (the test suite) must see each run's own.
+        """
+        meta = ctx.find_root().meta
+        if _PLUGIN_COMMANDS not in meta:
+            target = click.Group(self.name)
+            result = PluginLoadResult(inactive={}) if self.plugin_loader is None else self.plugin_loader(target)
+            meta[_PLUGIN_COMMANDS] = (dict(target.commands), result)
+        loaded: tuple[dict[str, click.Command], PluginLoadResult] = meta[_PLUGIN_COMMANDS]
+        return loaded
+
+    def load_everything(self) -> click.Group:
+        """A group with every command: the host's (lazy ones imported) and those the plugins add now.
+
+        For tests and documentation checks that walk the whole tree."""
         for name in self.lazy_commands:
             if name not in self.commands:
                 self._import(name)
-        self.load_plugin_commands()
+        everything = click.Group(self.name, commands=dict(self.commands), help=self.help)
+        if self.plugin_loader is not None:
+            self.plugin_loader(everything)
+        return everything
 
     # --- help ------------------------------------------------------------------------------------------
 

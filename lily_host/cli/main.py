@@ -203,6 +203,7 @@ def dev(port: int, bind_host: str) -> None:
     """Run Lily locally with every installed plugin: app + worker, embedded Redis, dev outbox."""
     from lily_host.dev.dev_mode import run_dev
 
+    _configure_cli_logging()
     try:
         run_dev(port=port, bind_host=bind_host)
     except ConfigurationError as error:

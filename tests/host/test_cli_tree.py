@@ -29,8 +29,8 @@ def loaded(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> click.
     for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("LILY_PLUGINS", raising=False)
-    main.load_everything()  # type: ignore[attr-defined]
-    return main
+    everything: click.Group = main.load_everything()  # type: ignore[attr-defined]
+    return everything
 
 
 def walk(command: click.Command, path: str = "lily") -> Iterator[tuple[str, click.Command]]:
@@ -53,8 +53,8 @@ def test_every_command_and_option_has_a_help_text(loaded: click.Group) -> None:
 
 def test_plugin_commands_are_known_before_the_plugins_load(loaded: click.Group) -> None:
     """What `lily --help` lists without loading a plugin is exactly what the plugins add."""
-    hints = loaded.plugin_command_hints()  # type: ignore[attr-defined]
-    host_commands = set(loaded.lazy_commands) | {  # type: ignore[attr-defined]
+    hints = main.plugin_command_hints()  # type: ignore[attr-defined]
+    host_commands = set(main.lazy_commands) | {  # type: ignore[attr-defined]
         "serve",
         "worker",
         "dev",
@@ -139,3 +139,18 @@ def test_operations_md_lists_every_command(loaded: click.Group) -> None:
     """docs/operations.md's command table has a row per command (leaf or group), and no stale rows."""
     commands = {path for path, command in walk(loaded) if path != "lily"}
     assert documented_commands() == commands
+
+
+def test_each_invocation_loads_the_plugin_commands_of_its_own_environment(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, "LILY_PLUGINS": "twilio"}.items():
+        monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    limited = runner.invoke(main, ["gcal", "--help"])
+    assert limited.exit_code == 1
+    assert "`lily gcal` comes from plugin gcal, which is not active: not listed in LILY_PLUGINS" in limited.output
+    monkeypatch.delenv("LILY_PLUGINS")
+    everything = runner.invoke(main, ["gcal", "--help"])
+    assert everything.exit_code == 0, everything.output
+    assert "connect" in everything.output
