@@ -7,8 +7,8 @@ group therefore knows three kinds of commands:
 * lazy host commands, named ``module:attribute`` and imported when called (``tasks``, ``tenants``);
 * plugin commands, added by the plugins' ``register_commands`` hook. Their names are known without
   loading any plugin: the built-ins' from a table here, installed plugins' from the
-  ``lily.commands`` entry points their packages declare (docs/plugins.md). The plugins load only
-  when such a command (or an unknown name) is asked for.
+  ``lily.commands`` entry points their packages declare (docs/hooks.md, ``register_commands``).
+  The plugins load only when such a command (or an unknown name) is asked for, once per invocation.
 """
 
 from __future__ import annotations
