@@ -154,3 +154,28 @@ def test_each_invocation_loads_the_plugin_commands_of_its_own_environment(
     everything = runner.invoke(main, ["gcal", "--help"])
     assert everything.exit_code == 0, everything.output
     assert "connect" in everything.output
+
+
+LISTINGS = (
+    "lily plugins",
+    "lily health",
+    "lily outbox",
+    "lily simulate",
+    "lily tenants list",
+    "lily tenants show",
+    "lily tenants key list",
+    "lily tasks stats",
+    "lily tasks list",
+    "lily jobs complete",
+    "lily jobs cancel",
+    "lily jobs show",
+    "lily sms messages",
+    "lily sms suppressed",
+)
+
+
+def test_every_listing_offers_json(loaded: click.Group) -> None:
+    commands = dict(walk(loaded))
+    for path in LISTINGS:
+        options = [opt for param in commands[path].params for opt in getattr(param, "opts", [])]
+        assert "--json" in options, path
