@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lily_host.compliance import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, in_quiet_hours
-from lily_host.revocation import is_revocation
+from lily_host.sms.compliance import HELP_WORDS, OPT_IN_WORDS, OPT_OUT_WORDS, in_quiet_hours
+from lily_host.sms.revocation import is_revocation
 from lily_host.testing import Harness, HarnessFactory
 
 TENANTS = ("acme", "bravo")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lily_host.compliance import classify_keyword
-from lily_host.revocation import is_revocation
+from lily_host.sms.compliance import classify_keyword
+from lily_host.sms.revocation import is_revocation
 
 #: Replies that revoke consent: each must opt the sender out.
 REVOCATIONS = (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from lily_host.compliance import quiet_hours_end
-from lily_host.send_windows import last_allowed, rules_for
-from lily_host.state_quiet_hours import AREA_CODES, STATE_RULES, ZONE_EXCEPTIONS, rule_for_number
-from lily_host.tenants import Tenant
+from lily_host.plugin_api.tenant import Tenant
+from lily_host.sms.compliance import quiet_hours_end
+from lily_host.sms.send_windows import last_allowed, rules_for
+from lily_host.sms.state_quiet_hours import AREA_CODES, STATE_RULES, ZONE_EXCEPTIONS, rule_for_number
 
 FLORIDA = "+13055550123"  # Miami, 8-20
 PANHANDLE = "+18505550123"  # Pensacola: Florida's rule, Central time

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lily_host.erasure import glob_escape, host_key_patterns
+from lily_host.builtins.tenant_erasure import host_key_patterns
+from lily_host.plugin_api.erasure import glob_escape
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
@@ -75,9 +76,8 @@ def test_tenant_ids_are_matched_literally() -> None:
 
 
 async def test_short_links_of_the_tenants_quotes_and_reviews_are_erased(lily: Harness) -> None:
-    from lily_host.automations.review_followups import link_key
-    from lily_host.automations.reviews import JobStore
-    from lily_host.quotes import quote_key, token_key
+    from lily_host.builtins.review_requests import JobStore, link_key
+    from lily_host.records.quote_store import quote_key, token_key
 
     redis = lily.host.redis
     for tenant_id in ("acme", "acme-2"):

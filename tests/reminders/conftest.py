@@ -12,8 +12,8 @@ import pytest
 
 from lily_calcom.fake import booking_delivery, signed
 from lily_host import hookimpl
-from lily_host.clock import ManualClock
-from lily_host.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.testing import TEST_PUBLIC_URL, Harness, HarnessFactory
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import message_form, signed_headers

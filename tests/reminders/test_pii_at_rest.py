@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 import pytest
 from click.testing import CliRunner
 
-from lily_host.cli import main
-from lily_host.compliance import Compliance
-from lily_host.crypto import SecretBox
-from lily_host.pii import Pii
+from lily_host.cli.main import main
+from lily_host.sms.compliance import Compliance
+from lily_host.tenants.customer_pii import Pii
+from lily_host.tenants.secret_box import SecretBox
 from lily_host.testing import TEST_PUBLIC_URL, Harness
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form, signed_headers

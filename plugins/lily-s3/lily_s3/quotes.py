@@ -9,7 +9,7 @@ transactions below also run on a cluster):
 - ``lily:s3:{<tenant>}:photos``             zset: "<quote id>/<photo id>" by stored_at (retention)
 - ``lily:s3:{<tenant>}:upload:<photo id>``  pending browser upload (JSON, expires)
 - ``lily:s3:{<tenant>}:open:<hash>``        the customer's open MMS quote: "<quote id>|<last photo at>"
-  (``<hash>``: the host's keyed hash of the number, :mod:`lily_host.pii`)
+  (``<hash>``: the host's keyed hash of the number, ``host.pii``)
 - ``lily:s3:{<tenant>}:msg:<message sid>``  the quote an MMS message was filed under (retries agree)
 """
 
@@ -22,8 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from lily_host.pii import Pii
-from lily_host.redis_typing import awaited
+from lily_host import PiiBox, awaited
 from lily_s3.keys import new_quote_id
 
 #: How long the message → quote link is kept: longer than any task retry schedule.
@@ -117,7 +116,7 @@ def records_prefix(tenant_id: str) -> str:
 class QuoteStore:
     """One tenant's quotes. Never reads or writes another tenant's keys."""
 
-    def __init__(self, redis: aioredis.Redis, tenant_id: str, pii: Pii | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, tenant_id: str, pii: PiiBox | None = None) -> None:
         self.redis = redis
         #: The host's PII box: with it, the customer's number is sealed in the quote and hashed in keys.
         self.pii = pii

@@ -7,8 +7,8 @@ import json
 
 from click.testing import CliRunner
 
-from lily_host.cli import main
 from lily_host.testing import Harness
+from lily_host.testing import lily_cli as main
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import message_form
 
