@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from lily_host.cli.plugin_commands import docs, echo_plugin_rows, plugin_group, plugin_rows
 from lily_host.cli.task_commands import tasks as tasks_group
 from lily_host.config.host_settings import HostSettings
 from lily_host.observability.log import configure_logging
@@ -64,6 +65,8 @@ def main(ctx: click.Context) -> None:
 
 
 main.add_command(tasks_group)
+main.add_command(plugin_group)
+main.add_command(docs)
 
 
 @main.command()
@@ -155,7 +158,7 @@ def dev(port: int, bind_host: str) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def plugins(as_json: bool) -> None:
-    """List plugins: name, version, state, hooks, tasks and routes."""
+    """List plugins: name, version, the plugin API it targets, state, hooks, tasks and routes."""
     from quart import Quart
 
     from lily_host.web.app import mount_plugins
@@ -165,18 +168,11 @@ def plugins(as_json: bool) -> None:
         mount_plugins(Quart("lily_plugins_listing"), registry)  # fills in each plugin's routes
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from error
-    listing = registry.listing()
+    rows = plugin_rows(list(registry.records.values()))
     if as_json:
-        echo_json(listing)
+        echo_json(rows)
         return
-    for item in listing:
-        version = item["version"] or "-"
-        click.echo(f"{item['name']:<18} {version:<8} {item['state']}")
-        if item["error"] or item["missing_settings"]:
-            click.echo(f"    why: {item['error'] or 'set ' + ', '.join(item['missing_settings'])}")
-        for label in ("hooks", "tasks", "routes", "subscriptions", "capabilities"):
-            if item[label]:
-                click.echo(f"    {label}: {', '.join(item[label])}")
+    echo_plugin_rows(rows)
 
 
 @main.command()
