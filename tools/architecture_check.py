@@ -97,10 +97,7 @@ TEMPLATE = Path("lily_host") / "scaffold" / "template"
 
 def python_files(root: Path, *, suffixes: tuple[str, ...] = ("*.py",)) -> Iterable[Path]:
     return (
-        p
-        for suffix in suffixes
-        for p in root.rglob(suffix)
-        if ".nox" not in p.parts and "__pycache__" not in p.parts
+        p for suffix in suffixes for p in root.rglob(suffix) if ".nox" not in p.parts and "__pycache__" not in p.parts
     )
 
 

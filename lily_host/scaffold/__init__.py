@@ -25,7 +25,7 @@ PLACEHOLDER = "myplugin"
 SUFFIX = ".tmpl"
 #: Template path parts renamed on the way out (dot-files are kept out of package data).
 RENAMED_PARTS = {"_github": ".github", "_gitignore": ".gitignore"}
-NAME = re.compile(r"[a-z][a-z0-9]{1,39}")
+NAME = re.compile(r"[a-z][a-z0-9]{1,19}")
 
 
 class ScaffoldError(ValueError):
@@ -39,7 +39,7 @@ def plugin_name(text: str) -> str:
         name = name.removeprefix(prefix)
     if not NAME.fullmatch(name):
         raise ScaffoldError(
-            f"plugin name {text!r} must be 2-40 lowercase letters and digits, starting with a letter "
+            f"plugin name {text!r} must be 2-20 lowercase letters and digits, starting with a letter "
             "(e.g. chatwoot); it becomes the package lily_<name> and the distribution lily-<name>"
         )
     return name
