@@ -67,6 +67,7 @@ class FakeChatwoot(LocalHTTPServer):
         self.deliveries: list[tuple[bytes, dict[str, str]]] = []
         self.requests: list[Request] = []
         self._failures: list[Reply] = []
+        self._delays: list[float] = []
         self._ids = itertools.count(1000)
         self._lock = threading.Lock()
 
@@ -76,6 +77,12 @@ class FakeChatwoot(LocalHTTPServer):
             body = {"error": f"HTTP {status}"}
             self._failures.extend(json_reply(status, body, headers) for _ in range(times))
 
+    def delay_next(self, seconds: float) -> None:
+        """Create the next posted message, but answer only ``seconds`` later (a client that times
+        out first cannot tell whether the message was created)."""
+        with self._lock:
+            self._delays.append(seconds)
+
     def sent(self) -> list[Message]:
         """The outgoing messages created through the API (what Lily replied)."""
         with self._lock:
@@ -83,32 +90,37 @@ class FakeChatwoot(LocalHTTPServer):
 
     def handle_request(self, request: Request) -> Reply:
         with self._lock:
-            self.requests.append(request)
-            token = request.headers.get("api_access_token", "")
-            owned = [account for account, accepted in self.accounts.items() if accepted == token]
-            if not token or not owned:
-                return json_reply(401, {"error": "Invalid Access Token"})
-            parts = [part for part in request.path.split("/") if part]
-            if parts == ["api", "v1", "profile"] and request.method == "GET":
-                accounts = [{"id": int(account), "name": f"Account {account}", "role": "agent"} for account in owned]
-                return json_reply(200, {**AGENT, "account_id": int(owned[0]), "accounts": accounts})
-            if len(parts) == 7 and parts[:3] == ["api", "v1", "accounts"] and parts[4] == "conversations":
-                account, conversation = parts[3], parts[5]
-                if parts[6] != "messages":
-                    return json_reply(404, {"error": "Resource could not be found"})
-                if account not in owned:
-                    return json_reply(401, {"error": "You are not authorized to access this account"})
-                if request.method == "GET":
-                    listed = [
-                        self._api_view(m)
-                        for m in self.messages
-                        if (m.account, m.conversation) == (account, conversation)
-                    ]
-                    return json_reply(200, {"meta": {}, "payload": listed})
-                if self._failures:
-                    return self._failures.pop(0)
-                return self._create(request, account, conversation)
-            return json_reply(404, {"error": "Resource could not be found"})
+            reply = self._answer(request)
+            delay = self._delays.pop(0) if self._delays and request.method == "POST" else 0.0
+        if delay:
+            time.sleep(delay)  # on this request's own server thread, outside the lock
+        return reply
+
+    def _answer(self, request: Request) -> Reply:
+        self.requests.append(request)
+        token = request.headers.get("api_access_token", "")
+        owned = [account for account, accepted in self.accounts.items() if accepted == token]
+        if not token or not owned:
+            return json_reply(401, {"error": "Invalid Access Token"})
+        parts = [part for part in request.path.split("/") if part]
+        if parts == ["api", "v1", "profile"] and request.method == "GET":
+            accounts = [{"id": int(account), "name": f"Account {account}", "role": "agent"} for account in owned]
+            return json_reply(200, {**AGENT, "account_id": int(owned[0]), "accounts": accounts})
+        if len(parts) == 7 and parts[:3] == ["api", "v1", "accounts"] and parts[4] == "conversations":
+            account, conversation = parts[3], parts[5]
+            if parts[6] != "messages":
+                return json_reply(404, {"error": "Resource could not be found"})
+            if account not in owned:
+                return json_reply(401, {"error": "You are not authorized to access this account"})
+            if request.method == "GET":
+                listed = [
+                    self._api_view(m) for m in self.messages if (m.account, m.conversation) == (account, conversation)
+                ]
+                return json_reply(200, {"meta": {}, "payload": listed})
+            if self._failures:
+                return self._failures.pop(0)
+            return self._create(request, account, conversation)
+        return json_reply(404, {"error": "Resource could not be found"})
 
     def _create(self, request: Request, account: str, conversation: str) -> Reply:
         try:

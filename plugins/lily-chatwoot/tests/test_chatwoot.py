@@ -233,3 +233,30 @@ async def test_bad_tenant_settings_are_one_clear_400(lily: Harness) -> None:
         assert words in (await response.get_json())["message"]
     tenant = await lily.host.tenants.require("acme")
     assert lily.host.tenants.plugin_settings(tenant, "chatwoot").account_id == ACCOUNT  # type: ignore[union-attr]
+
+
+async def test_chatwoot_unreachable_is_retried_and_answers_once(lily: Harness, fake: FakeChatwoot) -> None:
+    port = fake.port
+    await deliver(lily, message_created(account=ACCOUNT, message_id=1001, content="price"))
+    fake.stop()  # connection refused: the reply surely was not sent, so the claim is released
+    await lily.advance(60)
+    assert await lily.host.redis.keys("lily:chatwoot:acme:replied:*") == []
+    with FakeChatwoot({ACCOUNT: TOKEN}, webhook_secret=SECRET, port=port) as back:
+        for _ in range(3):
+            await lily.advance(900)
+        assert [message.content for message in back.sent()] == [RULES[0]["reply"]]
+
+
+async def test_a_timeout_after_sending_is_not_retried(lily_harness: HarnessFactory, fake: FakeChatwoot) -> None:
+    """Chatwoot created the message but the answer came too late: sending again would duplicate it."""
+    env = {"CHATWOOT_API_BASE": fake.base_url, "CHATWOOT_REQUEST_TIMEOUT": "0.3"}
+    async with lily_harness(extra_modules={"chatwoot": plugin}, env=env) as lily:
+        settings = {"account_id": ACCOUNT, "api_access_token": TOKEN, "webhook_secret": SECRET, "rules": RULES}
+        await lily.create_tenant("acme", plugins={"chatwoot": settings})
+        fake.delay_next(1.0)
+        await deliver(lily, message_created(account=ACCOUNT, message_id=1002, content="price"))
+        await lily.advance(60)
+        await lily.advance(24 * 3600)
+        assert len(fake.sent()) == 1
+        assert len([request for request in fake.requests if request.method == "POST"]) == 1
+        assert await lily.host.redis.keys("lily:chatwoot:acme:replied:*")  # the claim is kept
