@@ -76,4 +76,7 @@ def test_a_plugin_from_the_installed_lily_host_alone(tmp_path: Path) -> None:
         assert by_name[name]["api_version"] == 2
     assert by_name["chatwoot"]["version"] == "0.1.0"
     assert "register_webhooks" in by_name["chatwoot"]["hooks"]
+    # ...and its own tests pass against the wheel's lily-host (no checkout of the host on the path).
+    chatwoot = ROOT / "plugins" / "lily-chatwoot"
+    assert " passed" in run([*pytest_command, "-p", "no:cacheprovider", str(chatwoot / "tests")], cwd=chatwoot, env=env)
     assert {"twilio", "stripe", "calcom", "gcal", "s3"}.isdisjoint(by_name), "only lily-host and the two plugins"
