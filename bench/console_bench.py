@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from lily_host.console.sessions import COOKIE, open_session
-from lily_host.redis_server import RedisServer
-from lily_host.webhook_log import Trail
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.operations.webhook_log import Trail
 
 INTEGRATIONS = ("twilio", "stripe", "calcom")
 OUTCOMES = ("accepted",) * 90 + ("duplicate",) * 5 + ("error", "invalid", "bad_signature", "unknown_tenant", "error")
@@ -101,8 +101,8 @@ async def main() -> None:
                     "LILY_WEBHOOK_LOG_MAX_ENTRIES": "100000",
                 }
             )
-            from lily_host.app import create_app
-            from lily_host.settings import HostSettings
+            from lily_host.config.host_settings import HostSettings
+            from lily_host.web.app import create_app
 
             app = create_app(HostSettings())
             async with app.test_app() as test_app:

@@ -2,7 +2,7 @@
 
 Kept in one package (routes, sign-in and sessions, indexes, templates, one stylesheet and one small
 script) so ``pip install lily-host`` brings all of it and nothing is built on the front end. This
-module imports nothing heavy: :mod:`lily_host.webhook_log` imports :mod:`lily_host.console.index`.
+module imports nothing heavy: :mod:`lily_host.operations.webhook_log` imports :mod:`lily_host.operations.webhook_index`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from quart import Quart
 
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 #: Where the console is mounted.
 URL_PREFIX = "/console"

@@ -9,20 +9,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from lily_host.audit import _SECRET_WORDS, clean
-from lily_host.compliance import _suppressed_key
-from lily_host.console.index import FAILED_MAX_ENTRIES, last_hour, recent
-from lily_host.health import collect_health
-from lily_host.log import mask_phone
-from lily_host.messaging import index_key
-from lily_host.outbox import Outbox
-from lily_host.redis_typing import awaited
-from lily_host.replay import replayable
-from lily_host.tenants import index_fields
-from lily_host.webhook_log import REDACTED, stream_key
+from lily_host.observability.log import mask_phone
+from lily_host.operations.audit_log import _SECRET_WORDS, clean
+from lily_host.operations.webhook_index import FAILED_MAX_ENTRIES, last_hour, recent
+from lily_host.operations.webhook_log import REDACTED, stream_key
+from lily_host.plugin_api.redis_typing import awaited
+from lily_host.runtime.health import collect_health
+from lily_host.runtime.webhook_replay import replayable
+from lily_host.sms.compliance import _suppressed_key
+from lily_host.sms.outbound import index_key
+from lily_host.sms.outbox import Outbox
+from lily_host.tenants.store import index_fields
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host.runtime.host import Host
 
 OUTCOMES = (
     "accepted",

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lily_host.audit import fingerprint
+from lily_host.operations.audit_log import fingerprint
 
 COOKIE = "lily_console"
 #: The pre-sign-in cookie that the sign-in form's hidden field must match (login CSRF).

@@ -1,8 +1,8 @@
 """The console's routes: sign-in and sessions, then one page per concern, all reading the same
-stores and functions as the admin API (:mod:`lily_host.ops_api`, :mod:`lily_host.admin_api`).
+stores and functions as the admin API (:mod:`lily_host.web.ops_api`, :mod:`lily_host.web.admin_api`).
 
 Every request but the overview (which refreshes itself) and static files is audited through the
-app's audit hook (:mod:`lily_host.api_audit`), with the session's actor ``console:admin:<fp>``;
+app's audit hook (:mod:`lily_host.web.api_audit`), with the session's actor ``console:admin:<fp>``;
 sign-in attempts are audited whether they succeed or not.
 """
 
@@ -19,7 +19,6 @@ from quart import Blueprint, Response, g, redirect, render_template, request, ur
 from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.response import Response as BaseResponse
 
-from lily_host.audit import fingerprint
 from lily_host.console import data
 from lily_host.console.sessions import (
     COOKIE,
@@ -30,12 +29,13 @@ from lily_host.console.sessions import (
     open_session,
     use_link_token,
 )
-from lily_host.correlation import parse_delivery_id
-from lily_host.host import Host, current_host
-from lily_host.log import get_logger
-from lily_host.replay import ReplayRefused, replay, replayable
-from lily_host.timeparse import parse_since
-from lily_host.trace import assemble, task_view
+from lily_host.observability.log import get_logger
+from lily_host.operations.audit_log import fingerprint
+from lily_host.operations.correlation import parse_delivery_id
+from lily_host.operations.timeparse import parse_since
+from lily_host.runtime.delivery_trace import assemble, task_view
+from lily_host.runtime.host import Host, current_host
+from lily_host.runtime.webhook_replay import ReplayRefused, replay, replayable
 
 log = get_logger("lily.console")
 

@@ -11,12 +11,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import lily_host.integration_health
-import lily_host.messaging
-import lily_host.metrics
-import lily_host.ops_metrics
-import lily_host.scheduler.metrics  # noqa: F401  (registers the metrics the rules use)
-
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(

@@ -26,7 +26,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from lily_host.console.sessions import COOKIE
-from lily_host.redis_server import free_port
+from lily_host.dev.embedded_redis import free_port
 from lily_host.testing import TEST_ADMIN_TOKEN, TEST_PUBLIC_URL, Harness, HarnessFactory
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form, signed_headers

@@ -17,14 +17,14 @@ import sample_echo_plugin
 from click.testing import CliRunner
 
 from lily_host import hookimpl
-from lily_host.api_audit import client_address
-from lily_host.canary import CANARY_KEY, PLAINTEXT
-from lily_host.cli import main
-from lily_host.contract import EventSubscription, TaskContext, TaskHandler
-from lily_host.crypto import SecretBox
-from lily_host.log import configure_logging
+from lily_host.cli.main import main
+from lily_host.observability.log import configure_logging
+from lily_host.operations.webhook_log import stream_key
+from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host.tenants.canary import CANARY_KEY, PLAINTEXT
+from lily_host.tenants.secret_box import SecretBox
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory, hmac_sha256_hex
-from lily_host.webhook_log import stream_key
+from lily_host.web.api_audit import client_address
 
 ECHO = {"echo": sample_echo_plugin}
 ENV = {"ECHO_SECRET": "s"}

@@ -9,9 +9,9 @@ import sys
 import pytest
 import redis
 
-from lily_host.canary import CANARY_KEY, PLAINTEXT
-from lily_host.crypto import SecretBox
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.tenants.canary import CANARY_KEY, PLAINTEXT
+from lily_host.tenants.secret_box import SecretBox
 
 STORED_WITH = SecretBox.generate_key()
 
@@ -43,7 +43,7 @@ def env(redis_server: RedisServer, tmp_path: object) -> dict[str, str]:
 )
 def test_wrong_key_fails_with_one_line_explaining_rotation(env: dict[str, str], command: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", *command], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "lily_host.cli.main", *command], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr + done.stdout
@@ -55,7 +55,7 @@ def test_rotation_with_both_keys_works_and_moves_the_canary(env: dict[str, str])
     new = env["LILY_SECRET_KEY"]
     rotating = {**env, "LILY_SECRET_KEY": f"{new},{STORED_WITH}"}
     done = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "tenants", "rotate-secrets"],
+        [sys.executable, "-m", "lily_host.cli.main", "tenants", "rotate-secrets"],
         env=rotating,
         capture_output=True,
         text=True,
@@ -63,6 +63,10 @@ def test_rotation_with_both_keys_works_and_moves_the_canary(env: dict[str, str])
     )
     assert done.returncode == 0, done.stderr
     listed = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "tenants", "list"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "lily_host.cli.main", "tenants", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert listed.returncode == 0, listed.stderr  # the new key alone now reads what is stored

@@ -7,7 +7,7 @@ from typing import Any
 
 from lily_gcal.fake import FakeGoogle
 from lily_gcal.tokens import TOKENS_SECRET
-from lily_host.tenants import Tenant
+from lily_host import Tenant
 from lily_host.testing import Harness
 
 TENANTS = 10_000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from lily_host.contract import HealthResult, HealthState
+from lily_host import HealthResult, HealthState
 from lily_s3.errors import (
     StorageAccessDenied,
     StorageCredentialsRejected,

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from lily_host.cli import main
-from lily_host.log import configure_logging
-from lily_host.testing import Harness
+from lily_host.testing import Harness, configure_logging
+from lily_host.testing import lily_cli as main
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form
 

@@ -1,0 +1,397 @@
+"""The webhook log: every delivery — accepted, duplicate or rejected — with replay.
+
+One Redis stream per tenant, ``lily:webhooks:log:<tenant>`` (``lily:webhooks:log:_`` for deliveries
+no tenant could be named for: bad signatures, unknown numbers, malformed bodies). Each XADD trims
+its stream by age — the tenant's ``retention_days`` (``LILY_WEBHOOK_LOG_DAYS`` for the unattributed
+stream) — and by length, ``LILY_WEBHOOK_LOG_MAX_ENTRIES`` per stream, so the log bounds itself
+without a sweeper (the age trim runs with at most one append per stream every 10 s and process). A
+tenant's stream is erased with the tenant.
+
+An entry holds: id (the delivery id, :mod:`lily_host.operations.correlation`), time, integration, method, path,
+the endpoint's route and path parameters, tenant (an unverified delivery is logged in the
+unattributed stream, the tenant it named as ``claimed_tenant``), outcome, HTTP status, latency, the provider's
+delivery id, the tasks it created, why it was refused, whether its signature was verified, the
+headers and the body — values under secret-looking names redacted (see :func:`redact_body`) — and,
+for a replay, the id of the delivery it replays.
+
+``LILY_WEBHOOK_LOG=false`` turns the log off (the bench prints what it costs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+from redis.exceptions import NoScriptError
+
+from lily_host.observability.log import get_logger
+from lily_host.operations.correlation import NO_TENANT, new_delivery_id, parse_delivery_id, ref_key
+from lily_host.operations.webhook_index import index_args
+from lily_host.plugin_api.redis_typing import awaited
+
+if TYPE_CHECKING:
+    from lily_host.config.host_settings import HostSettings
+
+PREFIX = "lily:webhooks:log:"
+#: SET of the stream keys that exist (to list across tenants without SCAN).
+STREAMS = "lily:webhooks:logs"
+#: Seconds between two trims by age of one stream (per process); the length cap applies on every append.
+TRIM_SECONDS = 10.0
+#: How far after its id's time an entry may have been written (a slow handler): the search window.
+WRITE_WINDOW_MS = 15 * 60 * 1000
+_SECRET_WORDS = ("token", "secret", "password", "authorization", "api_key", "apikey", "signature", "cookie")
+REDACTED = "[redacted]"
+
+
+log = get_logger("lily.webhooks")
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+# KEYS: the stream, the set of streams, the console's summary stream, its stream of failures (or
+# ''), its per-minute counts, then provider-id reference keys.
+# ARGV: max entries, min id (ms), reference ttl, record id, the entry (JSON), then the console's
+# summary (JSON), its min id, max entries of the summaries and of the failures, minute field, minute ttl.
+_APPEND = """
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[4], 'r', ARGV[5])
+if ARGV[2] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
+if KEYS[2] ~= '' then redis.call('SADD', KEYS[2], KEYS[1]) end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 's', ARGV[6])
+redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[7])
+if KEYS[4] ~= '' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 's', ARGV[6])
+  redis.call('XTRIM', KEYS[4], 'MINID', '~', ARGV[7])
+end
+redis.call('HINCRBY', KEYS[5], ARGV[10], 1)
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[11]))
+for i = 6, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', tonumber(ARGV[3])) end
+return 1
+"""
+
+
+class _Appender:
+    """Log appends travel with the queue's group commit, and nobody waits for them.
+
+    Each append is one atomic script run (XADD with MAXLEN ~, XTRIM MINID, the index writes), packed
+    and handed to the queue's :class:`~lily_host.queue.group_commit.ScriptBatcher`: it goes out
+    in the same write as the schedule calls of the same loop turn, and its reply is read and
+    dropped. The answer to the provider never depends on the log; a failed append is logged (and
+    one the server refused for a lost script is sent again once the script is loaded).
+    """
+
+    def __init__(self, redis: Any, queue: Any) -> None:
+        self._redis = redis
+        self._queue = queue
+        self._script = redis.register_script(_APPEND)
+        self._sha = self._script.sha.encode()
+        self._retry: set[asyncio.Task[None]] = set()
+
+    def submit(self, keys: list[str], args: list[str]) -> None:
+
+        def failed(error: Exception) -> None:
+            if isinstance(error, NoScriptError):
+                task = asyncio.get_running_loop().create_task(self._again(keys, args))
+                self._retry.add(task)
+                task.add_done_callback(self._retry.discard)
+            else:
+                log.warning("webhook log entry not written", error=repr(error))
+
+        self._queue.send_along(self._sha, keys, args, failed)
+
+    async def _again(self, keys: list[str], args: list[str]) -> None:
+        try:
+            await self._script(keys=keys, args=args)  # redis-py loads the script and runs it
+        except Exception as error:
+            log.warning("webhook log entry not written", error=repr(error))
+
+    async def drain(self) -> None:
+        await self._queue.drain()
+        while self._retry:
+            await asyncio.gather(*self._retry, return_exceptions=True)
+
+
+def stream_key(tenant: str | None) -> str:
+    return PREFIX + (tenant or NO_TENANT)
+
+
+@functools.lru_cache(maxsize=512)
+def _secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {name.lower(): (REDACTED if _secret(name) else value) for name, value in headers}
+
+
+def _redact_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (REDACTED if isinstance(k, str) and _secret(k) else _redact_json(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_json(item) for item in value]
+    return value
+
+
+def redact_body(body: bytes, content_type: str) -> tuple[str, bool]:
+    """The body as text with values under secret-looking names redacted; and whether any was.
+
+    JSON and form bodies are parsed and re-encoded only when something is redacted (otherwise the
+    bytes are kept as they came, so a replay sees the same body). Other bodies are kept as text.
+    """
+    text = body.decode("utf-8", "replace")
+    lowered = text.lower()
+    if not any(word in lowered for word in _SECRET_WORDS):  # the common case: nothing to look for
+        return text, False
+    try:
+        if content_type == "application/json":
+            data = json.loads(text)
+            redacted = _redact_json(data)
+            if redacted != data:
+                return json.dumps(redacted), True
+        elif content_type == "application/x-www-form-urlencoded":
+            pairs = parse_qsl(text, keep_blank_values=True)
+            if any(_secret(name) for name, _ in pairs):
+                return urlencode([(n, REDACTED if _secret(n) else v) for n, v in pairs]), True
+    except (ValueError, RecursionError):
+        pass
+    return text, False
+
+
+@dataclass(slots=True)
+class Trail:
+    """What the pipeline learnt about one delivery, filled in as it goes (for the log entry)."""
+
+    route: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    record_id: str | None = None
+    tenant: str | None = None
+    retention_days: int | None = None
+    provider_id: str | None = None
+    verified: bool = False
+    tasks: list[str] = field(default_factory=list)
+    reason: str = ""
+    body: bytes = b""
+    content_type: str = ""
+    query: str = ""
+    replay_of: str | None = None
+
+
+def _decode(entry_id: Any, fields: Mapping[bytes, bytes]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(fields.get(b"r", b"{}"))
+    data["stream_id"] = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    return data
+
+
+def summary(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry without headers and body (listings)."""
+    return {k: v for k, v in entry.items() if k not in ("headers", "body")}
+
+
+class WebhookLog:
+    def __init__(self, redis: Any, settings: HostSettings, queue: Any) -> None:
+        """``queue``: the task queue, whose group commit carries the appends (``send_along``)."""
+        self.redis = redis
+        self.settings = settings
+        self._appender = _Appender(redis, queue)
+        self._known: set[str] = set()
+        self._trimmed: dict[str, float] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.webhook_log)
+
+    def record(
+        self,
+        *,
+        integration: str,
+        method: str,
+        path: str,
+        headers: Iterable[tuple[str, str]],
+        remote_addr: str | None,
+        trail: Trail,
+        outcome: str,
+        status: int,
+        latency: float,
+    ) -> str:
+        """Append one delivery (sent with the other appends of this loop turn); returns its id.
+
+        Not awaited on the request path: the entry goes out in one pipeline with every other entry
+        of the same event-loop turn (see :class:`_Appender`). Reads in this process wait for it.
+        """
+        now = time.time()
+        # An unverified delivery is anyone's: it goes to the unattributed log (so forgeries naming a
+        # tenant cannot push that tenant's real deliveries out) and indexes no provider id (so
+        # they cannot hijack a trace). The tenant it named is kept as ``claimed_tenant``.
+        tenant = trail.tenant if trail.verified else None
+        record_id = trail.record_id
+        if record_id is None:
+            record_id = new_delivery_id(tenant, now)
+        body, redacted = redact_body(trail.body[: self.settings.webhook_log_body_bytes], trail.content_type)
+        entry = {
+            "id": record_id,
+            "at": now,
+            "integration": integration,
+            "method": method,
+            "path": path,
+            "query": trail.query,
+            "route": trail.route,
+            "params": trail.params,
+            "tenant": tenant,
+            "claimed_tenant": None if trail.verified else trail.tenant,
+            "outcome": outcome,
+            "status": status,
+            "latency_ms": round(latency * 1000, 3),
+            "provider_id": trail.provider_id,
+            "tasks": trail.tasks,
+            "reason": trail.reason[:500],
+            "verified": trail.verified,
+            "redacted": redacted,
+            "remote_addr": remote_addr,
+            "replay_of": trail.replay_of,
+            "content_type": trail.content_type,
+            "headers": redact_headers(headers),
+            "body": body,
+        }
+        days = trail.retention_days if tenant and trail.retention_days else self.settings.webhook_log_days
+        key = stream_key(tenant)
+        # The set of streams needs each key once per process, not once per delivery; the trim by
+        # age runs at most every TRIM_SECONDS per stream and process (the length cap on every append).
+        keys = [key, "" if key in self._known else STREAMS]
+        self._known.add(key)
+        trimmed = self._trimmed.get(key, 0.0)
+        trim_age = now - trimmed >= TRIM_SECONDS
+        if trim_age:
+            self._trimmed[key] = now
+        # The console's cross-tenant summary and per-minute counts, in the same script run.
+        index_keys, index_values = index_args(entry, now, self.settings.webhook_log_days)
+        keys += index_keys
+        trace_ttl = int(self.settings.trace_days * 86400)
+        if trail.provider_id and trace_ttl > 0 and trail.verified:
+            # "CA…:no-answer" is found by its CallSid: the id before a colon is the reference.
+            keys.append(ref_key(trail.provider_id.partition(":")[0]))
+        args = [
+            str(self.settings.webhook_log_max_entries),
+            str(int((now - days * 86400) * 1000)) if trim_age else "",
+            str(max(trace_ttl, 1)),
+            record_id,
+            _JSON.encode(entry),
+            *index_values,
+        ]
+        self._appender.submit(keys, args)
+        return record_id
+
+    async def drain(self) -> None:
+        """Wait until every entry this process appended is in Redis."""
+        await self._appender.drain()
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    async def get(self, record_id: str) -> dict[str, Any] | None:
+        await self.drain()
+        parsed = parse_delivery_id(record_id)
+        if parsed is None:
+            return None
+        tenant, ms = parsed
+        start, end = f"{ms - 1000}-0", f"{ms + WRITE_WINDOW_MS}-0"
+        key = stream_key(tenant)
+        while True:
+            batch = await self.redis.xrange(key, start, end, count=500)
+            for entry_id, fields in batch:
+                if fields.get(b"id", b"").decode() == record_id:
+                    return _decode(entry_id, fields)
+            if len(batch) < 500:
+                return None
+            start = "(" + batch[-1][0].decode()
+
+    async def streams(self, tenant: str | None = None) -> list[str]:
+        if tenant is not None:
+            return [stream_key(tenant)]
+        return sorted(raw.decode() for raw in await awaited(self.redis.smembers(STREAMS)))
+
+    async def list(
+        self,
+        *,
+        tenant: str | None = None,
+        integration: str | None = None,
+        outcome: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        before: str | None = None,
+        replay_of: str | None = None,
+        limit: int = 50,
+        scan_limit: int = 20000,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Entries newest first matching every filter given, and the cursor of the next page (or None).
+
+        ``before`` is a cursor (a stream id) from a previous page; ``since``/``until`` are Unix times.
+        Without a tenant every tenant's stream is read, all of them in one pipelined round trip
+        per round: a few entries of each first, more of those that may still hold one of the
+        newest ``limit`` matches, until no stream can. At most ``scan_limit`` entries are read in
+        all, so a rare filter over a long log ends (with a cursor to go on from).
+        """
+        await self.drain()
+        wanted = set(outcome.split(",")) if outcome else None
+        end = "(" + before if before else (f"{int(until * 1000)}-99999999" if until else "+")
+        start = f"{int(since * 1000)}-0" if since else "-"
+        keys = await self.streams(tenant)
+        cursors = dict.fromkeys(keys, end)
+        matches: list[dict[str, Any]] = []
+        scanned = 0
+        oldest_read: tuple[int, int] | None = None
+        count = max(2, min(500, -(-2 * (limit + 1) // max(1, len(keys)))))
+        while cursors and scanned < scan_limit:
+            active = list(cursors)
+            pipe = self.redis.pipeline(transaction=False)
+            for key in active:
+                pipe.xrevrange(key, cursors[key], start, count=count)
+            batches = await pipe.execute()
+            for key, batch in zip(active, batches, strict=True):
+                scanned += len(batch)
+                for entry_id, fields in batch:
+                    entry = _decode(entry_id, fields)
+                    if integration and entry["integration"] != integration:
+                        continue
+                    if wanted and entry["outcome"] not in wanted:
+                        continue
+                    if replay_of and entry["replay_of"] != replay_of:
+                        continue
+                    matches.append(entry)
+                if len(batch) < count:
+                    del cursors[key]  # read to its end
+                else:
+                    last = batch[-1][0].decode()
+                    cursors[key] = "(" + last
+                    order = _stream_order(last)
+                    oldest_read = order if oldest_read is None or order < oldest_read else oldest_read
+            if len(matches) >= limit:
+                matches.sort(key=lambda e: _stream_order(e["stream_id"]), reverse=True)
+                bar = _stream_order(matches[limit - 1]["stream_id"])
+                # What is left of a stream is older than its cursor: only streams whose cursor is
+                # newer than the limit-th match may still hold one of the newest matches.
+                cursors = {k: c for k, c in cursors.items() if _stream_order(c[1:]) > bar}
+            count = min(500, count * 4)
+        matches.sort(key=lambda e: _stream_order(e["stream_id"]), reverse=True)
+        page = matches[:limit]
+        if len(matches) > limit or (cursors and page):
+            return page, page[-1]["stream_id"]
+        if cursors and not page and oldest_read is not None:
+            # The scan limit ended the search before any match: go on from where it stopped.
+            return page, f"{oldest_read[0]}-{oldest_read[1]}"
+        return page, None
+
+    async def erase(self, tenant: str) -> int:
+        key = stream_key(tenant)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(key)
+        pipe.srem(STREAMS, key)
+        removed, _ = await pipe.execute()
+        return int(removed)
+
+
+def _stream_order(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
