@@ -1,8 +1,10 @@
 """The operator console: ``/console``, server-rendered pages over the same stores the admin API reads.
 
-Kept in one package (routes, sign-in and sessions, indexes, templates, one stylesheet and one small
-script) so ``pip install lily-host`` brings all of it and nothing is built on the front end. This
-module imports nothing heavy: :mod:`lily_host.operations.webhook_log` imports :mod:`lily_host.operations.webhook_index`.
+Kept in one package (routes, sign-in and sessions, templates, one stylesheet and one small script)
+so ``pip install lily-host`` brings all of it and nothing is built on the front end. The
+cross-tenant index its pages read is written by the webhook log itself
+(:mod:`lily_host.operations.webhook_index`). This module imports nothing heavy (``lily dev`` and
+the app import it; the views load on mount).
 """
 
 from __future__ import annotations
