@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+# Imported for their side effect: they register the metrics the rules use.
+import lily_host.observability.metrics
+import lily_host.operations.integration_health
+import lily_host.queue.queue_metrics
+import lily_host.runtime.ops_metrics
+import lily_host.sms.outbound  # noqa: F401
+
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
