@@ -191,10 +191,10 @@ async def test_other_4xx_go_to_the_dead_letters(lily: Harness, fake: FakeChatwoo
 
 
 async def test_health_checks_each_tenants_token(lily: Harness) -> None:
-    report = await (await lily.client.get("/health")).get_json()
+    report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
     assert report["plugins"]["chatwoot"]["state"] == "ok"
     await lily.host.tenants.set_plugin_settings("acme", "chatwoot", {"api_access_token": "revoked"})
-    report = await (await lily.client.get("/health")).get_json()
+    report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
     assert report["plugins"]["chatwoot"]["state"] == "auth_failed"
 
 
