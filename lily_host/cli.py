@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from lily_host import __version__
-from lily_host.app import build_host
+from lily_host.app import build_host, refuse_failed_plugins
 from lily_host.crypto import SecretBox
 from lily_host.errors import ConfigurationError
 from lily_host.health import collect_health
@@ -23,7 +23,9 @@ from lily_host.outbox import Outbox
 from lily_host.plugins import PluginRegistry
 from lily_host.scheduler import TaskQueue
 from lily_host.scheduler.cli import tasks as tasks_group
+from lily_host.redis_check import ensure_reachable, require_redis
 from lily_host.settings import HostSettings
+from lily_host.settings_errors import load_settings
 from lily_host.tenants import TenantError
 
 T = TypeVar("T")
@@ -31,13 +33,14 @@ T = TypeVar("T")
 
 def cli_settings() -> HostSettings:
     """Host settings for a CLI command (beside a running `lily dev`, its Redis and dev settings)."""
-    return HostSettings()
+    return load_settings(HostSettings)
 
 
 @asynccontextmanager
 async def open_host() -> AsyncIterator[Host]:
     host = build_host(cli_settings())
     try:
+        await ensure_reachable(host.redis, host.settings.redis_url or "")
         yield host
     finally:
         await host.redis.aclose()
@@ -67,7 +70,17 @@ def echo_json(data: Any) -> None:
 # --- the group --------------------------------------------------------------------------------------
 
 
-@click.group(help="Lily: webhooks in, automations out. Run `lily dev` to try it locally.")
+class LilyGroup(click.Group):
+    """Turns a configuration problem met by any command (plugins' too) into click's one-line error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=LilyGroup, help="Lily: webhooks in, automations out. Run `lily dev` to try it locally.")
 @click.version_option(__version__, prog_name="lily")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -102,10 +115,10 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
 
     if trusted_proxies:
         os.environ["LILY_TRUSTED_PROXIES"] = ",".join(trusted_proxies)
-    try:
-        build_host(cli_settings())  # fail fast, with the message, before forking workers
-    except ConfigurationError as error:
-        raise click.ClickException(str(error)) from error
+    # Fail fast, with the message, before forking workers: settings, plugins, then Redis itself.
+    settings = cli_settings()
+    refuse_failed_plugins(build_host(settings))
+    require_redis(settings.redis_url)
     config = Config()
     config.application_path = "lily_host.asgi:app"
     config.bind = [bind]
@@ -137,6 +150,7 @@ def worker(concurrency: int, lease: float, batch: int) -> None:
     async def run() -> None:
         async with open_host() as host:
             configure_logging(host.settings.env, host.settings.log_level)
+            refuse_failed_plugins(host)
             await host.startup()
             try:
                 task_worker = host.make_worker(concurrency=concurrency, lease=lease, batch=batch)
@@ -172,7 +186,7 @@ def plugins(as_json: bool) -> None:
 
     from lily_host.app import mount_plugins
 
-    registry = PluginRegistry(HostSettings())
+    registry = PluginRegistry(cli_settings())
     try:
         mount_plugins(Quart("lily_plugins_listing"), registry)  # fills in each plugin's routes
     except ConfigurationError as error:
@@ -280,7 +294,11 @@ def _attach_plugin_commands() -> None:
     load_dev_environment()
     configure_logging(os.environ.get("LILY_ENV", "development"), os.environ.get("LILY_LOG_LEVEL", "WARNING"))
     try:
-        registry = PluginRegistry(HostSettings())
+        settings = cli_settings()
+    except ConfigurationError:
+        return  # the command itself reports the settings error, in one line
+    try:
+        registry = PluginRegistry(settings)
     except ConfigurationError as error:
         click.echo(f"warning: plugins not loaded: {error}", err=True)
         return

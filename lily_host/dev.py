@@ -1,8 +1,10 @@
 """``lily dev``: everything in one process for trying Lily on a laptop.
 
 App and worker together; an embedded redis-server (data in .lily/redis) when REDIS_URL is unset;
-development credentials for plugins that offer them, so signed sample webhooks work; and the
-outbox instead of real SMS for any provider without credentials.
+local stand-ins for providers that need an account (a fake Stripe and Google, moto's S3: see
+:mod:`lily_host.dev_standins`); development credentials for plugins that offer them, so signed
+sample webhooks work; and the outbox instead of real SMS for any provider without credentials.
+One ``lily dev`` per folder: a second one says where the first runs and touches nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +19,20 @@ from typing import Any
 import click
 
 from lily_host.app import create_app
+from lily_host.dev_standins import (
+    DevContext,
+    DevStandIn,
+    check_port_free,
+    dev_lock,
+    start_standins,
+    stop_standins,
+)
 from lily_host.host import Host
-from lily_host.plugins import PluginState
+from lily_host.plugins import PluginRecord, PluginRegistry, PluginState
+from lily_host.redis_check import require_redis
 from lily_host.redis_server import RedisServer
 from lily_host.settings import HostSettings
+from lily_host.settings_errors import load_settings
 
 DEMO_TENANT = "demo"
 DEV_ENV_FILE = "dev.env"
@@ -30,32 +42,57 @@ DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
 def run_dev(*, port: int, bind_host: str) -> None:
-    os.environ.setdefault("LILY_ENV", "development")
-    os.environ.setdefault("LILY_DEV_CREDENTIALS", "1")
-    os.environ.setdefault("LILY_PUBLIC_URL", f"http://localhost:{port}")
-    os.environ.setdefault("LILY_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
     data_dir = Path(os.environ.get("LILY_DATA_DIR", ".lily"))
-    embedded: RedisServer | None = None
-    if not os.environ.get("REDIS_URL"):
-        embedded = RedisServer(data_dir / "redis", appendonly=True).start()
-        os.environ["REDIS_URL"] = embedded.url
-    # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
-    write_dev_environment(data_dir)
-    try:
-        settings = HostSettings()
-        app = create_app(settings, run_worker=True)
-        host: Host = app.extensions["lily"]
+    # First of all: a second `lily dev` in this folder must touch nothing of the first one's.
+    with dev_lock(data_dir, port):
+        check_port_free(bind_host, port)
+        os.environ.setdefault("LILY_ENV", "development")
+        os.environ.setdefault("LILY_DEV_CREDENTIALS", "1")
+        os.environ.setdefault("LILY_PUBLIC_URL", f"http://localhost:{port}")
+        os.environ.setdefault("LILY_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+        load_settings(HostSettings)  # a bad variable is reported before anything starts
+        embedded: RedisServer | None = None
+        standins: dict[str, DevStandIn] = {}
+        try:
+            if not os.environ.get("REDIS_URL"):
+                embedded = RedisServer(data_dir / "redis", appendonly=True).start()
+                os.environ["REDIS_URL"] = embedded.url
+            else:
+                require_redis(os.environ["REDIS_URL"])
+            shared = list(SHARED_VARIABLES)
+            context = DevContext(data_dir=data_dir, public_url=os.environ["LILY_PUBLIC_URL"], environ=os.environ)
+            standins = start_standins(PluginRegistry(load_settings(HostSettings)), context)
+            for standin in standins.values():
+                for name, value in standin.env.items():
+                    os.environ.setdefault(name, value)
+                    shared.append(name)
+            # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
+            write_dev_environment(data_dir, shared)
+            try:
+                _run_app(port=port, bind_host=bind_host, embedded=embedded is not None, standins=standins)
+            finally:
+                (data_dir / DEV_ENV_FILE).unlink(missing_ok=True)
+        finally:
+            stop_standins(standins)
+            if embedded is not None:
+                embedded.stop()
 
-        @app.before_serving
-        async def welcome() -> None:
-            api_key = await ensure_demo_tenant(host)
-            click.echo(banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded is not None))
 
-        asyncio.run(_serve(app, f"{bind_host}:{port}"))
-    finally:
-        (data_dir / DEV_ENV_FILE).unlink(missing_ok=True)
-        if embedded is not None:
-            embedded.stop()
+def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, DevStandIn]) -> None:
+    app = create_app(load_settings(HostSettings), run_worker=True)
+    host: Host = app.extensions["lily"]
+
+    @app.before_serving
+    async def welcome() -> None:
+        api_key = await ensure_demo_tenant(host)
+        for name, standin in standins.items():
+            if standin.prepare_tenant is not None and host.registry.records[name].state == PluginState.LOADED:
+                await standin.prepare_tenant(host, DEMO_TENANT)
+        click.echo(
+            banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded, standins=standins)
+        )
+
+    asyncio.run(_serve(app, f"{bind_host}:{port}"))
 
 
 async def _serve(app: Any, bind: str) -> None:
@@ -91,7 +128,16 @@ async def ensure_demo_tenant(host: Host) -> str:
     return secret
 
 
-def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: bool) -> str:
+def banner(
+    host: Host,
+    *,
+    port: int,
+    bind_host: str,
+    api_key: str,
+    embedded: bool,
+    standins: dict[str, DevStandIn] | None = None,
+) -> str:
+    standins = standins or {}
     base = f"http://{bind_host}:{port}"
     lines = [
         "",
@@ -112,8 +158,10 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
         if record.builtin:
             continue
         note = record.state.value
-        if record.dev_credentials:
-            note += " (development credentials; outbound SMS go to the outbox)"
+        if name in standins:
+            note += f" (local stand-in: {standins[name].description})"
+        elif record.dev_credentials:
+            note += " (development credentials" + ("; outbound SMS go to the outbox)" if _texts(record) else ")")
         elif record.state == PluginState.NOT_CONFIGURED:
             note += f": set {', '.join(record.missing_settings)}"
         lines.append(f"  {name:<8} {note}")
@@ -128,9 +176,16 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
     return "\n".join(lines)
 
 
-def write_dev_environment(data_dir: Path) -> None:
+def _texts(record: PluginRecord) -> bool:
+    """Whether a plugin would send texts if it had real credentials (its SMS then go to the outbox)."""
+    model = record.settings_model
+    return bool(getattr(model, "lily_sends_sms", False))
+
+
+def write_dev_environment(data_dir: Path, names: list[str] | None = None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"{name}={os.environ[name]}" for name in SHARED_VARIABLES if name in os.environ]
+    wanted = dict.fromkeys(names if names is not None else SHARED_VARIABLES)
+    lines = [f"{name}={os.environ[name]}" for name in wanted if name in os.environ]
     (data_dir / DEV_ENV_FILE).write_text("\n".join(lines) + "\n")
 
 
@@ -143,7 +198,7 @@ def load_dev_environment() -> None:
         return
     for line in path.read_text().splitlines():
         name, sep, value = line.partition("=")
-        if sep and name in SHARED_VARIABLES:
+        if sep and name:  # the file is `lily dev`'s own: its variables and its stand-ins'
             os.environ.setdefault(name, value)
 
 

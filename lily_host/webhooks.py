@@ -140,7 +140,9 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
             missing=record.missing_settings,
         )
     if record.state != PluginState.LOADED:
-        return _error(503, "not_configured", f"{plugin} is not available ({record.state.value})")
+        # Logged on every delivery: the provider retries a 503, and whoever reads the log sees why.
+        log.warning("webhook refused: plugin not loaded", plugin=plugin, state=record.state.value, reason=record.error)
+        return _error(503, "unavailable", f"{plugin} is not available ({record.state.value}); see the server log")
     headers = inbound.headers
     if settings.is_production and not _came_over_https(inbound, settings.trusted_proxies):
         return _error(403, "invalid", "webhooks must be delivered over https")
