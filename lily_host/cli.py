@@ -6,8 +6,8 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import click
@@ -34,6 +34,18 @@ T = TypeVar("T")
 def cli_settings() -> HostSettings:
     """Host settings for a CLI command (beside a running `lily dev`, its Redis and dev settings)."""
     return load_settings(HostSettings)
+
+
+@contextmanager
+def quiet_logging() -> Iterator[None]:
+    """Only this command's own message: plugin loads that are repeated later (or whose failure the
+    command reports itself) log nothing."""
+    env, level = os.environ.get("LILY_ENV", "development"), os.environ.get("LILY_LOG_LEVEL", "WARNING")
+    configure_logging(env, "CRITICAL")
+    try:
+        yield
+    finally:
+        configure_logging(env, level)
 
 
 @asynccontextmanager
@@ -116,8 +128,11 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
     if trusted_proxies:
         os.environ["LILY_TRUSTED_PROXIES"] = ",".join(trusted_proxies)
     # Fail fast, with the message, before forking workers: settings, plugins, then Redis itself.
+    # Quietly: each worker process loads the plugins again and logs what it finds.
     settings = cli_settings()
-    refuse_failed_plugins(build_host(settings))
+    with quiet_logging():
+        host = build_host(settings)
+    refuse_failed_plugins(host)
     require_redis(settings.redis_url)
     config = Config()
     config.application_path = "lily_host.asgi:app"
@@ -251,12 +266,28 @@ def outbox(tenant: str | None, clear: bool) -> None:
 @main.command()
 @click.argument("name", required=False)
 @click.option("--tenant", default="demo", show_default=True)
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="where the running Lily listens")
-def simulate(name: str | None, tenant: str, url: str) -> None:
+@click.option(
+    "--url",
+    default=lambda: os.environ.get("LILY_DEV_URL", "http://127.0.0.1:8000"),
+    show_default="the `lily dev` running in this folder, else http://127.0.0.1:8000",
+    help="where the running Lily listens",
+)
+@click.option(
+    "--id",
+    "delivery_id",
+    default=None,
+    help="the delivery's id (call, message, booking uid, event); default: a fresh one. Repeat one to see a duplicate.",
+)
+def simulate(name: str | None, tenant: str, url: str, delivery_id: str | None) -> None:
     """Send a signed sample webhook to a running Lily (list them without NAME)."""
+    import inspect
+
     import httpx
 
-    async def work(host: Host) -> tuple[str, int, str] | None:
+    from lily_host.contract import simulation_id_given
+    from lily_host.webhooks import OUTCOME_HEADER
+
+    async def work(host: Host) -> tuple[str, int, str, bool] | None:
         if name is None:
             return None
         if name not in host.registry.simulations:
@@ -266,10 +297,19 @@ def simulate(name: str | None, tenant: str, url: str) -> None:
         if record is None:
             raise click.ClickException(f"no tenant {tenant!r} (lily tenants list)")
         _owner, simulation = host.registry.simulations[name]
-        path, headers, body = simulation.build(host, record)
-        async with httpx.AsyncClient() as client:
-            response = await client.post(url.rstrip("/") + path, headers=dict(headers), content=body)
-        return path, response.status_code, response.text
+        try:
+            with simulation_id_given(delivery_id):
+                built = simulation.build(host, record)
+                path, headers, body = await built if inspect.isawaitable(built) else built
+        except ValueError as error:  # e.g. the tenant lacks the number the simulation needs
+            raise click.ClickException(str(error)) from None
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                response = await client.post(url.rstrip("/") + path, headers=dict(headers), content=body)
+        except httpx.TransportError as error:
+            raise click.ClickException(f"no Lily answers at {url} ({error}); start one with `lily dev`") from None
+        duplicate = response.headers.get(OUTCOME_HEADER) == "duplicate"
+        return path, response.status_code, response.text, duplicate
 
     if name is None:
         registry = PluginRegistry(cli_settings())
@@ -280,8 +320,10 @@ def simulate(name: str | None, tenant: str, url: str) -> None:
         return
     result = with_host(work)
     assert result is not None
-    path, status, text = result
+    path, status, text, duplicate = result
     click.echo(f"POST {path} -> {status}\n{text}")
+    if duplicate:
+        click.echo("duplicate: Lily had this delivery already (same id), so nothing new happened; drop --id for a fresh one")
     if status >= 400:
         sys.exit(1)
 
@@ -298,7 +340,8 @@ def _attach_plugin_commands() -> None:
     except ConfigurationError:
         return  # the command itself reports the settings error, in one line
     try:
-        registry = PluginRegistry(settings)
+        with quiet_logging():  # the command loads them again if it needs them, and logs then
+            registry = PluginRegistry(settings)
     except ConfigurationError as error:
         click.echo(f"warning: plugins not loaded: {error}", err=True)
         return

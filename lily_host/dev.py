@@ -37,7 +37,14 @@ from lily_host.settings_errors import load_settings
 DEMO_TENANT = "demo"
 DEV_ENV_FILE = "dev.env"
 #: What `lily dev` shares with the other commands run beside it.
-SHARED_VARIABLES = ("REDIS_URL", "LILY_ENV", "LILY_DEV_CREDENTIALS", "LILY_PUBLIC_URL", "LILY_ADMIN_TOKEN")
+SHARED_VARIABLES = (
+    "REDIS_URL",
+    "LILY_ENV",
+    "LILY_DEV_CREDENTIALS",
+    "LILY_PUBLIC_URL",
+    "LILY_ADMIN_TOKEN",
+    "LILY_DEV_URL",
+)
 DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
@@ -50,6 +57,9 @@ def run_dev(*, port: int, bind_host: str) -> None:
         os.environ.setdefault("LILY_DEV_CREDENTIALS", "1")
         os.environ.setdefault("LILY_PUBLIC_URL", f"http://localhost:{port}")
         os.environ.setdefault("LILY_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+        # Where `lily simulate` posts by default: this server, whatever --port it was given.
+        local_host = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+        os.environ["LILY_DEV_URL"] = f"http://{local_host}:{port}"
         load_settings(HostSettings)  # a bad variable is reported before anything starts
         embedded: RedisServer | None = None
         standins: dict[str, DevStandIn] = {}

@@ -9,10 +9,11 @@ import click
 from pydantic_settings import BaseSettings
 
 from lily_host import hookimpl
-from lily_host.contract import HealthCheck, RetryPolicy, Routes, TaskHandler, WebhookEndpoint
+from lily_host.contract import HealthCheck, RetryPolicy, Routes, Simulation, TaskHandler, WebhookEndpoint
 from lily_stripe.api import URL_PREFIX, make_blueprint
 from lily_stripe.health import health_checks
 from lily_stripe.settings import StripeSettings
+from lily_stripe.simulations import checkout_simulation, talks_to_local_fake
 from lily_stripe.sync import SYNC_TASK, schedule_sync, sync_subscription
 from lily_stripe.webhook import StripeWebhook
 
@@ -45,6 +46,12 @@ def register_tasks(register: Callable[[TaskHandler], None]) -> None:
 def register_health_checks(register: Callable[[HealthCheck], None]) -> None:
     for check in health_checks():
         register(check)
+
+
+@hookimpl
+def register_simulations(register: Callable[[Simulation], None], settings: StripeSettings) -> None:
+    if talks_to_local_fake(settings):
+        register(checkout_simulation(settings))
 
 
 @hookimpl
