@@ -24,9 +24,9 @@ from lily_host.log import configure_logging, get_logger
 from lily_host.metrics import render_latest
 from lily_host.plugins import PluginRegistry, PluginState, StartupError
 from lily_host.redis_check import check_redis_url, ensure_reachable
-from lily_host.settings_errors import load_settings
 from lily_host.scheduler.metrics import collect_depth
 from lily_host.settings import HostSettings
+from lily_host.settings_errors import load_settings
 from lily_host.webhooks import WebhookRoute
 
 log = get_logger("lily.app")

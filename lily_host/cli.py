@@ -21,9 +21,9 @@ from lily_host.host import Host
 from lily_host.log import configure_logging
 from lily_host.outbox import Outbox
 from lily_host.plugins import PluginRegistry
+from lily_host.redis_check import ensure_reachable, require_redis
 from lily_host.scheduler import TaskQueue
 from lily_host.scheduler.cli import tasks as tasks_group
-from lily_host.redis_check import ensure_reachable, require_redis
 from lily_host.settings import HostSettings
 from lily_host.settings_errors import load_settings
 from lily_host.tenants import TenantError
@@ -323,7 +323,9 @@ def simulate(name: str | None, tenant: str, url: str, delivery_id: str | None) -
     path, status, text, duplicate = result
     click.echo(f"POST {path} -> {status}\n{text}")
     if duplicate:
-        click.echo("duplicate: Lily had this delivery already (same id), so nothing new happened; drop --id for a fresh one")
+        click.echo(
+            "duplicate: Lily had this delivery already (same id), so nothing new happened; drop --id for a fresh one"
+        )
     if status >= 400:
         sys.exit(1)
 

@@ -98,9 +98,7 @@ def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, D
         for name, standin in standins.items():
             if standin.prepare_tenant is not None and host.registry.records[name].state == PluginState.LOADED:
                 await standin.prepare_tenant(host, DEMO_TENANT)
-        click.echo(
-            banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded, standins=standins)
-        )
+        click.echo(banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded, standins=standins))
 
     asyncio.run(_serve(app, f"{bind_host}:{port}"))
 

@@ -49,7 +49,7 @@ def check_redis_url(url: str | None) -> str:
     shown = display_url(url)
     hint = f"write it like {EXAMPLE_URL} (rediss:// for TLS, unix:///path/to/redis.sock for a socket)"
     try:
-        parse_url(url)
+        parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     except (ValueError, TypeError) as error:
         raise ConfigurationError(f"REDIS_URL={shown!r} is not a Redis URL ({error}); {hint}") from None
     parts = urlsplit(url)
@@ -64,18 +64,20 @@ def check_redis_url(url: str | None) -> str:
     return url
 
 
-async def ensure_reachable(client: aioredis.Redis, url: str, *, timeout: float = REACH_TIMEOUT) -> None:
-    """PING through ``client``; ConfigurationError naming ``url`` and what to check when Redis does not answer."""
+async def ensure_reachable(client: aioredis.Redis, url: str, *, within: float = REACH_TIMEOUT) -> None:
+    """PING through ``client``; ConfigurationError naming ``url`` and what to check when Redis does not
+    answer within ``within`` seconds."""
     try:
-        await asyncio.wait_for(client.ping(), timeout)
+        await asyncio.wait_for(client.ping(), within)
     except TimeoutError:
         raise ConfigurationError(
-            f"cannot reach Redis at {display_url(url)} (REDIS_URL): no answer within {timeout:g} s; "
+            f"cannot reach Redis at {display_url(url)} (REDIS_URL): no answer within {within:g} s; "
             "check that redis-server runs there and that no firewall is in the way"
         ) from None
     except redis.exceptions.AuthenticationError as error:
         raise ConfigurationError(
-            f"Redis at {display_url(url)} (REDIS_URL) refused the login ({error}); check the user and password in REDIS_URL"
+            f"Redis at {display_url(url)} (REDIS_URL) refused the login ({error}); "
+            "check the user and password in REDIS_URL"
         ) from None
     except (redis.exceptions.RedisError, OSError) as error:
         reason = str(error).strip().rstrip(".") or type(error).__name__
@@ -85,16 +87,16 @@ async def ensure_reachable(client: aioredis.Redis, url: str, *, timeout: float =
         ) from None
 
 
-async def check_redis(url: str | None, *, timeout: float = REACH_TIMEOUT) -> None:
+async def check_redis(url: str | None, *, within: float = REACH_TIMEOUT) -> None:
     """The URL's shape, then a PING over a client of its own (closed again)."""
     checked = check_redis_url(url)
-    client = aioredis.Redis.from_url(checked, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = aioredis.Redis.from_url(checked, socket_connect_timeout=within, socket_timeout=within)
     try:
-        await ensure_reachable(client, checked, timeout=timeout)
+        await ensure_reachable(client, checked, within=within)
     finally:
         await client.aclose()
 
 
-def require_redis(url: str | None, *, timeout: float = REACH_TIMEOUT) -> None:
+def require_redis(url: str | None, *, within: float = REACH_TIMEOUT) -> None:
     """:func:`check_redis` for synchronous callers (``lily serve`` before it forks its workers)."""
-    asyncio.run(check_redis(url, timeout=timeout))
+    asyncio.run(check_redis(url, within=within))

@@ -1,7 +1,8 @@
 """Cal.com webhook bodies: parsing and normalisation into the host's Booking.
 
-A delivery is ``{"triggerEvent", "createdAt", "payload"}`` (Cal.com's scheduled ``MEETING_STARTED`` /
-``MEETING_ENDED`` are flat: the booking's fields beside ``triggerEvent``, no ``payload``). Cal.com's booking form answers live in
+A delivery is ``{"triggerEvent", "createdAt", "payload"}`` (Cal.com's scheduled
+``MEETING_STARTED`` / ``MEETING_ENDED`` are flat: the booking's fields beside ``triggerEvent``).
+Cal.com's booking form answers live in
 ``payload.responses`` as ``{"<field>": {"label": ..., "value": ...}}`` (older senders put the bare
 value there); the phone number and the service address can come from several fields depending on
 how the event type's form is set up, so each is looked up in a documented order.

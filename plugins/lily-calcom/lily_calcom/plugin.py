@@ -20,7 +20,6 @@ from lily_host.errors import ConfigurationError
 from lily_host.host import Host
 from lily_host.tenants import Tenant
 
-
 #: The customer of a simulated booking (a 555 number: it never reaches a real phone).
 SAMPLE_CUSTOMER = "+15555550142"
 

@@ -8,7 +8,6 @@ import stripe
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 DEFAULT_API_BASE = "https://api.stripe.com"
 #: The plans a tenant can buy, in the order the API names them.
 PLANS: tuple[str, ...] = ("starter", "pro", "growth")

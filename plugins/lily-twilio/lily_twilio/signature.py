@@ -28,7 +28,6 @@ from lily_host.errors import BadSignature
 from lily_host.forms import parse_form
 from lily_twilio.settings import TwilioSettings
 
-
 #: Query parameter of JSON-body webhooks: the hex SHA-256 of the raw body.
 BODY_HASH_PARAMETER = "bodySHA256"
 _MISMATCH = (

@@ -44,7 +44,6 @@ def test_a_hash_the_signature_does_not_cover_fails() -> None:
     # An attacker swaps body and hash together: the URL with the new hash is not what Twilio signed.
     other = b'{"property": "evil"}'
 
-
     url = f"{URL}&bodySHA256={hashlib.sha256(other).hexdigest()}"
     with pytest.raises(BadSignature):
         verify_signature(settings(), url, other, {"X-Twilio-Signature": SIGNATURE})
