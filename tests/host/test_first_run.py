@@ -7,8 +7,10 @@ check the exit code, the one-line message and that no traceback reaches the user
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +197,51 @@ def test_the_log_masker_leaves_example_numbers_alone() -> None:
     assert line["error"].endswith("write it like +15551234567")
     caller = _redact(None, "info", {"event": "x", "note": "caller +15551234567 asked"})
     assert "+15551234567" not in caller["note"]
+
+
+def test_a_worker_that_loses_redis_after_starting_keeps_reconnecting(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    restarted = RedisServer(tmp_path / "redis", port=server.port)
+    log_path = tmp_path / "worker.log"
+    with log_path.open("w") as log_file:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "lily_host.cli", "worker"],
+            cwd=tmp_path,
+            env=clean_env(REDIS_URL=server.url, LILY_LOG_LEVEL="INFO"),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_log(log_path, "worker.started", count=1)
+        server.stop()
+        wait_for_log(log_path, "worker.redis_unavailable", count=6)
+        assert worker.poll() is None, "the worker keeps running without Redis"
+        delays = [
+            float(line.split("retry_in=")[1].split()[0])
+            for line in log_path.read_text().splitlines()
+            if "worker.redis_unavailable" in line
+        ]
+        assert max(delays) <= 2.0, "the backoff is bounded"
+        restarted.start()
+        seen = log_path.read_text().count("worker.redis_unavailable")
+        # Back: the claim loop succeeds again, so the warnings stop (at most one already under way).
+        time.sleep(3)
+        assert log_path.read_text().count("worker.redis_unavailable") <= seen + 1
+        assert worker.poll() is None
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        server.stop()
+        restarted.stop()
+    assert worker.returncode == 0, log_path.read_text()
+
+
+def wait_for_log(path: Path, text: str, *, count: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while path.read_text().count(text) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not logged {count} times:\n{path.read_text()}")
+        time.sleep(0.1)
