@@ -24,6 +24,7 @@ from lily_host.dev_standins import (
     DevStandIn,
     check_port_free,
     dev_lock,
+    running_dev,
     start_standins,
     stop_standins,
 )
@@ -201,8 +202,10 @@ def load_dev_environment() -> None:
     """In a folder where `lily dev` runs, point this command at it (variables already set win)."""
     if os.environ.get("REDIS_URL") or os.environ.get("LILY_ENV") == "production":
         return
-    path = Path(os.environ.get("LILY_DATA_DIR", ".lily")) / DEV_ENV_FILE
-    if not path.exists():
+    data_dir = Path(os.environ.get("LILY_DATA_DIR", ".lily"))
+    path = data_dir / DEV_ENV_FILE
+    # Only while its `lily dev` runs: a file left by one that was killed names a Redis that is gone.
+    if not path.exists() or running_dev(data_dir) is None:
         return
     for line in path.read_text().splitlines():
         name, sep, value = line.partition("=")

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from lily_host.errors import ConfigurationError
 from lily_host.log import get_logger
-from lily_host.plugins import PluginRegistry
 
 if TYPE_CHECKING:
     from lily_host.host import Host
+    from lily_host.plugins import PluginRegistry
 
 log = get_logger("lily.dev")
 

@@ -245,3 +245,13 @@ def wait_for_log(path: Path, text: str, *, count: int, seconds: float = 30) -> N
         if time.monotonic() > deadline:
             raise AssertionError(f"{text!r} not logged {count} times:\n{path.read_text()}")
         time.sleep(0.1)
+
+
+def test_files_left_by_a_killed_lily_dev_are_ignored(tmp_path: Path) -> None:
+    data = tmp_path / ".lily"
+    data.mkdir()
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (data / "dev.pid").write_text(f"{finished.stdout.strip()} 8000\n")  # that process is gone
+    (data / "dev.env").write_text(f"REDIS_URL=redis://127.0.0.1:{free_port()}/0\nLILY_ENV=development\n")
+    line = one_line_error(lily(tmp_path, "tasks", "stats", env=clean_env()))
+    assert line == "Error: REDIS_URL is not set (`lily dev` starts an embedded Redis for you)"
