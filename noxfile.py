@@ -43,9 +43,11 @@ def dev(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff, and the architecture check: plugins use only the public API; the host keeps its layers."""
     session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "tools/architecture_check.py")
 
 
 @nox.session

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from lily_host.errors import PermanentError
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.plugin_api.errors import PermanentError
 from lily_host.testing import HARNESS_ENV, Harness, HarnessFactory
 
 CUSTOMER = "+15557654321"
@@ -179,7 +179,7 @@ async def test_recipient_timezone_when_known_decides_quiet_hours(lily: Harness, 
 def test_cli_manages_the_suppression_list(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, "LILY_PLUGINS": ""}.items():
         monkeypatch.setenv(name, value)
-    from lily_host.cli import main
+    from lily_host.cli.main import main
 
     runner = CliRunner()
     runner.invoke(main, ["tenants", "delete", "smscli", "--yes"])

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
 from lily_host.testing import HARNESS_ENV, Harness
 
 CUSTOMER = "+15557654321"
@@ -222,7 +222,7 @@ async def test_requests_without_a_key_json_or_valid_id_are_refused(lily: Harness
 def test_cli_completes_shows_and_cancels_jobs(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, "LILY_PLUGINS": ""}.items():
         monkeypatch.setenv(name, value)
-    from lily_host.cli import main
+    from lily_host.cli.main import main
 
     runner = CliRunner()
     runner.invoke(main, ["tenants", "delete", "clitenant", "--yes"])

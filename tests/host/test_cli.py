@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lily_host.cli import main
-from lily_host.redis_server import RedisServer
+from lily_host.cli.main import main
+from lily_host.dev.embedded_redis import RedisServer
 from lily_host.testing import TEST_SECRET_KEY
 
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from lily_host.redis_server import free_port
+from lily_host.dev.embedded_redis import free_port
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess
     log_path = tmp_path / "dev.log"
     log_file = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "lily_host.cli", "dev", "--port", str(port)],
+        [sys.executable, "-m", "lily_host.cli.main", "dev", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=log_file,
@@ -72,11 +72,11 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
     for name in ("twilio", "stripe", "calcom", "gcal", "s3"):
         assert name in plugins, f"plugin {name} is not installed in this environment"
     listing = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "simulate"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "lily_host.cli.main", "simulate"], env=env, capture_output=True, text=True
     )
     assert "twilio.sms_help" in listing.stdout
     sent = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "simulate", "twilio.sms_help", "--tenant", "demo", "--url", base],
+        [sys.executable, "-m", "lily_host.cli.main", "simulate", "twilio.sms_help", "--tenant", "demo", "--url", base],
         env=env,
         capture_output=True,
         text=True,
@@ -89,13 +89,15 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
         time.sleep(0.2)
     assert messages, "the HELP reply reached the outbox"
     assert "STOP" in messages[0]["body"]
-    outbox = subprocess.run([sys.executable, "-m", "lily_host.cli", "outbox"], env=env, capture_output=True, text=True)
+    outbox = subprocess.run(
+        [sys.executable, "-m", "lily_host.cli.main", "outbox"], env=env, capture_output=True, text=True
+    )
     assert "STOP" in outbox.stdout
 
 
 def lily(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "lily_host.cli.main", *args], env=env, capture_output=True, text=True, timeout=60
     )
 
 
@@ -223,7 +225,7 @@ def test_a_second_lily_dev_here_touches_nothing(
     before = shared.read_text()
     port = base.rsplit(":", 1)[1]
     second = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "dev", "--port", str(free_port())],
+        [sys.executable, "-m", "lily_host.cli.main", "dev", "--port", str(free_port())],
         cwd=Path(env["LILY_DATA_DIR"]).parent,
         env={name: value for name, value in env.items() if name not in ("LILY_DATA_DIR", "DEV_LOG")},
         capture_output=True,

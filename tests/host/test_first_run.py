@@ -17,14 +17,14 @@ import pytest
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.app import create_app
-from lily_host.errors import ConfigurationError
-from lily_host.log import _redact
-from lily_host.plugins import PluginRegistry, PluginState
-from lily_host.redis_server import RedisServer, free_port
-from lily_host.settings import HostSettings
-from lily_host.settings_errors import describe
+from lily_host.config.host_settings import HostSettings
+from lily_host.config.settings_errors import describe
+from lily_host.dev.embedded_redis import RedisServer, free_port
+from lily_host.observability.log import _redact
+from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.runtime.registry import PluginRegistry, PluginState
 from lily_host.testing import TEST_SECRET_KEY, HarnessFactory
+from lily_host.web.app import create_app
 
 PROVIDER_VARIABLES = ("TWILIO_", "STRIPE_", "CALCOM_", "GOOGLE_", "AWS_", "S3_", "REDIS_URL", "LILY_")
 #: Every command that needs Redis, as a user types it.
@@ -45,7 +45,7 @@ def clean_env(**variables: str) -> dict[str, str]:
 
 def lily(tmp_path: Path, *args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", *args],
+        [sys.executable, "-m", "lily_host.cli.main", *args],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -205,7 +205,7 @@ def test_a_worker_that_loses_redis_after_starting_keeps_reconnecting(tmp_path: P
     log_path = tmp_path / "worker.log"
     with log_path.open("w") as log_file:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "lily_host.cli", "worker"],
+            [sys.executable, "-m", "lily_host.cli.main", "worker"],
             cwd=tmp_path,
             env=clean_env(REDIS_URL=server.url, LILY_LOG_LEVEL="INFO"),
             stdout=log_file,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lily_host.log import _redact, mask_phone
+from lily_host.observability.log import _redact, mask_phone
 
 
 def test_mask_phone_keeps_only_enough_to_correlate() -> None:

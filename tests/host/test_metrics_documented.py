@@ -8,8 +8,8 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
-from lily_host.plugins import PluginRegistry
-from lily_host.settings import HostSettings
+from lily_host.config.host_settings import HostSettings
+from lily_host.runtime.registry import PluginRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 _ROW = re.compile(r"^\| `(lily_[a-z_]+)` \| ([^|]*) \|", re.M)
@@ -17,10 +17,10 @@ _ROW = re.compile(r"^\| `(lily_[a-z_]+)` \| ([^|]*) \|", re.M)
 
 def registered() -> dict[str, set[str]]:
     """Every ``lily_*`` metric registered once the host and every installed plugin are loaded."""
-    # Importing these registers the host's metrics (the SMS counters live in messaging).
-    import lily_host.messaging
-    import lily_host.metrics
-    import lily_host.scheduler.metrics  # noqa: F401
+    # Importing these registers the host's metrics (the SMS counters live in sms.outbound).
+    import lily_host.observability.metrics
+    import lily_host.queue.queue_metrics
+    import lily_host.sms.outbound  # noqa: F401
 
     registry = PluginRegistry(HostSettings(), only=None)
     assert all(record.module is not None for record in registry.records.values() if record.active)

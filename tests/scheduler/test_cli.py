@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from click.testing import CliRunner
 
-from lily_host.clock import ManualClock
-from lily_host.scheduler import TaskQueue
-from lily_host.scheduler.cli import parse_duration, tasks
+from lily_host.cli.task_commands import parse_duration, tasks
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.queue import TaskQueue
 
 START = 1_700_000_000.0
 DAY = 86400.0

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from lily_calcom.signature import HEADER, sign
-from lily_host.dev_standins import DevContext, DevStandIn
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request, json_reply
 
 DEFAULT_API_KEY = "cal_test_fake_" + "0" * 24

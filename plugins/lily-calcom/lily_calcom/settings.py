@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.validators import split_comma_list, unique_emails
+from lily_host import split_comma_list, unique_emails
 
 DEFAULT_API_BASE = "https://api.cal.com"
 

@@ -37,11 +37,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from lily_host.dev_standins import DevContext, DevStandIn
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request, json_reply
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host import LilyHost
 
 DEFAULT_CLIENT_ID = "fake-client-id.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "fake-client-secret"
@@ -594,7 +594,7 @@ def dev_standin(context: DevContext) -> DevStandIn | None:
         return None
     fake = FakeGoogle(port=0).start()
 
-    async def connect(host: Host, tenant_id: str) -> None:
+    async def connect(host: LilyHost, tenant_id: str) -> None:
         # The fake forgets its grants when it stops: connect afresh on every start.
         from lily_gcal.oauth import tokens_from_response
         from lily_gcal.settings import GcalSettings

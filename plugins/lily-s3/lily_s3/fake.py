@@ -20,7 +20,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import httpx
 
-from lily_host.dev_standins import DevContext, DevStandIn
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request
 
 #: Bytes that start like a JPEG / PNG: S3 does not look, but people reading a sandbox bucket might.

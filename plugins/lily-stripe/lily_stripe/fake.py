@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from lily_host.dev_standins import DevContext, DevStandIn
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request
 from lily_stripe import sandbox
 from lily_stripe.sandbox import SANDBOX_API_KEY, SANDBOX_PORT, SANDBOX_PRICES, SANDBOX_WEBHOOK_SECRET

@@ -17,15 +17,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from lily_host.contract import Simulation, simulation_id
+from lily_host import Simulation, simulation_id
 from lily_stripe.api import checkout_params
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import StripeSettings
 from lily_stripe.signature import signature_header
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host import LilyHost, Tenant
 
 PLAN = "starter"
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -36,7 +35,7 @@ def talks_to_local_fake(settings: StripeSettings) -> bool:
 
 
 def checkout_simulation(settings: StripeSettings) -> Simulation:
-    async def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+    async def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
         done = host.public_url("/")
         params = checkout_params(settings, tenant, PLAN, done, done)
         session = await StripeGateway(settings).create_checkout_session(

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from pydantic import SecretStr
 
-from lily_host.errors import BadSignature
+from lily_host import BadSignature
 from lily_twilio.settings import TwilioSettings
 from lily_twilio.signature import verify_signature
 
