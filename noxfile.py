@@ -65,5 +65,6 @@ def bench(session: nox.Session) -> None:
     if "chaos" in session.posargs:
         session.run("python", "bench/chaos.py")
         return
+    session.run("python", "bench/cli_startup.py", *session.posargs)
     session.run("python", "bench/ingest_bench.py", *session.posargs)
     session.run("python", "bench/queue_bench.py", *session.posargs)

@@ -34,6 +34,13 @@ if TYPE_CHECKING:
         StorageProvider,
         StoredObject,
     )
+    from lily_host.plugin_api.cli_output import (
+        Column,
+        json_option,
+        local_time,
+        masked,
+        print_listing,
+    )
     from lily_host.plugin_api.commands import (
         with_host,
     )
@@ -185,6 +192,11 @@ _LOCATION: dict[str, str] = {
     "unique_emails": "lily_host.plugin_api.validators",
     "awaited": "lily_host.plugin_api.redis_typing",
     "with_host": "lily_host.plugin_api.commands",
+    "Column": "lily_host.plugin_api.cli_output",
+    "json_option": "lily_host.plugin_api.cli_output",
+    "local_time": "lily_host.plugin_api.cli_output",
+    "masked": "lily_host.plugin_api.cli_output",
+    "print_listing": "lily_host.plugin_api.cli_output",
     "require_tenant": "lily_host.plugin_api.route_auth",
     "parse_retry_after": "lily_host.plugin_api.retry_after",
     "get_logger": "lily_host.observability.log",
@@ -228,6 +240,7 @@ __all__ = [
     "CalendarProvider",
     "Capability",
     "CapabilityUnavailable",
+    "Column",
     "ConfigurationError",
     "Defer",
     "DevContext",
@@ -272,10 +285,14 @@ __all__ = [
     "get_logger",
     "glob_escape",
     "hookimpl",
+    "json_option",
+    "local_time",
     "mask_phone",
+    "masked",
     "normalize_e164",
     "parse_form",
     "parse_retry_after",
+    "print_listing",
     "require_tenant",
     "simulation_id",
     "split_comma_list",

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from quart import Blueprint, g, jsonify, request
 
 from lily_host.observability.log import get_logger, mask_phone
+from lily_host.plugin_api.cli_output import echo_fields, echo_json, json_option, local_time, masked
 from lily_host.plugin_api.contract import EventSubscription, Routes, Simulation, TaskContext, TaskHandler, simulation_id
 from lily_host.plugin_api.event_names import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.plugin_api.markers import hookimpl
@@ -373,14 +374,36 @@ def jobs_cli() -> None:
     """Group of job commands."""
 
 
+def _echo_job(view: dict[str, Any], headline: str) -> None:
+    """One job for people: local times, the customer's number masked (``--json`` has the record as is)."""
+    review = view.get("review_request") or {}
+    click.echo(headline)
+    echo_fields(
+        [
+            ("status", view.get("status")),
+            ("customer", view.get("customer_name")),
+            ("phone", masked(view.get("customer_phone"))),
+            ("service", view.get("service")),
+            ("completed", local_time(view.get("completed_at"))),
+            ("cancelled", local_time(view.get("cancelled_at"))),
+            ("review request", review.get("state")),
+            ("review due", local_time(review.get("due_at"))),
+            ("review sent", local_time(review.get("sent_at"))),
+        ]
+    )
+
+
 @jobs_cli.command("complete", help="Mark JOB_ID done; its review request goes out after the tenant's delay.")
 @click.argument("tenant_id")
 @click.argument("job_id")
 @click.option("--name", "customer_name", required=True, help="Customer name")
 @click.option("--phone", "customer_phone", required=True, help="Customer phone, E.164 (+15551234567)")
 @click.option("--service", default=None, help="What was done, e.g. 'window cleaning'")
-def complete_command(tenant_id: str, job_id: str, customer_name: str, customer_phone: str, service: str | None) -> None:
-    from lily_host.plugin_api.commands import echo_json, with_host
+@json_option
+def complete_command(
+    tenant_id: str, job_id: str, customer_name: str, customer_phone: str, service: str | None, as_json: bool
+) -> None:
+    from lily_host.plugin_api.commands import with_host
 
     try:
         check_job_id(job_id)
@@ -393,14 +416,20 @@ def complete_command(tenant_id: str, job_id: str, customer_name: str, customer_p
     async def work(host: Host) -> dict[str, Any]:
         return await complete_job(host, await host.tenants.require(tenant_id), job_id, details)
 
-    echo_json(with_host(work))
+    result = with_host(work)
+    if as_json:
+        echo_json(result)
+        return
+    already = " (already completed: nothing changed)" if result.get("duplicate") else ""
+    _echo_job(result, f"job {job_id} of {tenant_id} completed{already}")
 
 
 @jobs_cli.command("cancel", help="Cancel JOB_ID; a review request not yet sent is dropped.")
 @click.argument("tenant_id")
 @click.argument("job_id")
-def cancel_command(tenant_id: str, job_id: str) -> None:
-    from lily_host.plugin_api.commands import echo_json, with_host
+@json_option
+def cancel_command(tenant_id: str, job_id: str, as_json: bool) -> None:
+    from lily_host.plugin_api.commands import with_host
 
     async def work(host: Host) -> dict[str, Any] | None:
         return await cancel_job(host, await host.tenants.require(tenant_id), job_id)
@@ -408,14 +437,18 @@ def cancel_command(tenant_id: str, job_id: str) -> None:
     result = with_host(work)
     if result is None:
         raise click.ClickException(f"tenant {tenant_id!r} has no job {job_id!r}")
-    echo_json(result)
+    if as_json:
+        echo_json(result)
+        return
+    _echo_job(result, f"job {job_id} of {tenant_id} cancelled")
 
 
 @jobs_cli.command("show", help="Show JOB_ID and the state of its review request.")
 @click.argument("tenant_id")
 @click.argument("job_id")
-def show_command(tenant_id: str, job_id: str) -> None:
-    from lily_host.plugin_api.commands import echo_json, with_host
+@json_option
+def show_command(tenant_id: str, job_id: str, as_json: bool) -> None:
+    from lily_host.plugin_api.commands import with_host
 
     async def work(host: Host) -> Job | None:
         await host.tenants.require(tenant_id)
@@ -424,7 +457,10 @@ def show_command(tenant_id: str, job_id: str) -> None:
     job = with_host(work)
     if job is None:
         raise click.ClickException(f"tenant {tenant_id!r} has no job {job_id!r}")
-    echo_json(job.public_view())
+    if as_json:
+        echo_json(job.public_view())
+        return
+    _echo_job(job.public_view(), f"job {job_id} of {tenant_id}")
 
 
 # --- hooks ----------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lily_host.observability.log import mask_phone
+from lily_host.plugin_api.cli_output import Column, json_option, local_time, masked, print_listing
 from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.plugin_api.event_names import MESSAGE_RECEIVED
 from lily_host.plugin_api.markers import hookimpl
@@ -93,29 +94,63 @@ def sms_cli() -> None:
     """Group of SMS commands."""
 
 
+#: Message fields stored as text that are numbers: ``--json`` gives them as numbers.
+_NUMERIC_FIELDS = frozenset({"created_at", "updated_at", "delivered_at", "length", "segments", "status_rank"})
+
+
+def _typed(record: dict[str, Any]) -> dict[str, Any]:
+    typed: dict[str, Any] = {}
+    for name, value in record.items():
+        if name in _NUMERIC_FIELDS and value != "":
+            number = float(value)
+            typed[name] = int(number) if number.is_integer() and not name.endswith("_at") else number
+        else:
+            typed[name] = value
+    return typed
+
+
 @sms_cli.command("messages", help="The tenant's latest texts, newest first (numbers masked).")
 @click.argument("tenant_id")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500))
-def messages_command(tenant_id: str, limit: int) -> None:
-    from lily_host.plugin_api.commands import echo_json, with_host
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500), help="Show at most this many.")
+@json_option
+def messages_command(tenant_id: str, limit: int, as_json: bool) -> None:
+    from lily_host.plugin_api.commands import with_host
 
     async def work(host: Host) -> list[dict[str, Any]]:
         await host.tenants.require(tenant_id)
-        return [record.as_dict() for record in await host.messaging.recent(tenant_id, limit)]
+        return [_typed(record.as_dict()) for record in await host.messaging.recent(tenant_id, limit)]
 
-    echo_json(with_host(work))
+    columns = [
+        Column("time", lambda m: local_time(m.get("created_at"))),
+        Column("to", lambda m: masked(m.get("to"))),
+        Column("status", lambda m: m.get("status")),
+        Column("kind", lambda m: m.get("kind")),
+        Column("template", lambda m: m.get("template")),
+        Column("body", lambda m: m.get("body"), width=60),
+    ]
+    print_listing(with_host(work), columns, as_json=as_json, empty=f"no texts for {tenant_id} yet")
 
 
-@sms_cli.command("suppressed", help="Numbers that opted out of the tenant's texts.")
+@sms_cli.command(
+    "suppressed",
+    help="Numbers that opted out of the tenant's texts (masked; --json gives them in full, e.g. for unsuppress).",
+)
 @click.argument("tenant_id")
-def suppressed_command(tenant_id: str) -> None:
-    from lily_host.plugin_api.commands import echo_json, with_host
+@json_option
+def suppressed_command(tenant_id: str, as_json: bool) -> None:
+    from lily_host.plugin_api.commands import with_host
 
     async def work(host: Host) -> dict[str, dict[str, Any]]:
         await host.tenants.require(tenant_id)
         return await host.messaging.compliance.suppressed(tenant_id)
 
-    echo_json(with_host(work))
+    rows = [{"number": number, **entry} for number, entry in sorted(with_host(work).items())]
+    columns = [
+        Column("number", lambda r: masked(r["number"])),
+        Column("reason", lambda r: r.get("reason")),
+        Column("since", lambda r: local_time(r.get("at"))),
+    ]
+    print_listing(rows, columns, as_json=as_json, empty=f"no suppressed numbers for {tenant_id}")
 
 
 @sms_cli.command("suppress", help="Stop texting NUMBER for the tenant (e.g. the customer asked by phone).")

@@ -6,22 +6,22 @@ async context manager that yields a :class:`TaskQueue` (the host's CLI passes ``
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
-from lily_host.queue.task_queue import QueueStats, Task, TaskQueue
+from lily_host.plugin_api.cli_output import Column, echo_json, echo_table, json_option, local_time, print_listing
+
+if TYPE_CHECKING:  # the queue (and redis) load when a command runs, not when `lily --help` does
+    from lily_host.queue.task_queue import QueueStats, Task, TaskQueue
 
 __all__ = ["QueueFactory", "parse_duration", "tasks"]
 
-QueueFactory = Callable[[], AbstractAsyncContextManager[TaskQueue]]
+QueueFactory = Callable[[], AbstractAsyncContextManager["TaskQueue"]]
 T = TypeVar("T")
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -49,17 +49,13 @@ def _with_queue(ctx: click.Context, work: Callable[[TaskQueue], Awaitable[T]]) -
     if not callable(factory):
         raise click.UsageError("no queue configured: ctx.obj must be a callable returning a TaskQueue context")
 
+    import asyncio  # here, not at the top: `lily --help` imports this module
+
     async def run() -> T:
         async with factory() as queue:
             return await work(queue)
 
     return asyncio.run(run())
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _task_json(task: Task) -> dict[str, Any]:
@@ -101,50 +97,58 @@ tasks = click.Group("tasks", help="Inspect and repair the delayed-task queue: de
 
 
 @tasks.command("stats")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option
 @click.pass_context
 def stats_command(ctx: click.Context, as_json: bool) -> None:
     """Tasks due (scheduled, incl. future), ready now, in flight and dead, per type."""
     stats = _with_queue(ctx, lambda queue: queue.stats())
     if as_json:
-        click.echo(json.dumps(_stats_json(stats), indent=2, sort_keys=True))
+        echo_json(_stats_json(stats))
         return
-    rows = [
-        ("", "due", "ready", "in flight", "dead"),
-        ("total", stats.due, stats.ready, stats.in_flight, stats.dead),
-    ]
-    rows += [(name, t.due, t.ready, t.in_flight, t.dead) for name, t in stats.by_type.items()]
-    width = max(len(str(row[0])) for row in rows)
-    click.echo(f"queue {stats.queue} at {_when(stats.now)} UTC")
-    for name, *counts in rows:
-        click.echo(f"{name!s:<{width}}  " + "  ".join(f"{c!s:>9}" for c in counts))
+    rows: list[tuple[str, Any]] = [("total", stats), *stats.by_type.items()]
+    click.echo(f"queue {stats.queue} at {local_time(stats.now, seconds=True)}")
+    echo_table(
+        rows,
+        [
+            Column("type", lambda row: row[0]),
+            Column("due", lambda row: row[1].due, right=True),
+            Column("ready", lambda row: row[1].ready, right=True),
+            Column("in flight", lambda row: row[1].in_flight, right=True),
+            Column("dead", lambda row: row[1].dead, right=True),
+        ],
+    )
 
 
 @tasks.command("list")
 @click.option("--due", "which", flag_value="due", default=True, help="Scheduled tasks, soonest first (default).")
 @click.option("--dead", "which", flag_value="dead", help="Dead letters, oldest first.")
 @click.option("--in-flight", "which", flag_value="in_flight", help="Tasks a worker is running.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (with payloads and error history).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Show at most this many.")
+@json_option
 @click.pass_context
 def list_command(ctx: click.Context, which: Literal["due", "dead", "in_flight"], limit: int, as_json: bool) -> None:
-    """List due, dead or in-flight tasks."""
+    """List due, dead or in-flight tasks (--json adds payloads and error history)."""
     found = _with_queue(ctx, lambda queue: queue.list_tasks(which, limit))
-    if as_json:
-        click.echo(json.dumps([_task_json(t) for t in found], indent=2, sort_keys=True, default=str))
-        return
-    if not found:
-        click.echo(f"no {which.replace('_', '-')} tasks")
-        return
-    for task in found:
-        when = {"due": task.due, "dead": task.dead_at, "in_flight": task.lease_expires}[which]
-        label = {"due": "due", "dead": "dead at", "in_flight": "lease until"}[which]
-        line = (
-            f"{task.id}  tenant={task.tenant or '-'}  attempt {task.attempt}/{task.max_attempts}  {label} {_when(when)}"
-        )
-        if task.last_error:
-            line += f"  last error: {task.last_error.splitlines()[0][:120]}"
-        click.echo(line)
+    label = {"due": "due", "dead": "dead at", "in_flight": "lease until"}[which]
+
+    def when(task: Task) -> str:
+        return local_time({"due": task.due, "dead": task.dead_at, "in_flight": task.lease_expires}[which], seconds=True)
+
+    columns = [
+        Column("id", lambda task: task.id),
+        Column("type", lambda task: task.type),
+        Column("tenant", lambda task: task.tenant),
+        Column("attempt", lambda task: f"{task.attempt}/{task.max_attempts}", right=True),
+        Column(label, when),
+        Column("last error", lambda task: (task.last_error or "").split("\n")[0], width=80),
+    ]
+    print_listing(
+        found,
+        columns,
+        as_json=as_json,
+        empty=f"no {which.replace('_', '-')} tasks",
+        json_data=[_task_json(task) for task in found],
+    )
 
 
 @tasks.command("retry")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from lily_host.runtime.host import Host
+from lily_host.plugin_api.cli_output import Column, echo_json, json_option, local_time, print_listing
+
+if TYPE_CHECKING:  # the host (Redis, Quart, plugins) loads when a command runs, not for `lily --help`
+    from lily_host.runtime.host import Host
+
+#: Tenant fields `tenants set` does not change (the record's identity, its plugins' own settings, timestamps).
+_NOT_SETTABLE = frozenset({"id", "plugins", "created_at", "updated_at"})
 
 
 def _with_host(work: Any) -> Any:
@@ -24,10 +29,71 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _when(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "-"
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+#: What each settable field of a tenant means (the Tenant model carries no descriptions).
+#: tests/host/test_cli_tree.py fails when a field is added without a line here.
+HOST_FIELD_HELP = {
+    "name": "the business name used in messages",
+    "timezone": "IANA time zone, e.g. America/Chicago",
+    "quiet_hours_start": "HH:MM (24-hour): texts due from then to quiet_hours_end wait (STOP/HELP replies do not)",
+    "quiet_hours_end": "HH:MM (24-hour): when the texts held by quiet hours go out",
+    "review_delay_seconds": "seconds from a completed job to its review request (up to 90 days)",
+    "review_link": "the http(s) link texted with review requests",
+    "contact_phone": "the business's phone number, E.164 (+15551234567)",
+    "contact_email": "the business's email address",
+    "jitter_seconds": "random delay added to automated texts, LOW-HIGH seconds, e.g. 10-45",
+    "templates": 'message text overrides, a JSON object: {"missed_call": "..."}',
+    "plan": "billing plan (lily-stripe keeps it up to date)",
+    "subscription_status": "subscription status (lily-stripe keeps it up to date)",
+    "trial_end": "Unix time the trial ends (lily-stripe keeps it up to date)",
+    "status_since": "Unix time of the last status change (lily-stripe keeps it up to date)",
+    "billing": "billing details (lily-stripe keeps them up to date)",
+    "retention_days": "days texts, jobs, bookings and photos are kept (1-3650)",
+}
+
+
+def _type_name(annotation: Any) -> str:
+    name = getattr(annotation, "__name__", None)
+    if name is not None and not getattr(annotation, "__args__", None):
+        text = str(name)
+    else:
+        text = str(annotation).replace("typing.", "").replace("NoneType", "None")
+    return "secret" + (" | None" if "None" in text else "") if "SecretStr" in text else text
+
+
+def _field_rows(model: Any, prefix: str = "", descriptions: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    rows = []
+    for name, info in model.model_fields.items():
+        if name in _NOT_SETTABLE and not prefix:
+            continue
+        text = _type_name(info.annotation)
+        description = info.description or (descriptions or {}).get(name)
+        if description:
+            text += f": {description}"
+        rows.append((prefix + name, text))
+    return rows
+
+
+class _SetCommand(click.Command):
+    """``tenants set``: its help lists the host's tenant fields and those of every loaded plugin."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from lily_host.cli.main import cli_settings
+        from lily_host.plugin_api.errors import ConfigurationError
+        from lily_host.plugin_api.tenant import Tenant
+        from lily_host.runtime.registry import PluginRegistry
+
+        with formatter.section("Host fields"):
+            formatter.write_dl(_field_rows(Tenant, descriptions=HOST_FIELD_HELP))
+        try:
+            models = PluginRegistry(cli_settings()).tenant_models
+        except ConfigurationError as error:
+            with formatter.section("Plugin fields"):
+                formatter.write_text(f"unavailable: the plugins did not load ({error})")
+            return
+        for plugin, model in sorted(models.items()):
+            with formatter.section(f"Fields of plugin {plugin}"):
+                formatter.write_dl(_field_rows(model, prefix=f"{plugin}."))
+        super().format_epilog(ctx, formatter)
 
 
 @click.group(help="Create, inspect and change tenants (the businesses Lily serves).")
@@ -39,8 +105,8 @@ def tenants() -> None:
 @click.argument("tenant_id")
 @click.option("--name", required=True, help="the business name used in messages")
 @click.option("--timezone", default="America/New_York", show_default=True, help="IANA timezone")
-@click.option("--review-link", default=None)
-@click.option("--contact-phone", default=None)
+@click.option("--review-link", default=None, help="the http(s) link texted with review requests")
+@click.option("--contact-phone", default=None, help="the business's phone number, E.164 (+15551234567)")
 def add(tenant_id: str, name: str, timezone: str, review_link: str | None, contact_phone: str | None) -> None:
     """Create a tenant TENANT_ID (a slug such as acme-wash)."""
 
@@ -57,22 +123,34 @@ def add(tenant_id: str, name: str, timezone: str, review_link: str | None, conta
 
 
 @tenants.command("list")
-def list_() -> None:
+@json_option
+def list_(as_json: bool) -> None:
     """List tenants with their plan and status."""
 
     async def work(host: Host) -> list[Any]:
         return await host.tenants.all()
 
     rows = _with_host(work)
-    if not rows:
-        click.echo("no tenants yet: lily tenants add ID --name NAME")
-    for tenant in rows:
-        click.echo(f"{tenant.id:<24} {tenant.name:<32} plan={tenant.plan:<8} status={tenant.subscription_status}")
+    columns = [
+        Column("id", lambda t: t.id),
+        Column("name", lambda t: t.name, width=40),
+        Column("timezone", lambda t: t.timezone),
+        Column("plan", lambda t: t.plan),
+        Column("status", lambda t: t.subscription_status),
+        Column("created", lambda t: local_time(t.created_at)),
+    ]
+    print_listing(
+        rows,
+        columns,
+        as_json=as_json,
+        empty="no tenants yet: lily tenants add ID --name NAME",
+        json_data=[tenant.public_view() for tenant in rows],
+    )
 
 
 @tenants.command("show")
 @click.argument("tenant_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def show(tenant_id: str, as_json: bool) -> None:
     """Show one tenant: plan, status, trial end, settings (secrets masked)."""
 
@@ -81,24 +159,30 @@ def show(tenant_id: str, as_json: bool) -> None:
 
     view = _with_host(work)
     if as_json:
-        click.echo(json.dumps(view, indent=2, default=str))
+        echo_json(view)
         return
     click.echo(f"{view['id']}: {view['name']} ({view['timezone']})")
-    click.echo(f"  plan: {view['plan']}  status: {view['subscription_status']}  trial end: {_when(view['trial_end'])}")
+    click.echo(
+        f"  plan: {view['plan']}  status: {view['subscription_status']}  trial end: {local_time(view['trial_end'])}"
+    )
     click.echo(f"  quiet hours: {view['quiet_hours_start']}-{view['quiet_hours_end']}")
     click.echo(f"  review delay: {view['review_delay_seconds']} s  review link: {view['review_link'] or '-'}")
     for plugin, values in view["plugins"].items():
         click.echo(f"  {plugin}: {json.dumps(values, default=str)}")
 
 
-@tenants.command("set")
+@tenants.command("set", cls=_SetCommand)
 @click.argument("tenant_id")
 @click.argument("assignments", nargs=-1, required=True)
 def set_(tenant_id: str, assignments: tuple[str, ...]) -> None:
     """Change settings: FIELD=VALUE, or PLUGIN.FIELD=VALUE for a plugin's tenant settings.
 
     Values are JSON when they parse as JSON (lists, numbers), else text. Example:
+
+    \b
     lily tenants set acme timezone=America/Chicago 'twilio.business_numbers=["+15551234567"]'
+
+    The fields that can be set follow.
     """
     top: dict[str, Any] = {}
     per_plugin: dict[str, dict[str, Any]] = {}
@@ -158,18 +242,29 @@ def mint(tenant_id: str, label: str) -> None:
 
 @key.command("list")
 @click.argument("tenant_id")
-def list_keys(tenant_id: str) -> None:
+@json_option
+def list_keys(tenant_id: str, as_json: bool) -> None:
+    """List TENANT_ID's API keys: id, when minted, label (the keys themselves are never shown again)."""
+
     async def work(host: Host) -> list[dict[str, Any]]:
+        await host.tenants.require(tenant_id)
         return await host.tenants.list_keys(tenant_id)
 
-    for item in _with_host(work):
-        click.echo(f"{item['key_id']}  created {_when(item['created'])}  {item['label']}")
+    columns = [
+        Column("key id", lambda item: item.get("key_id")),
+        Column("created", lambda item: local_time(item.get("created"))),
+        Column("label", lambda item: item.get("label")),
+    ]
+    empty = f"{tenant_id} has no API keys: lily tenants key mint {tenant_id}"
+    print_listing(_with_host(work), columns, as_json=as_json, empty=empty)
 
 
 @key.command("revoke")
 @click.argument("tenant_id")
 @click.argument("key_id")
 def revoke(tenant_id: str, key_id: str) -> None:
+    """Revoke TENANT_ID's key KEY_ID (see `lily tenants key list`)."""
+
     async def work(host: Host) -> bool:
         return await host.tenants.revoke_key(tenant_id, key_id)
 
@@ -186,16 +281,3 @@ def rotate_secrets() -> None:
         return await host.tenants.rotate_secrets()
 
     click.echo(f"{_with_host(work)} secret(s) re-encrypted with the newest key")
-
-
-@tenants.command("google-connect")
-@click.argument("tenant_id")
-@click.pass_context
-def google_connect(ctx: click.Context, tenant_id: str) -> None:
-    """Print a one-time link that connects TENANT_ID's Google Calendar (needs lily-gcal)."""
-    root = ctx.find_root().command
-    gcal = root.commands.get("gcal") if isinstance(root, click.Group) else None
-    connect = gcal.commands.get("connect") if isinstance(gcal, click.Group) else None
-    if connect is None:
-        raise click.ClickException("Google Calendar is not available: install and configure lily-gcal")
-    ctx.invoke(connect, tenant=tenant_id)

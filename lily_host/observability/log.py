@@ -15,23 +15,16 @@ from typing import Any
 
 import structlog
 
+from lily_host.plugin_api.masking import mask_phone
+
+__all__ = ["configure_logging", "get_logger", "mask_phone"]
+
 _SECRET_WORDS = ("token", "secret", "password", "authorization", "api_key", "apikey", "signature")
 # Phone numbers as providers send them: E.164 with its "+" (optionally spaced or punctuated).
 # Requiring the "+" keeps timestamps, ids and amounts intact.
 _PHONE = re.compile(r"(?<![\w+])\+\d[\d\-\s().]{6,}\d")
 #: Keys whose values are phone numbers even without a "+".
 _PHONE_KEYS = frozenset({"to", "from", "from_", "caller", "phone", "customer_phone", "recipient", "number"})
-
-
-def mask_phone(number: str | None) -> str:
-    """``+15551234567`` → ``+1******4567``: enough to correlate, not enough to dial."""
-    if not number:
-        return ""
-    digits = re.sub(r"\D", "", number)
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    prefix = "+" if number.strip().startswith("+") else ""
-    return f"{prefix}{digits[:1]}{'*' * (len(digits) - 5)}{digits[-4:]}"
 
 
 #: Words that introduce an example in a message ("write it like +15551234567"): an example is

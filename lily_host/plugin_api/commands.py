@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import click
 
+from lily_host.plugin_api.cli_output import echo_json
 from lily_host.plugin_api.errors import ConfigurationError
-from lily_host.plugin_api.host_api import LilyHost
-from lily_host.plugin_api.tenant import TenantError
+
+if TYPE_CHECKING:  # pydantic-heavy: `lily --help` imports this module, a command's run imports them
+    from lily_host.plugin_api.host_api import LilyHost
+
+__all__ = ["HOST_OPENER", "HostOpener", "echo_json", "set_default_host_opener", "with_host"]
 
 T = TypeVar("T")
 #: The host type a command works with: plugins use LilyHost; the host's own commands its concrete Host.
-H = TypeVar("H", bound=LilyHost)
+H = TypeVar("H", bound="LilyHost")
 
 #: Where the ``lily`` command puts its host opener (``click.Context.meta``): the CLI injects how a
 #: host is built, so this module needs nothing above the plugin API.
 HOST_OPENER = "lily.open_host"
 
-HostOpener = Callable[[], AbstractAsyncContextManager[LilyHost]]
+HostOpener = Callable[[], AbstractAsyncContextManager["LilyHost"]]
 
 _default_opener: list[HostOpener] = []
 
@@ -44,6 +46,10 @@ def with_host(work: Callable[[H], Awaitable[T]]) -> T:
     if opener is None:
         raise click.ClickException("this command must run under `lily` (no host opener in the click context)")
 
+    import asyncio  # here: `lily tasks --help` imports this module and should not pay for asyncio
+
+    from lily_host.plugin_api.tenant import TenantError
+
     async def run() -> T:
         async with opener() as host:
             return await work(cast(H, host))
@@ -52,8 +58,3 @@ def with_host(work: Callable[[H], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except (ConfigurationError, TenantError) as error:
         raise click.ClickException(str(error)) from error
-
-
-def echo_json(data: Any) -> None:
-    """Print ``data`` as indented JSON (a command's ``--json`` output)."""
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from lily_host.dev.embedded_redis import RedisServer
+from lily_host.observability.log import mask_phone
 from lily_host.testing import HARNESS_ENV, Harness
 
 CUSTOMER = "+15557654321"
@@ -230,15 +231,18 @@ def test_cli_completes_shows_and_cancels_jobs(redis_server: RedisServer, monkeyp
     done = runner.invoke(
         main, ["jobs", "complete", "clitenant", "J-9", "--name", "Dana", "--phone", CUSTOMER, "--service", "gutters"]
     )
-    again = runner.invoke(main, ["jobs", "complete", "clitenant", "J-9", "--name", "Dana", "--phone", CUSTOMER])
+    again = runner.invoke(
+        main, ["jobs", "complete", "clitenant", "J-9", "--name", "Dana", "--phone", CUSTOMER, "--json"]
+    )
     bad_phone = runner.invoke(main, ["jobs", "complete", "clitenant", "J-10", "--name", "Dana", "--phone", "12"])
-    shown = runner.invoke(main, ["jobs", "show", "clitenant", "J-9"])
-    cancelled = runner.invoke(main, ["jobs", "cancel", "clitenant", "J-9"])
+    shown = runner.invoke(main, ["jobs", "show", "clitenant", "J-9", "--json"])
+    cancelled = runner.invoke(main, ["jobs", "cancel", "clitenant", "J-9", "--json"])
     missing = runner.invoke(main, ["jobs", "cancel", "clitenant", "J-404"])
 
     assert created.exit_code == 0, created.output
     assert done.exit_code == 0, done.output
-    assert '"duplicate": false' in done.output
+    assert done.output.startswith("job J-9 of clitenant completed\n"), done.output
+    assert f"phone:          {mask_phone(CUSTOMER)}" in done.output and CUSTOMER not in done.output
     assert '"duplicate": true' in again.output
     assert bad_phone.exit_code != 0 and "E.164" in bad_phone.output
     assert '"service": "gutters"' in shown.output
