@@ -358,7 +358,7 @@ def outbox(tenant: str | None, clear: bool, as_json: bool) -> None:
 @click.option("--tenant", default="demo", show_default=True, help="tenant the sample webhook is for")
 @click.option(
     "--url",
-    default=lambda: os.environ.get("LILY_DEV_URL", "http://127.0.0.1:8000"),
+    default=None,
     show_default="the `lily dev` running in this folder, else http://127.0.0.1:8000",
     help="where the running Lily listens",
 )
@@ -369,7 +369,7 @@ def outbox(tenant: str | None, clear: bool, as_json: bool) -> None:
     help="the delivery's id (call, message, booking uid, event); default: a fresh one. Repeat one to see a duplicate.",
 )
 @json_option
-def simulate(name: str | None, tenant: str, url: str, delivery_id: str | None, as_json: bool) -> None:
+def simulate(name: str | None, tenant: str, url: str | None, delivery_id: str | None, as_json: bool) -> None:
     """Send a signed sample webhook to a running Lily (list them without NAME)."""
     import inspect
 
@@ -396,11 +396,13 @@ def simulate(name: str | None, tenant: str, url: str, delivery_id: str | None, a
                 path, headers, body = await built if inspect.isawaitable(built) else built
         except ValueError as error:  # e.g. the tenant lacks the number the simulation needs
             raise click.ClickException(str(error)) from None
+        # Read only now: opening the host loaded the folder's `lily dev` environment (LILY_DEV_URL).
+        base = url or os.environ.get("LILY_DEV_URL", "http://127.0.0.1:8000")
         try:
             async with httpx.AsyncClient(timeout=30) as client:
-                response = await client.post(url.rstrip("/") + path, headers=dict(headers), content=body)
+                response = await client.post(base.rstrip("/") + path, headers=dict(headers), content=body)
         except httpx.TransportError as error:
-            raise click.ClickException(f"no Lily answers at {url} ({error}); start one with `lily dev`") from None
+            raise click.ClickException(f"no Lily answers at {base} ({error}); start one with `lily dev`") from None
         duplicate = response.headers.get(OUTCOME_HEADER) == "duplicate"
         return path, response.status_code, response.text, duplicate
 
