@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from lily_host.config.redis_url import require_redis
 from lily_host.config.settings_errors import load_settings
 from lily_host.dev.dev_lock import check_port_free, dev_lock, running_dev
 from lily_host.dev.embedded_redis import RedisServer
-from lily_host.dev.standins import start_standins, stop_standins
-from lily_host.plugin_api.dev_standin import DevContext, DevStandIn
+from lily_host.dev.standins import StandIn, start_standins, stop_standins, tenant_preparation
+from lily_host.plugin_api.dev_standin import DevContext
 from lily_host.runtime.host import Host
 from lily_host.runtime.registry import PluginRecord, PluginRegistry, PluginState
 from lily_host.web.app import create_app
@@ -57,22 +58,18 @@ def run_dev(*, port: int, bind_host: str) -> None:
         os.environ["LILY_DEV_URL"] = f"http://{local_host}:{port}"
         load_settings(HostSettings)  # a bad variable is reported before anything starts
         embedded: RedisServer | None = None
-        standins: dict[str, DevStandIn] = {}
+        standins: dict[str, StandIn] = {}
         try:
             if not os.environ.get("REDIS_URL"):
                 embedded = RedisServer(data_dir / "redis", appendonly=True).start()
                 os.environ["REDIS_URL"] = embedded.url
             else:
                 require_redis(os.environ["REDIS_URL"])
-            shared = list(SHARED_VARIABLES)
-            context = DevContext(data_dir=data_dir, public_url=os.environ["LILY_PUBLIC_URL"], environ=os.environ)
+            # Local stand-ins first (a plugin's fake provider): their variables configure the plugins.
+            context = DevContext(data_dir, os.environ["LILY_PUBLIC_URL"], dict(os.environ))
             standins = start_standins(PluginRegistry(load_settings(HostSettings)), context)
-            for standin in standins.values():
-                for name, value in standin.env.items():
-                    os.environ.setdefault(name, value)
-                    shared.append(name)
             # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
-            write_dev_environment(data_dir, shared)
+            write_dev_environment(data_dir, extra=[name for standin in standins.values() for name in standin.env])
             try:
                 _run_app(port=port, bind_host=bind_host, embedded=embedded is not None, standins=standins)
             finally:
@@ -83,7 +80,7 @@ def run_dev(*, port: int, bind_host: str) -> None:
                 embedded.stop()
 
 
-def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, DevStandIn]) -> None:
+def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, StandIn]) -> None:
     app = create_app(load_settings(HostSettings), run_worker=True)
     host: Host = app.extensions["lily"]
 
@@ -91,8 +88,9 @@ def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, D
     async def welcome() -> None:
         api_key = await ensure_demo_tenant(host)
         for name, standin in standins.items():
-            if standin.prepare_tenant is not None and host.registry.records[name].state == PluginState.LOADED:
-                await standin.prepare_tenant(host, DEMO_TENANT)
+            prepare = tenant_preparation(standin)
+            if prepare is not None and host.registry.records[name].state == PluginState.LOADED:
+                await prepare(host, DEMO_TENANT)
         click.echo(banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded, standins=standins))
 
     asyncio.run(_serve(app, f"{bind_host}:{port}"))
@@ -113,20 +111,23 @@ async def _serve(app: Any, bind: str) -> None:
 
 
 async def ensure_demo_tenant(host: Host) -> str:
-    """Create the demo tenant (once) with each plugin's documented demo settings; mint a fresh key."""
-    if await host.tenants.get(DEMO_TENANT) is None:
-        await host.tenants.create(
+    """Create the demo tenant (once) with each plugin's documented demo settings; mint a fresh key.
+
+    A plugin installed since the demo tenant was made gets its demo settings now."""
+    tenant = await host.tenants.get(DEMO_TENANT)
+    if tenant is None:
+        tenant = await host.tenants.create(
             DEMO_TENANT,
             "Demo Pressure Washing",
             timezone="America/New_York",
             review_link="https://g.page/r/demo-review",
             contact_phone="+15555550100",
         )
-        for name, record in host.registry.records.items():
-            model = record.tenant_settings_model
-            demo = getattr(model, "lily_dev_tenant", None) if model is not None else None
-            if record.active and isinstance(demo, dict):
-                await host.tenants.set_plugin_settings(DEMO_TENANT, name, demo)
+    for name, record in host.registry.records.items():
+        model = record.tenant_settings_model
+        demo = getattr(model, "lily_dev_tenant", None) if model is not None else None
+        if record.active and isinstance(demo, dict) and name not in tenant.plugins:
+            await host.tenants.set_plugin_settings(DEMO_TENANT, name, demo)
     _key_id, secret = await host.tenants.mint_key(DEMO_TENANT, "lily dev")
     return secret
 
@@ -138,9 +139,8 @@ def banner(
     bind_host: str,
     api_key: str,
     embedded: bool,
-    standins: dict[str, DevStandIn] | None = None,
+    standins: Mapping[str, StandIn] | None = None,
 ) -> str:
-    standins = standins or {}
     base = f"http://{bind_host}:{port}"
     lines = [
         "",
@@ -161,13 +161,16 @@ def banner(
         if record.builtin:
             continue
         note = record.state.value
-        if name in standins:
-            note += f" (local stand-in: {standins[name].description})"
-        elif record.dev_credentials:
+        if record.dev_credentials:
             note += " (development credentials" + ("; outbound SMS go to the outbox)" if _texts(record) else ")")
         elif record.state == PluginState.NOT_CONFIGURED:
             note += f": set {', '.join(record.missing_settings)}"
         lines.append(f"  {name:<8} {note}")
+    if standins:
+        lines.append("")
+        lines.append("Local stand-ins for providers:")
+        for name, standin in standins.items():
+            lines.append(f"  {name:<8} {standin.description}")
     if host.registry.simulations:
         lines.append("")
         lines.append("Try a flow with a signed sample request, then look at the outbox:")
@@ -185,10 +188,10 @@ def _texts(record: PluginRecord) -> bool:
     return bool(getattr(model, "lily_sends_sms", False))
 
 
-def write_dev_environment(data_dir: Path, names: list[str] | None = None) -> None:
+def write_dev_environment(data_dir: Path, extra: Sequence[str] = ()) -> None:
+    """``extra``: more variables to share (the stand-ins': the commands beside must see the same fakes)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    wanted = dict.fromkeys(names if names is not None else SHARED_VARIABLES)
-    lines = [f"{name}={os.environ[name]}" for name in wanted if name in os.environ]
+    lines = [f"{name}={os.environ[name]}" for name in (*SHARED_VARIABLES, *extra) if name in os.environ]
     (data_dir / DEV_ENV_FILE).write_text("\n".join(lines) + "\n")
 
 
