@@ -26,6 +26,7 @@ from lily_host.runtime.host import Host, current_host
 from lily_host.runtime.registry import PluginRegistry, PluginState, StartupError
 from lily_host.tenants.secret_box import SecretBox
 from lily_host.web.admin_api import admin
+from lily_host.web.consent_api import consent_api
 from lily_host.web.front_door import WebhookFrontDoor
 from lily_host.web.webhook_pipeline import WebhookRoute
 
@@ -103,6 +104,7 @@ def create_app(
 
 def _mount_host_routes(app: Quart) -> None:
     app.register_blueprint(admin, url_prefix="/api")
+    app.register_blueprint(consent_api, url_prefix="/api/sms/consent")
 
     @app.get("/healthz")
     async def healthz() -> Any:
