@@ -64,6 +64,11 @@ if TYPE_CHECKING:
         WebhookEndpoint,
         WebhookRequest,
         WebhookResponse,
+        simulation_id,
+    )
+    from lily_host.plugin_api.dev_standin import (
+        DevContext,
+        DevStandIn,
     )
     from lily_host.plugin_api.erasure import (
         deleted_tenant,
@@ -152,6 +157,9 @@ _LOCATION: dict[str, str] = {
     "WebhookEndpoint": "lily_host.plugin_api.contract",
     "WebhookRequest": "lily_host.plugin_api.contract",
     "WebhookResponse": "lily_host.plugin_api.contract",
+    "simulation_id": "lily_host.plugin_api.contract",
+    "DevContext": "lily_host.plugin_api.dev_standin",
+    "DevStandIn": "lily_host.plugin_api.dev_standin",
     "BadSignature": "lily_host.plugin_api.errors",
     "CapabilityUnavailable": "lily_host.plugin_api.errors",
     "ConfigurationError": "lily_host.plugin_api.errors",
@@ -258,6 +266,8 @@ __all__ = [
     "Column",
     "ConfigurationError",
     "Defer",
+    "DevContext",
+    "DevStandIn",
     "EventSubscription",
     "HealthCheck",
     "HealthResult",
@@ -310,6 +320,7 @@ __all__ = [
     "parse_retry_after",
     "print_listing",
     "require_tenant",
+    "simulation_id",
     "split_comma_list",
     "track_api_call",
     "unique_emails",
