@@ -5,7 +5,8 @@ one entry to the audit log (:mod:`lily_host.operations.audit_log`) with the OS u
 command and its arguments (secret-looking values redacted, phone numbers masked), the tenant the
 command names, and the outcome. Commands that touch no tenant data (serve, worker, dev, keygen,
 plugins, health, simulate, help, version) are not recorded. An audit entry that cannot be written
-(Redis unreachable) never changes the command's own outcome; it is said on stderr.
+(Redis unreachable) never changes the command's own outcome; after a command that succeeded it is said on
+stderr (a failed command's one line already says why Redis or the settings are unusable).
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ def _record(group: click.Group, ctx: click.Context, outcome: str) -> None:
     try:
         asyncio.run(_write(path, rest, outcome))
     except Exception as error:  # the command's own outcome stands
-        click.echo(f"warning: audit entry not written: {type(error).__name__}: {error}", err=True)
+        # A command that failed has said why in one line, and the audit write failed for the same
+        # reason (Redis unreachable, a bad setting): a second line would only repeat it.
+        if outcome == "ok":
+            click.echo(f"warning: audit entry not written: {type(error).__name__}: {error}", err=True)
 
 
 async def _write(path: list[str], rest: list[str], outcome: str) -> None:
