@@ -199,15 +199,14 @@ class WebhookRequest:
         return self._form_lists
 
     def json(self) -> Any:
-        """The JSON body; a malformed one raises InvalidPayload (400)."""
-        import json
-
+        """The JSON body; a malformed, too deep or not-UTF-8 one raises InvalidPayload (400)."""
         from lily_host.errors import InvalidPayload
+        from lily_host.untrusted import UntrustedInput, loads_json
 
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise InvalidPayload(f"body is not valid JSON: {error}") from error
+            return loads_json(self.body)
+        except UntrustedInput as error:
+            raise InvalidPayload(str(error)) from error
 
 
 class WebhookContext:

@@ -113,10 +113,8 @@ def set_(tenant_id: str, assignments: tuple[str, ...]) -> None:
             top[name] = _parse_value(text) if name not in ("name", "review_link", "contact_phone") else text
 
     async def work(host: Host) -> None:
-        if top:
-            await host.tenants.update(tenant_id, **top)
-        for plugin, values in per_plugin.items():
-            await host.tenants.set_plugin_settings(tenant_id, plugin, values)
+        # One change: a refused plugin value leaves the top-level fields untouched too.
+        await host.tenants.change(tenant_id, top, per_plugin)
 
     _with_host(work)
     click.echo(f"tenant {tenant_id} updated")

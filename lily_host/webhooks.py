@@ -148,7 +148,7 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
     limit = endpoint.max_body_bytes or settings.max_webhook_bytes
     declared = headers.get("Content-Length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # "²".isdigit() is true, int("²") fails
             return _error(400, "invalid", "Content-Length is not a number")
         if int(declared) > limit:
             return _error(413, "too_large", f"body exceeds {limit} bytes")

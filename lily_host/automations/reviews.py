@@ -29,6 +29,7 @@ from lily_host.events import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.host import current_host
 from lily_host.log import get_logger, mask_phone
 from lily_host.templates import REVIEW_REQUEST
+from lily_host.untrusted import UntrustedInput, loads_json
 from lily_host.validators import normalize_e164
 
 if TYPE_CHECKING:
@@ -322,7 +323,10 @@ def _error(status: int, error: str, message: str) -> Any:
 async def _json_body() -> dict[str, Any] | Any:
     if not request.is_json:
         return _error(415, "unsupported_media_type", "send the job as JSON (Content-Type: application/json)")
-    body = await request.get_json(silent=True)
+    try:
+        body = loads_json(await request.get_data(as_text=False))
+    except UntrustedInput as error:
+        return _error(400, "invalid", str(error))
     if not isinstance(body, dict):
         return _error(400, "invalid", "the body must be a JSON object")
     return body

@@ -73,7 +73,7 @@ class Delivery:
         if isinstance(value, bool) or value is None:
             return None
         text = str(value).strip()
-        return text if text.isdigit() else None
+        return text if text.isascii() and text.isdigit() else None
 
     def delivery_id(self) -> str:
         """Cal.com signs no timestamp, so a replay is only caught by this: trigger + uid (+ rescheduleUid)."""

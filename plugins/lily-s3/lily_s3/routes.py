@@ -17,6 +17,7 @@ from lily_host.auth import require_tenant
 from lily_host.host import current_host
 from lily_host.log import get_logger
 from lily_host.tenants import Tenant
+from lily_host.untrusted import UntrustedInput, ascii_int, loads_json
 from lily_s3.errors import StorageRejected, StorageThrottled, StorageUnavailable
 from lily_s3.keys import QUOTE_ID, join, new_photo_id, new_quote_id, photo_id_of, photo_key, relative_to
 from lily_s3.quotes import PendingUpload, Photo, QuoteStore
@@ -50,7 +51,10 @@ def _clean_filename(value: str) -> str | None:
 
 
 async def _json_object() -> dict[str, Any] | None:
-    body = await request.get_json(force=True, silent=True)
+    try:
+        body = loads_json(await request.get_data(as_text=False))
+    except UntrustedInput:  # malformed, too deep, not UTF-8: the same 400 as any non-object
+        return None
     return body if isinstance(body, dict) else None
 
 
@@ -235,10 +239,13 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
     @require_tenant
     async def list_quotes() -> ResponseReturnValue:
         _settings, _bucket, tenant, _rules = current()
-        raw_limit = request.args.get("limit", "50")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_QUOTES_LISTED:
+        try:
+            limit = ascii_int(request.args.get("limit", "50"), name="limit")
+        except UntrustedInput:
+            limit = None
+        if limit is None or not 1 <= limit <= MAX_QUOTES_LISTED:
             return _error(400, "invalid_limit", f"limit must be 1..{MAX_QUOTES_LISTED}")
-        quotes = await QuoteStore(current_host().redis, tenant.id).recent_quotes(int(raw_limit))
+        quotes = await QuoteStore(current_host().redis, tenant.id).recent_quotes(limit)
         return jsonify({"quotes": [quote.as_dict() for quote in quotes]})
 
     @blueprint.get("/quotes/<quote_id>/photos")
@@ -248,9 +255,13 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         raw_expires = request.args.get("expires_in")
         lifetime = rules.link_lifetime_seconds
         if raw_expires is not None:
-            if not raw_expires.isdigit() or not 1 <= int(raw_expires) <= rules.link_lifetime_seconds:
+            try:
+                expires = ascii_int(raw_expires, name="expires_in")
+            except UntrustedInput:
+                expires = None
+            if expires is None or not 1 <= expires <= rules.link_lifetime_seconds:
                 return _error(400, "invalid_expires_in", f"expires_in must be 1..{rules.link_lifetime_seconds} seconds")
-            lifetime = int(raw_expires)
+            lifetime = expires
         if not QUOTE_ID.match(quote_id):
             return _error(404, "unknown_quote", f"no quote {quote_id!r}")
         host = current_host()

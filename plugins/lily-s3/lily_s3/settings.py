@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lily_host.tenants import Tenant
+from lily_host.validators import split_comma_list
 
 PLUGIN_NAME = "s3"
 
@@ -137,6 +138,11 @@ class S3TenantSettings(BaseModel):
         if value.count("{") != value.count("{tenant}") or "}" in value.replace("{tenant}", ""):
             raise ValueError("key_prefix may hold no placeholder other than {tenant}")
         return value
+
+    @field_validator("allowed_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        return split_comma_list(value)
 
     @field_validator("allowed_types")
     @classmethod
