@@ -42,7 +42,7 @@ COMPLETED_TASK = "reviews.job_completed"
 CANCELLED_TASK = "reviews.job_cancelled"
 SEND_TASK = "reviews.send_request"
 
-JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 INVALID_JOB_ID = "job id must be 1-128 characters: letters, digits and . _ : - (starting with a letter or digit)"
 
 log = get_logger("lily.reviews")
@@ -68,7 +68,7 @@ class JobCompletion(BaseModel):
 
 
 def check_job_id(job_id: str) -> str:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise JobError(INVALID_JOB_ID)
     return job_id
 
@@ -274,7 +274,7 @@ async def on_job_completed(ctx: TaskContext, payload: dict[str, Any]) -> None:
 async def on_job_cancelled(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant = await ctx.host.tenants.get(ctx.tenant) if ctx.tenant else None
     job_id = str(payload.get("job_id") or "")
-    if tenant is None or not JOB_ID.match(job_id):
+    if tenant is None or not JOB_ID.fullmatch(job_id):
         return
     await cancel_job(ctx.host, tenant, job_id, emit=False)
 
@@ -335,7 +335,7 @@ async def _json_body() -> dict[str, Any] | Any:
 @jobs_api.post("/<job_id>/complete")
 @require_tenant
 async def complete(job_id: str) -> Any:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         return _error(400, "invalid", INVALID_JOB_ID)
     body = await _json_body()
     if not isinstance(body, dict):
@@ -351,7 +351,7 @@ async def complete(job_id: str) -> Any:
 @jobs_api.post("/<job_id>/cancel")
 @require_tenant
 async def cancel(job_id: str) -> Any:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         return _error(400, "invalid", INVALID_JOB_ID)
     result = await cancel_job(current_host(), g.tenant, job_id)
     if result is None:
@@ -362,7 +362,7 @@ async def cancel(job_id: str) -> Any:
 @jobs_api.get("/<job_id>")
 @require_tenant
 async def show(job_id: str) -> Any:
-    job = await JobStore(current_host().redis).get(g.tenant.id, job_id) if JOB_ID.match(job_id) else None
+    job = await JobStore(current_host().redis).get(g.tenant.id, job_id) if JOB_ID.fullmatch(job_id) else None
     if job is None:
         return _error(404, "not_found", f"no job {job_id!r} for this tenant")
     return jsonify(job.public_view())

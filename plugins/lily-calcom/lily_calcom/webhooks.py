@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import phonenumbers
 from prometheus_client import Counter
 from quart import Response, jsonify
@@ -12,7 +14,12 @@ from lily_calcom.settings import CalcomSettings, CalcomTenantSettings
 from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest
 from lily_host.errors import UnknownTenant
 from lily_host.host import current_host
+from lily_host.log import get_logger
 from lily_host.tenants import TENANT_ID, Tenant, TenantStore
+
+log = get_logger("lily.calcom")
+#: Checked against when no secret is configured: fresh per process, known to nobody, matches nothing.
+_UNMATCHABLE_SECRET = secrets.token_hex(32)
 
 PLUGIN = "calcom"
 
@@ -73,7 +80,18 @@ class CalcomWebhook(WebhookEndpoint):
         return None
 
     def verify(self, request: WebhookRequest, payload: Delivery, tenant: Tenant | None) -> None:
-        signature.verify(request.body, request.headers.get(signature.HEADER), webhook_secrets(request.settings, tenant))
+        candidates = [secret for secret in webhook_secrets(request.settings, tenant) if secret]
+        if not candidates:
+            # No secret for this tenant (or no such tenant): answer exactly as for a wrong signature,
+            # so that the answers do not tell which tenants (or organizers) exist. The operator
+            # learns the real reason from the log.
+            log.warning(
+                "cal.com delivery refused: no webhook secret is configured for it "
+                "(set CALCOM_WEBHOOK_SECRET or the tenant's calcom webhook_secret)",
+                tenant=tenant.id if tenant else None,
+            )
+            candidates = [_UNMATCHABLE_SECRET]
+        signature.verify(request.body, request.headers.get(signature.HEADER), candidates)
         if tenant is None and payload.event is not None:
             raise UnknownTenant(self._unknown_tenant_message(payload))
 
@@ -107,7 +125,7 @@ class TenantCalcomWebhook(CalcomWebhook):
 
     async def resolve_tenant(self, request: WebhookRequest, payload: Delivery, tenants: TenantStore) -> Tenant | None:
         tenant_id = request.path_params.get("tenant_id", "")
-        return await tenants.get(tenant_id) if TENANT_ID.match(tenant_id) else None
+        return await tenants.get(tenant_id) if TENANT_ID.fullmatch(tenant_id) else None
 
     def _unknown_tenant_message(self, payload: Delivery) -> str:
         return "no such tenant: check the tenant id at the end of the webhook URL"

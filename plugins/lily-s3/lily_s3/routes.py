@@ -130,7 +130,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         quote_id = body.get("quote_id")
         if quote_id is None:
             quote_id = new_quote_id()
-        elif not isinstance(quote_id, str) or not QUOTE_ID.match(quote_id):
+        elif not isinstance(quote_id, str) or not QUOTE_ID.fullmatch(quote_id):
             return _error(400, "invalid_quote_id", "quote_id must be 1-64 letters, digits, '_' or '-'")
 
         photo_id = new_photo_id()
@@ -262,7 +262,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
             if expires is None or not 1 <= expires <= rules.link_lifetime_seconds:
                 return _error(400, "invalid_expires_in", f"expires_in must be 1..{rules.link_lifetime_seconds} seconds")
             lifetime = expires
-        if not QUOTE_ID.match(quote_id):
+        if not QUOTE_ID.fullmatch(quote_id):
             return _error(404, "unknown_quote", f"no quote {quote_id!r}")
         host = current_host()
         store = QuoteStore(host.redis, tenant.id)
