@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from lily_host.app import create_app
+from lily_host.core_plugin import DEV_SESSION
 from lily_host.host import Host
 from lily_host.plugins import PluginState
 from lily_host.redis_server import RedisServer
@@ -44,6 +45,7 @@ def run_dev(*, port: int, bind_host: str) -> None:
     try:
         settings = HostSettings()
         app = create_app(settings, run_worker=True)
+        app.config[DEV_SESSION] = True  # GET /dev/outbox without the admin token, on this laptop only
         host: Host = app.extensions["lily"]
 
         @app.before_serving

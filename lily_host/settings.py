@@ -88,6 +88,22 @@ class HostSettings(BaseSettings):
             raise ConfigurationError("REDIS_URL is required when LILY_ENV=production")
         if not self.public_url.startswith("https://"):
             raise ConfigurationError("LILY_PUBLIC_URL must be an https:// URL when LILY_ENV=production")
+        if not strong_token(self.admin_token):
+            raise ConfigurationError(
+                f"LILY_ADMIN_TOKEN is too weak for production: use at least {MIN_ADMIN_TOKEN_CHARS} random "
+                f"characters; make one with: {ADMIN_TOKEN_COMMAND}"
+            )
+
+
+#: Production's admin token: long and varied enough that guessing it (throttled) is hopeless.
+MIN_ADMIN_TOKEN_CHARS = 32
+MIN_ADMIN_TOKEN_DISTINCT = 12
+ADMIN_TOKEN_COMMAND = """python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"""
+
+
+def strong_token(token: str) -> bool:
+    """At least 32 characters, of at least 12 different ones (a random 32-char hex or base64 token passes)."""
+    return len(token) >= MIN_ADMIN_TOKEN_CHARS and len(set(token)) >= MIN_ADMIN_TOKEN_DISTINCT
 
 
 def _split(value: object) -> object:
