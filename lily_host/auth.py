@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 from quart import g, jsonify, request
 
 from lily_host.host import current_host
+from lily_host.tenants import Tenant
 from lily_host.throttle import FailureThrottle, client_address
 
 P = ParamSpec("P")
@@ -84,22 +85,32 @@ def require_admin(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | 
     return wrapper
 
 
+async def tenant_or_refusal(
+    missing: str = "send Authorization: Bearer <tenant API key> (lily tenants key mint TENANT)",
+) -> Tenant | Any:
+    """The tenant whose API key this request carries, or the answer refusing it (401, 403 or 429)."""
+    token = _bearer()
+    if token is None:
+        return _unauthorized(missing)
+    throttle, client = _client()
+    wait = await throttle.retry_after("tenant", client)
+    if wait is not None:
+        return _throttled(wait)
+    tenant = await current_host().tenants.authenticate(token)
+    if tenant is None:
+        await throttle.record_failure("tenant", client)
+        return _unauthorized("unknown or revoked API key", status=403)
+    return tenant
+
+
 def require_tenant(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | Any]]:
     """Only callers with a tenant API key; the tenant is in ``quart.g.tenant``."""
 
     @functools.wraps(view)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Any:
-        token = _bearer()
-        if token is None:
-            return _unauthorized("send Authorization: Bearer <tenant API key> (lily tenants key mint TENANT)")
-        throttle, client = _client()
-        wait = await throttle.retry_after("tenant", client)
-        if wait is not None:
-            return _throttled(wait)
-        tenant = await current_host().tenants.authenticate(token)
-        if tenant is None:
-            await throttle.record_failure("tenant", client)
-            return _unauthorized("unknown or revoked API key", status=403)
+        tenant = await tenant_or_refusal()
+        if not isinstance(tenant, Tenant):
+            return tenant
         g.tenant = tenant
         return await view(*args, **kwargs)
 

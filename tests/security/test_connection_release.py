@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from world import STRONG_ADMIN_TOKEN, World, provider_fakes
+from world import STRONG_ADMIN_TOKEN, World
 
 from lily_host.redis_server import RedisServer, free_port
 
@@ -33,12 +33,6 @@ EARLY_ANSWERS = [
     "/api/tenants",
 ]
 CONNECTIONS_PER_PATH = 12
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[World]:
-    with provider_fakes() as fakes:
-        yield fakes
 
 
 class Server:
