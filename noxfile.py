@@ -1,4 +1,4 @@
-"""Every chore in one place: `nox -s dev`, `tests`, `lint`, `typecheck`, `bench`."""
+"""Every chore in one place: `nox -s dev`, `tests`, `lint`, `typecheck`, `bench`, `fuzz`."""
 
 from __future__ import annotations
 
@@ -51,6 +51,23 @@ def typecheck(session: nox.Session) -> None:
     install_lily(session, test_extras=True)
     session.install("mypy==2.4.1")
     session.run("mypy", "--strict", "lily_host")
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The route fuzzer, long: `nox -s fuzz` (5000 examples per environment) or `nox -s fuzz -- 20000`.
+
+    The suite runs the same test with a few examples and fixed randomness; this run explores.
+    """
+    install_lily(session, test_extras=True)
+    examples = session.posargs[0] if session.posargs else "5000"
+    session.run(
+        "pytest",
+        "-q",
+        "tests/security/test_route_fuzz.py",
+        "--hypothesis-show-statistics",
+        env={"LILY_FUZZ_EXAMPLES": examples},
+    )
 
 
 @nox.session

@@ -48,9 +48,7 @@ def _throttled(seconds: int) -> Any:
 
 def _client() -> tuple[FailureThrottle, str]:
     host = current_host()
-    client = client_address(
-        request.remote_addr, request.headers.get("X-Forwarded-For"), host.settings.trusted_proxies
-    )
+    client = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), host.settings.trusted_proxies)
     return FailureThrottle(host.redis), client
 
 

@@ -17,7 +17,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import time as dt_time
 from typing import Any
@@ -253,9 +253,7 @@ class TenantStore:
                 raise TenantError(f"{forbidden!r} cannot be changed this way")
         return await self.change(tenant_id, fields)
 
-    async def change(
-        self, tenant_id: str, fields: Mapping[str, Any] | None = None, plugins: Any = None
-    ) -> Tenant:
+    async def change(self, tenant_id: str, fields: Mapping[str, Any] | None = None, plugins: Any = None) -> Tenant:
         """Change top-level ``fields`` and ``plugins`` (plugin → settings to merge), all or nothing."""
         fields = dict(fields or {})
         for forbidden in ("id", "plugins", "created_at"):
@@ -328,10 +326,10 @@ class TenantStore:
                     entries = sorted(change.claims | change.drops)
                     if entries:
                         await pipe.watch(*sorted({f"lily:index:{kind}" for kind, _ in entries}))
-                    owners = {}
+                    owners: dict[tuple[str, str], str | None] = {}
                     for kind, value in entries:
-                        owner = await pipe.hget(f"lily:index:{kind}", value)
-                        owners[(kind, value)] = None if owner is None else _text(owner)
+                        found = await awaited(pipe.hget(f"lily:index:{kind}", value))
+                        owners[(kind, value)] = None if found is None else _text(found)
                     for kind, value in sorted(change.claims):
                         owner = owners[(kind, value)]
                         if owner is not None and owner != tenant_id:

@@ -135,7 +135,9 @@ async def test_a_superscript_digit_in_a_query_is_400(lily: Harness, query: str) 
 async def test_a_lone_surrogate_in_checkout_is_400(lily: Harness) -> None:
     headers = {**(await lily.tenant_headers("acme")), **JSON}
     body = b'{"plan": "starter", "success_url": "https://acme.test/\\ud800", "cancel_url": "https://acme.test/"}'
-    await assert_refused_and_unchanged(lily, lambda: lily.client.post("/api/billing/checkout", data=body, headers=headers))
+    await assert_refused_and_unchanged(
+        lily, lambda: lily.client.post("/api/billing/checkout", data=body, headers=headers)
+    )
 
 
 async def test_a_job_id_with_a_trailing_newline_is_refused(lily: Harness) -> None:

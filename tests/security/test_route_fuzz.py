@@ -44,7 +44,6 @@ from world import (
 )
 
 from lily_calcom.signature import sign as calcom_sign
-
 from lily_host.app import create_app
 from lily_host.clock import ManualClock
 from lily_host.plugins import PluginRegistry, PluginState
@@ -488,9 +487,7 @@ def attempts(draw: st.DrawFn, running: Running) -> Attempt:
     )
 
 
-def _signed_delivery(
-    draw: st.DrawFn, running: Running, path: str, query: str
-) -> tuple[bytes, list[tuple[str, str]]]:
+def _signed_delivery(draw: st.DrawFn, running: Running, path: str, query: str) -> tuple[bytes, list[tuple[str, str]]]:
     """A body signed exactly as its provider would sign it, so the fuzz reaches parsing and handlers."""
     if path.startswith("/webhooks/twilio"):
         form = draw(TWILIO_FORMS)
