@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from lily_host.host import Host
+from lily_host.untrusted import UntrustedInput, loads_json
 
 
 def _with_host(work: Any) -> Any:
@@ -19,8 +20,8 @@ def _with_host(work: Any) -> Any:
 
 def _parse_value(text: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError:
+        return loads_json(text)
+    except UntrustedInput:  # not JSON (or unusable JSON): the text as typed
         return text
 
 

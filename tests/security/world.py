@@ -37,7 +37,7 @@ class World:
             "LILY_PUBLIC_URL": "https://lily.test",
             "LILY_ADMIN_TOKEN": STRONG_ADMIN_TOKEN,
             "LILY_SECRET_KEY": TEST_SECRET_KEY,
-            "LILY_LOG_LEVEL": "CRITICAL",
+            "LILY_LOG_LEVEL": "WARNING",
             "STRIPE_MAX_NETWORK_RETRIES": "0",
             **self.twilio.env(),
             "TWILIO_FROM_NUMBER": "+15005550006",
