@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -14,10 +15,8 @@ from lily_host.untrusted import MAX_JSON_DEPTH, UntrustedInput, ascii_int, loads
 
 @given(st.binary(max_size=200))
 def test_any_bytes_are_a_value_or_untrusted_input_never_another_error(body: bytes) -> None:
-    try:
+    with contextlib.suppress(UntrustedInput):
         loads_json(body)
-    except UntrustedInput:
-        pass
 
 
 @pytest.mark.parametrize(
