@@ -13,6 +13,9 @@ from lily_host.untrusted import UntrustedInput, loads_json
 
 admin = Blueprint("lily_admin", __name__)
 
+#: A key's label names where it is used ("crm", "zapier"): short text, shown in listings.
+MAX_KEY_LABEL_CHARS = 100
+
 _TENANT_FIELDS = {
     "name",
     "timezone",
@@ -128,8 +131,10 @@ async def mint_key(tenant_id: str) -> Any:
         except UntrustedInput as error:
             return _problem(400, "invalid", str(error))
     label = body.get("label", "") if isinstance(body, dict) else ""
+    if not isinstance(label, str) or len(label) > MAX_KEY_LABEL_CHARS:
+        return _problem(400, "invalid", f"'label' must be text of at most {MAX_KEY_LABEL_CHARS} characters")
     try:
-        key_id, secret = await current_host().tenants.mint_key(tenant_id, str(label))
+        key_id, secret = await current_host().tenants.mint_key(tenant_id, label)
     except TenantError as error:
         return _problem(404, "not_found", str(error))
     return jsonify({"key_id": key_id, "key": secret, "note": "store this key now: it is not shown again"}), 201

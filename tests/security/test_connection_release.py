@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from world import STRONG_ADMIN_TOKEN, World
@@ -108,8 +107,10 @@ def read_answer(sock: socket.socket) -> int:
     return int(head[9:12])
 
 
-@pytest.fixture(params=["development", "production"])
-def server(request: pytest.FixtureRequest, world: World, tmp_path: Path) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["development", "production"])
+def server(request: pytest.FixtureRequest, world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per environment for the module: each test measures against its own baseline."""
+    tmp_path = tmp_path_factory.mktemp(f"served-{request.param}")
     redis = RedisServer(tmp_path / "redis").start()
     env = {**world.env(request.param), "REDIS_URL": redis.url, "LILY_DATA_DIR": str(tmp_path / "data")}
     served = Server(env)
@@ -128,6 +129,22 @@ def test_early_answers_release_their_connections(server: Server) -> None:
             statuses.add(server.early_answer(path))
     # 415 in development; in production the webhooks answer 403 (not https) first.
     assert statuses <= {403, 415}, statuses
+    assert server.settled_descriptors(baseline) <= baseline
+    assert server.get("/healthz") == 200
+
+
+def test_a_body_announced_too_large_releases_its_connection(server: Server) -> None:
+    """413 on the announced length, answered while the (never-ending) body is still arriving."""
+    baseline = server.descriptors()
+    for path in ("/webhooks/stripe", "/webhooks/twilio/sms", "/webhooks/calcom/acme"):
+        for _ in range(CONNECTIONS_PER_PATH):
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: lily.test\r\nX-Forwarded-Proto: https\r\n"
+                "Content-Type: application/json\r\nContent-Length: 999999999\r\n\r\n"
+            )
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+                sock.sendall(head.encode() + b"{" * 64)
+                assert read_answer(sock) == 413
     assert server.settled_descriptors(baseline) <= baseline
     assert server.get("/healthz") == 200
 

@@ -167,6 +167,14 @@ async def test_hostile_admin_bodies_are_400(lily: Harness, method: str, path: st
     await assert_refused_and_unchanged(lily, lambda: send(path, data=body, headers={**ADMIN, **JSON}))
 
 
+@pytest.mark.parametrize("label", [["crm"], {"a": 1}, 5, "x" * 101])
+async def test_a_key_label_that_is_not_short_text_mints_nothing(lily: Harness, label: Any) -> None:
+    body = json.dumps({"label": label}).encode()
+    await assert_refused_and_unchanged(
+        lily, lambda: lily.client.post("/api/tenants/acme/keys", data=body, headers={**ADMIN, **JSON})
+    )
+
+
 @pytest.mark.parametrize(
     "fields",
     [
