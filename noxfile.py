@@ -41,9 +41,11 @@ def dev(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff, and the architecture check: plugins use only the public API; the host keeps its layers."""
     session.install("ruff==0.17.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "tools/architecture_check.py")
 
 
 @nox.session
@@ -78,5 +80,6 @@ def bench(session: nox.Session) -> None:
     if "chaos" in session.posargs:
         session.run("python", "bench/chaos.py")
         return
+    session.run("python", "bench/cli_startup.py", *session.posargs)
     session.run("python", "bench/ingest_bench.py", *session.posargs)
     session.run("python", "bench/queue_bench.py", *session.posargs)

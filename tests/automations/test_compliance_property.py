@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lily_host.compliance import OPT_IN_WORDS, OPT_OUT_WORDS, in_quiet_hours
+from lily_host.sms.compliance import OPT_IN_WORDS, OPT_OUT_WORDS, in_quiet_hours
 from lily_host.testing import Harness, HarnessFactory
 
 TENANTS = ("acme", "bravo")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lily_host.templates import DEFAULT_TEMPLATES, TemplateError, render, segment_info
-from lily_host.tenants import Tenant
+from lily_host.plugin_api.tenant import Tenant
+from lily_host.sms.message_templates import DEFAULT_TEMPLATES, TemplateError, render, segment_info
 
 
 def tenant(**fields: object) -> Tenant:

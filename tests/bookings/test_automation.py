@@ -8,8 +8,8 @@ from typing import Any
 from lily_calcom.fake import booking_delivery, signed
 from lily_gcal.calendar import WAIT_SECONDS, event_id
 from lily_gcal.fake import FakeGoogle
-from lily_host.automations.bookings import CALENDAR_TASK, CALENDAR_WAIT_SECONDS, CANCEL_SETTLE_SECONDS
-from lily_host.bookings import Booking, BookingStore
+from lily_host.builtins.booking_messages import CALENDAR_TASK, CALENDAR_WAIT_SECONDS, CANCEL_SETTLE_SECONDS
+from lily_host.records.booking_store import Booking, BookingStore
 from lily_host.testing import Harness, HarnessFactory
 
 SLOT = datetime(2030, 6, 5, 14, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lily_host.redis_server import free_port
+from lily_host.dev.embedded_redis import free_port
 
 PROVIDER_VARIABLES = ("TWILIO_", "STRIPE_", "CALCOM_", "GOOGLE_", "AWS_", "S3_", "REDIS_URL", "LILY_")
 
@@ -25,7 +25,7 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str], subprocess
     log_path = tmp_path / "dev.log"
     log_file = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "lily_host.cli", "dev", "--port", str(port)],
+        [sys.executable, "-m", "lily_host.cli.main", "dev", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=log_file,
@@ -67,11 +67,11 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
     for name in ("twilio", "stripe", "calcom", "gcal", "s3"):
         assert name in plugins, f"plugin {name} is not installed in this environment"
     listing = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "simulate"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "lily_host.cli.main", "simulate"], env=env, capture_output=True, text=True
     )
     assert "twilio.sms_help" in listing.stdout
     sent = subprocess.run(
-        [sys.executable, "-m", "lily_host.cli", "simulate", "twilio.sms_help", "--tenant", "demo", "--url", base],
+        [sys.executable, "-m", "lily_host.cli.main", "simulate", "twilio.sms_help", "--tenant", "demo", "--url", base],
         env=env,
         capture_output=True,
         text=True,
@@ -84,5 +84,7 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
         time.sleep(0.2)
     assert messages, "the HELP reply reached the outbox"
     assert "STOP" in messages[0]["body"]
-    outbox = subprocess.run([sys.executable, "-m", "lily_host.cli", "outbox"], env=env, capture_output=True, text=True)
+    outbox = subprocess.run(
+        [sys.executable, "-m", "lily_host.cli.main", "outbox"], env=env, capture_output=True, text=True
+    )
     assert "STOP" in outbox.stdout

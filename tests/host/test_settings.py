@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from lily_host.errors import ConfigurationError
-from lily_host.settings import ADMIN_TOKEN_COMMAND, HostSettings, strong_token
+from lily_host.config.host_settings import ADMIN_TOKEN_COMMAND, HostSettings, strong_token
+from lily_host.plugin_api.errors import ConfigurationError
 
 #: Long and varied enough for production.
 STRONG_TOKEN = "settings-test-admin-token-0123456789abcdef"

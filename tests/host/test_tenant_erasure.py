@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lily_host.erasure import glob_escape, host_key_patterns
+from lily_host.builtins.tenant_erasure import host_key_patterns
+from lily_host.plugin_api.erasure import glob_escape
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}

@@ -1,4 +1,4 @@
-"""Reading what strangers send (lily_host.untrusted) and whom to throttle (lily_host.throttle)."""
+"""Reading what strangers send (plugin_api.untrusted) and whom to throttle (plugin_api.auth_throttle)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lily_host.throttle import client_address
-from lily_host.untrusted import MAX_JSON_DEPTH, UntrustedInput, ascii_int, loads_json
+from lily_host.plugin_api.auth_throttle import client_address
+from lily_host.plugin_api.untrusted import MAX_JSON_DEPTH, UntrustedInput, ascii_int, loads_json
 
 
 @given(st.binary(max_size=200))

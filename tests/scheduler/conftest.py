@@ -23,8 +23,8 @@ import pytest_asyncio
 import redis
 import redis.asyncio as aioredis
 
-from lily_host.clock import Clock
-from lily_host.scheduler import TaskQueue
+from lily_host.plugin_api.clock import Clock
+from lily_host.queue import TaskQueue
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_SCRIPT = Path(__file__).with_name("worker_proc.py")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from world import STRONG_ADMIN_TOKEN, World
 
-from lily_host.redis_server import RedisServer, free_port
+from lily_host.dev.embedded_redis import RedisServer, free_port
 
 #: Requests answered before their body is read: every fixed webhook path (the front door), a path
 #: with a converter and an admin route (the Quart door), each with an unacceptable content type.
@@ -35,12 +35,21 @@ CONNECTIONS_PER_PATH = 12
 
 
 class Server:
-    """`hypercorn lily_host.asgi:app` in its own process (no worker processes: its pid is the server)."""
+    """`hypercorn lily_host.web.asgi:app` in its own process (no worker processes: its pid is the server)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", "--workers", "0", "-b", f"127.0.0.1:{self.port}", "lily_host.asgi:app"],
+            [
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "--workers",
+                "0",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "lily_host.web.asgi:app",
+            ],
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -15,8 +15,8 @@ from world import OTHER_NUMBER, STRIPE_WEBHOOK_SECRET, STRONG_ADMIN_TOKEN, TENAN
 
 from lily_calcom.signature import HEADER as CALCOM_HEADER
 from lily_calcom.signature import sign as calcom_sign
+from lily_host.plugin_api.auth_throttle import FAILURE_LIMIT
 from lily_host.testing import Harness
-from lily_host.throttle import FAILURE_LIMIT
 from lily_stripe.signature import compute_signature
 
 DEEP_JSON = b"[" * 1100 + b"]" * 1100

@@ -44,11 +44,11 @@ from world import (
 )
 
 from lily_calcom.signature import sign as calcom_sign
-from lily_host.app import create_app
-from lily_host.clock import ManualClock
-from lily_host.plugins import PluginRegistry, PluginState
-from lily_host.redis_server import RedisServer
-from lily_host.settings import HostSettings
+from lily_host.config.host_settings import HostSettings
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.runtime.registry import PluginRegistry, PluginState
+from lily_host.web.app import create_app
 from lily_stripe.signature import signature_header
 
 T = TypeVar("T")

@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import ValidationError
 
-from lily_host.bookings import Booking
-from lily_host.errors import InvalidPayload
+from lily_host import Booking, InvalidPayload
 
 #: Cal.com triggers Lily acts on, and the domain event each becomes.
 BOOKING_EVENTS: dict[str, str] = {
@@ -246,7 +245,7 @@ def to_e164(value: Any, region: str = "US") -> str | None:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else region)
     except phonenumbers.NumberParseException:
         return None
-    # "Possible" (right length for the country), as lily_host.compliance checks it: a stricter check
+    # "Possible" (right length for the country), as lily_host.sms.compliance checks it: a stricter check
     # would drop real numbers that libphonenumber's tables do not know yet.
     if not phonenumbers.is_possible_number(parsed):
         return None

@@ -13,11 +13,19 @@ from lily_calcom.client import check_api_key
 from lily_calcom.fake import booking_delivery, signed
 from lily_calcom.settings import CalcomSettings, CalcomTenantSettings
 from lily_calcom.webhooks import PLUGIN, CalcomWebhook, TenantCalcomWebhook
-from lily_host import hookimpl
-from lily_host.contract import HealthCheck, HealthResult, Simulation, WebhookEndpoint
-from lily_host.errors import ConfigurationError
-from lily_host.host import Host
-from lily_host.tenants import Tenant
+from lily_host import (
+    ConfigurationError,
+    HealthCheck,
+    HealthResult,
+    LilyHost,
+    Simulation,
+    Tenant,
+    WebhookEndpoint,
+    hookimpl,
+)
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 
 @hookimpl
@@ -38,7 +46,7 @@ def register_webhooks(register: Callable[[WebhookEndpoint], None]) -> None:
 
 @hookimpl
 def register_health_checks(register: Callable[[HealthCheck], None], settings: CalcomSettings) -> None:
-    async def api_key(host: Host) -> HealthResult:
+    async def api_key(host: LilyHost) -> HealthResult:
         return await check_api_key(settings)
 
     register(HealthCheck("api_key", api_key, timeout=settings.request_timeout + 1))
@@ -46,8 +54,8 @@ def register_health_checks(register: Callable[[HealthCheck], None], settings: Ca
 
 @hookimpl
 def register_simulations(register: Callable[[Simulation], None], settings: CalcomSettings) -> None:
-    def builder(trigger: str) -> Callable[[Host, Tenant], tuple[str, Mapping[str, str], bytes]]:
-        def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+    def builder(trigger: str) -> Callable[[LilyHost, Tenant], tuple[str, Mapping[str, str], bytes]]:
+        def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
             tenant_settings = host.tenants.plugin_settings(tenant, PLUGIN)
             secret = None
             if isinstance(tenant_settings, CalcomTenantSettings) and tenant_settings.webhook_secret is not None:

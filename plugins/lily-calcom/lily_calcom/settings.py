@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.validators import split_comma_list, unique_emails
+from lily_host import split_comma_list, unique_emails
 
 DEFAULT_API_BASE = "https://api.cal.com"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from lily_calcom.fake import booking_delivery, encode, signed
 from lily_calcom.webhooks import IGNORED
-from lily_host.bookings import BookingStore
+from lily_host import BookingStore
 from lily_host.testing import Harness
 
 SLOT = datetime(2030, 6, 5, 14, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.validators import split_comma_list, unique_emails
+from lily_host import split_comma_list, unique_emails
 
 #: What Lily asks Google for: write events, and share the calendar with the tenant's team.
 SCOPES = (

@@ -13,11 +13,7 @@ from typing import Any
 from quart import Blueprint, g, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from lily_host.auth import require_tenant
-from lily_host.host import current_host
-from lily_host.log import get_logger
-from lily_host.tenants import Tenant
-from lily_host.untrusted import UntrustedInput, ascii_int, loads_json
+from lily_host import Tenant, UntrustedInput, ascii_int, current_host, get_logger, loads_json, require_tenant
 from lily_s3.errors import StorageRejected, StorageThrottled, StorageUnavailable
 from lily_s3.keys import QUOTE_ID, join, new_photo_id, new_quote_id, photo_id_of, photo_key, relative_to
 from lily_s3.quotes import PendingUpload, Photo, QuoteStore

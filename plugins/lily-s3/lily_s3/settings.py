@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lily_host.tenants import Tenant
-from lily_host.validators import split_comma_list
+from lily_host import Tenant, split_comma_list
 
 PLUGIN_NAME = "s3"
 

@@ -7,12 +7,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
-from lily_host.erasure import deleted_tenant, erase_keys
-from lily_host.errors import PermanentError, RetryLater
-from lily_host.host import Host
-from lily_host.log import mask_phone
-from lily_host.tenants import Tenant
+from lily_host import (
+    LilyHost,
+    PermanentError,
+    RetryLater,
+    RetryPolicy,
+    TaskContext,
+    TaskHandler,
+    Tenant,
+    deleted_tenant,
+    erase_keys,
+    mask_phone,
+)
 from lily_s3.errors import StorageUnavailable
 from lily_s3.keys import photo_id_of, photo_key, relative_to
 from lily_s3.media import MediaFetcher, MediaRejected, MediaUnavailable
@@ -44,8 +50,8 @@ def retention_dedupe_key(when: float, interval: int) -> str:
     return f"s3:retention:{int(when // interval)}"
 
 
-async def schedule_retention(host: Host, *, run_at: float, interval: int) -> None:
-    await host.queue.schedule(
+async def schedule_retention(host: LilyHost, *, run_at: float, interval: int) -> None:
+    await host.schedule(
         RETENTION_SWEEP, {}, tenant=None, run_at=run_at, dedupe_key=retention_dedupe_key(run_at, interval)
     )
 
@@ -71,9 +77,9 @@ class S3Tasks:
         return self.settings, self.bucket
 
     async def _tenant(self, ctx: TaskContext) -> Tenant | None:
-        if ctx.tenant is None:
+        if ctx.tenant_id is None:
             raise PermanentError(f"{ctx.task_type} needs a tenant", code="no_tenant")
-        tenant = await ctx.host.tenants.get(ctx.tenant)
+        tenant = ctx.tenant
         if tenant is None:
             ctx.log.warning("tenant no longer exists; nothing to do")
         return tenant
@@ -208,9 +214,7 @@ class S3Tasks:
         interval = settings.s3_retention_interval_seconds
         sweep_key = retention_dedupe_key(now, interval)
         for tenant in await ctx.host.tenants.all():
-            await ctx.host.queue.schedule(
-                RETENTION_SWEEP_TENANT, {}, tenant=tenant.id, dedupe_key=f"{sweep_key}:{tenant.id}"
-            )
+            await ctx.schedule(RETENTION_SWEEP_TENANT, {}, tenant=tenant.id, dedupe_key=f"{sweep_key}:{tenant.id}")
         await schedule_retention(ctx.host, run_at=now + interval, interval=interval)
 
     async def retention_sweep_tenant(self, ctx: TaskContext, payload: dict[str, Any]) -> None:

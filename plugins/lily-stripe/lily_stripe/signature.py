@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lily_host.errors import BadSignature
+from lily_host import BadSignature
 
 HEADER = "Stripe-Signature"
 #: Stripe's own default: a signed delivery is valid for five minutes either side of now.

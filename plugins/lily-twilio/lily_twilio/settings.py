@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.validators import normalize_e164, split_comma_list
+from lily_host import normalize_e164, split_comma_list
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 

@@ -18,9 +18,7 @@ from twilio.request_validator import (
 )
 from werkzeug.datastructures import Headers
 
-from lily_host.contract import RequestHeaders
-from lily_host.errors import BadSignature
-from lily_host.forms import parse_form
+from lily_host import BadSignature, RequestHeaders, parse_form
 from lily_twilio.settings import TwilioSettings
 
 

@@ -7,18 +7,17 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from lily_host.contract import Simulation
+from lily_host import Simulation
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 from lily_twilio.signature import sign
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host import LilyHost, Tenant
 
 #: The caller of every simulation (a 555 number: it never reaches a real phone).
 SAMPLE_CALLER = "+15555550123"
 
-Builder = Callable[["Host", "Tenant"], tuple[str, Mapping[str, str], bytes]]
+Builder = Callable[["LilyHost", "Tenant"], tuple[str, Mapping[str, str], bytes]]
 
 
 def _business_number(tenant: Tenant) -> str:
@@ -31,7 +30,7 @@ def _business_number(tenant: Tenant) -> str:
 
 
 def _signed(
-    settings: TwilioSettings, host: Host, path: str, params: dict[str, str]
+    settings: TwilioSettings, host: LilyHost, path: str, params: dict[str, str]
 ) -> tuple[str, Mapping[str, str], bytes]:
     signature = sign(settings.auth_token.get_secret_value(), host.public_url(path), params)
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
@@ -39,7 +38,7 @@ def _signed(
 
 
 def missed_call(settings: TwilioSettings) -> Builder:
-    def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+    def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
         params = {
             "AccountSid": settings.account_sid,
             "CallSid": "CA" + secrets.token_hex(16),
@@ -54,7 +53,7 @@ def missed_call(settings: TwilioSettings) -> Builder:
 
 
 def inbound_text(settings: TwilioSettings, body: str) -> Builder:
-    def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+    def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
         params = {
             "AccountSid": settings.account_sid,
             "MessageSid": "SM" + secrets.token_hex(16),

@@ -12,8 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lily_host import hookimpl
-from lily_host.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host import EventSubscription, TaskContext, TaskHandler, hookimpl
 from lily_host.testing import TEST_PUBLIC_URL, Harness, HarnessFactory
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import signed_headers
@@ -66,7 +65,7 @@ def recorder(event_log: EventLog) -> types.ModuleType:
 
     def record(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitable[None]]:
         async def run(ctx: TaskContext, payload: dict[str, Any]) -> None:
-            event_log.append((event, ctx.tenant, payload))
+            event_log.append((event, ctx.tenant_id, payload))
 
         return run
 

@@ -21,12 +21,16 @@ from lily_host import (
     InvalidPayload,
     TaskContext,
     TaskHandler,
+    Tenant,
+    TenantDirectory,
     WebhookContext,
     WebhookEndpoint,
     WebhookRequest,
     hookimpl,
 )
-from lily_host.tenants import Tenant, TenantStore
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 
 class ExampleSettings(BaseSettings):
@@ -52,7 +56,7 @@ class ExampleWebhook(WebhookEndpoint):
             raise InvalidPayload("expected an object with id, account and customer_phone")
         return payload
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantDirectory) -> Tenant | None:
         return await tenants.resolve("example_account", str(payload["account"]))
 
     def verify(self, request: WebhookRequest, payload: Any, tenant: Tenant | None) -> None:
@@ -73,7 +77,7 @@ class ExampleWebhook(WebhookEndpoint):
 
 async def remember(ctx: TaskContext, payload: dict[str, Any]) -> None:
     # Idempotent: a set, so running the task twice changes nothing.
-    await ctx.host.redis.sadd(f"example:{ctx.tenant}:customers", payload["customer_phone"])
+    await ctx.host.redis.sadd(f"example:{ctx.tenant_id}:customers", payload["customer_phone"])
 
 
 async def health(host: Any) -> HealthResult:

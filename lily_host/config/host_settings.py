@@ -1,0 +1,112 @@
+"""The host's settings, from the environment (pydantic-settings). Plugins bring their own models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.plugin_api.tenant import parse_jitter
+from lily_host.plugin_api.validators import split_comma_list
+
+Environment = Literal["development", "production", "test"]
+
+
+class HostSettings(BaseSettings):
+    """Every ``LILY_*`` variable plus ``REDIS_URL``. See docs/operations.md for each one."""
+
+    model_config = SettingsConfigDict(env_prefix="LILY_", extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    env: Environment = "development"
+    public_url: str = "http://localhost:8000"
+    admin_token: str | None = None
+    secret_key: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jitter_seconds: str = "10-45"
+    max_webhook_bytes: int = Field(default=1024 * 1024, ge=1024)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    strict_plugins: bool = False
+    #: LILY_TRACE_HOOKS=1 logs every hook call through pluggy's tracer (arguments and results).
+    trace_hooks: bool = False
+    dev_credentials: bool = False
+    sms_channel: str | None = None
+    sms_daily_cap: int = Field(default=5, ge=1, le=1000)
+    tenant_cache_seconds: float = Field(default=1.0, ge=0, le=60)
+    plugins: Annotated[list[str], NoDecode] | None = None
+    disable_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    queue_name: str = "default"
+    health_timeout: float = Field(default=5.0, gt=0)
+    data_dir: str = ".lily"
+    log_level: str = "INFO"
+
+    @field_validator("secret_key", "trusted_proxies", "disable_plugins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_optional(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return _split(value)
+
+    @field_validator("jitter_seconds")
+    @classmethod
+    def _check_jitter(cls, value: str) -> str:
+        parse_jitter(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def jitter(self) -> tuple[float, float]:
+        return parse_jitter(self.jitter_seconds)
+
+    @property
+    def secret_keys(self) -> list[str]:
+        return self.secret_key
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def check_production(self) -> None:
+        """In production, refuse to start without the settings that keep data and admin routes safe."""
+        if not self.is_production:
+            return
+        if not self.admin_token:
+            raise ConfigurationError("LILY_ADMIN_TOKEN is required when LILY_ENV=production")
+        if not self.secret_key:
+            raise ConfigurationError(
+                "LILY_SECRET_KEY is required when LILY_ENV=production (generate one with `lily keygen`)"
+            )
+        if not self.redis_url:
+            raise ConfigurationError("REDIS_URL is required when LILY_ENV=production")
+        if not self.public_url.startswith("https://"):
+            raise ConfigurationError("LILY_PUBLIC_URL must be an https:// URL when LILY_ENV=production")
+        if not strong_token(self.admin_token):
+            raise ConfigurationError(
+                f"LILY_ADMIN_TOKEN is too weak for production: use at least {MIN_ADMIN_TOKEN_CHARS} random "
+                f"characters; make one with: {ADMIN_TOKEN_COMMAND}"
+            )
+
+
+#: Production's admin token: long and varied enough that guessing it (throttled) is hopeless.
+MIN_ADMIN_TOKEN_CHARS = 32
+MIN_ADMIN_TOKEN_DISTINCT = 12
+ADMIN_TOKEN_COMMAND = """python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"""
+
+
+def strong_token(token: str) -> bool:
+    """At least 32 characters, of at least 12 different ones (a random 32-char hex or base64 token passes)."""
+    return len(token) >= MIN_ADMIN_TOKEN_CHARS and len(set(token)) >= MIN_ADMIN_TOKEN_DISTINCT
+
+
+def _split(value: object) -> object:
+    return split_comma_list(value)

@@ -1,0 +1,96 @@
+"""Tenant API keys on a plugin's routes: ``@require_tenant`` puts the caller's tenant in ``quart.g.tenant``.
+
+Wrong credentials are counted per client address (``host.auth_throttle``,
+:mod:`lily_host.plugin_api.auth_throttle`): past the limit, the client is answered 429 with
+``Retry-After`` whatever it sends, so guessing a key or a token is slow.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from quart import g, jsonify, request
+
+from lily_host.plugin_api.host_api import current_host
+from lily_host.plugin_api.tenant import Tenant
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+#: What a request without a tenant API key is told.
+MISSING_TENANT_KEY = "send Authorization: Bearer <tenant API key> (lily tenants key mint TENANT)"
+
+
+def bearer_token() -> str | None:
+    """The request's ``Authorization: Bearer`` token, or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def unauthorized(message: str, status: int = 401) -> Any:
+    """A 401 (with ``WWW-Authenticate``) or 403 JSON answer."""
+    response = jsonify({"error": "unauthorized" if status == 401 else "forbidden", "message": message})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def throttled(seconds: int) -> Any:
+    """The 429 answer (with ``Retry-After``) to a client that sent too many wrong credentials."""
+    response = jsonify(
+        {"error": "too_many_requests", "message": f"too many wrong credentials from this address: retry in {seconds} s"}
+    )
+    response.status_code = 429
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+async def checked_bearer(
+    kind: str, check: Callable[[str], Awaitable[T | None]], *, missing: str, wrong: str
+) -> T | Any:
+    """What ``check`` makes of the request's bearer token, or the answer refusing it (401, 403 or 429).
+
+    A client past the failure limit for ``kind`` is refused before its token is checked (a right
+    guess must look like a wrong one); a token ``check`` turns down (None) counts as a failure.
+    """
+    token = bearer_token()
+    if token is None:
+        return unauthorized(missing)
+    throttle = current_host().auth_throttle
+    client = throttle.client(request.remote_addr, request.headers.get("X-Forwarded-For"))
+    wait = await throttle.retry_after(kind, client)
+    if wait is not None:
+        return throttled(wait)
+    found = await check(token)
+    if found is None:
+        await throttle.record_failure(kind, client)
+        return unauthorized(wrong, status=403)
+    return found
+
+
+async def tenant_or_refusal(missing: str = MISSING_TENANT_KEY) -> Tenant | Any:
+    """The tenant whose API key this request carries, or the answer refusing it (401, 403 or 429)."""
+    return await checked_bearer(
+        "tenant", current_host().tenants.authenticate, missing=missing, wrong="unknown or revoked API key"
+    )
+
+
+def require_tenant(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | Any]]:
+    """Only callers with a tenant API key; the tenant is in ``quart.g.tenant``."""
+
+    @functools.wraps(view)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R | Any:
+        tenant = await tenant_or_refusal()
+        if not isinstance(tenant, Tenant):
+            return tenant
+        g.tenant = tenant
+        return await view(*args, **kwargs)
+
+    return wrapper
