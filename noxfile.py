@@ -17,7 +17,7 @@ PLUGINS = sorted(
 
 
 def install_lily(session: nox.Session, *, test_extras: bool) -> None:
-    """The host and all five plugins, editable, so the entry points are registered."""
+    """The host and every plugin (plugins/lily-*), editable, so the entry points are registered."""
     extra = "[test]" if test_extras else ""
     session.install("-e", f".{extra}")
     for plugin in PLUGINS:
@@ -41,10 +41,12 @@ def dev(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, and the architecture check: plugins use only the public API; the host keeps its layers."""
-    session.install("ruff==0.17.6")
+    """ruff, the plugin template as `lily plugin new` renders it, and the architecture check."""
+    session.install("ruff==0.17.6", "pluggy>=1.5")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The plugin template, as `lily plugin new` renders it (its .tmpl files are not linted above).
+    session.run("python", "tools/lint_template.py")
     session.run("python", "tools/architecture_check.py")
 
 

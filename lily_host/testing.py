@@ -1,7 +1,8 @@
 """Pytest fixtures for Lily and its plugins (registered as the ``lily`` pytest plugin).
 
 ``redis_server`` starts a real redis-server once per session; ``lily_harness`` builds a host with
-only the plugins under test, a ManualClock and a test client. See docs/writing-a-plugin.md.
+only the plugins under test, a ManualClock and a test client. The plugin guide is installed with
+lily-host: ``lily docs writing-a-plugin`` prints it.
 """
 
 from __future__ import annotations

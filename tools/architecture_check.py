@@ -5,8 +5,9 @@ AST has them: module-level, function-level and ``if TYPE_CHECKING:`` imports all
 lazy import is still a dependency. Exit status 1 and one line per violation when a rule is broken.
 
 Rules:
-1. A plugin (any package outside ``lily_host``: ``plugins/*``, ``templates/*``) imports from
-   ``lily_host`` only the public modules: ``lily_host``, ``lily_host.testing``, ``lily_host.fakes``.
+1. A plugin (any package outside ``lily_host``: ``plugins/*``, and the template ``lily plugin new``
+   renders, ``lily_host/scaffold/template``, whose ``*.py.tmpl`` files are read as Python) imports
+   from ``lily_host`` only the public modules: ``lily_host``, ``lily_host.testing``, ``lily_host.fakes``.
 2. No import cycle between the modules of ``lily_host``.
 3. The host's wings form layers; a module may import its own wing and any lower one, never a
    higher one. Nothing inside ``lily_host`` imports the ``lily_host`` facade (``__init__``).
@@ -26,6 +27,7 @@ PUBLIC_MODULES = frozenset({"lily_host", "lily_host.testing", "lily_host.fakes"}
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "testing"),
     ("dev",),
+    ("scaffold",),
     ("web",),
     ("builtins",),
     ("runtime",),
@@ -51,6 +53,8 @@ class Import:
 
 def module_name(path: Path, root: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1].endswith(".py"):  # a template's ``name.py.tmpl``
+        parts[-1] = parts[-1].removesuffix(".py")
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -87,8 +91,14 @@ def wing_of(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "lily_host" else None
 
 
-def python_files(root: Path) -> Iterable[Path]:
-    return (p for p in root.rglob("*.py") if ".nox" not in p.parts and "__pycache__" not in p.parts)
+#: The plugin template inside the host's package: a plugin, not host code.
+TEMPLATE = Path("lily_host") / "scaffold" / "template"
+
+
+def python_files(root: Path, *, suffixes: tuple[str, ...] = ("*.py",)) -> Iterable[Path]:
+    return (
+        p for suffix in suffixes for p in root.rglob(suffix) if ".nox" not in p.parts and "__pycache__" not in p.parts
+    )
 
 
 def host_violations(host_root: Path) -> tuple[list[str], dict[str, set[str]]]:
@@ -168,7 +178,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def plugin_violations(plugin_roots: Iterable[Path]) -> list[str]:
     problems: list[str] = []
     for plugin_root in plugin_roots:
-        for path in python_files(plugin_root):
+        for path in python_files(plugin_root, suffixes=("*.py", "*.py.tmpl")):
             for imp in imports_of(path, module_name(path, plugin_root)):
                 if not imp.target.startswith("lily_host"):
                     continue
@@ -185,10 +195,16 @@ def check(repo: Path) -> list[str]:
     problems, graph = host_violations(repo / "lily_host")
     for component in cycles(graph):
         problems.append("import cycle in lily_host: " + " -> ".join(component))
-    plugin_roots = [p for p in sorted((repo / "plugins").glob("*")) if p.is_dir()]
-    plugin_roots += [p for p in sorted((repo / "templates").glob("*")) if p.is_dir()]
-    problems += plugin_violations(plugin_roots)
+    problems += plugin_violations(plugin_roots(repo))
     return problems
+
+
+def plugin_roots(repo: Path) -> list[Path]:
+    """Every plugin the check reads: ``plugins/*`` and the scaffold's template."""
+    roots = [p for p in sorted((repo / "plugins").glob("*")) if p.is_dir()]
+    if (repo / TEMPLATE).is_dir():
+        roots.append(repo / TEMPLATE)
+    return roots
 
 
 def main(argv: list[str]) -> int:

@@ -102,6 +102,8 @@ BUILTIN_PLUGIN_COMMANDS = {
     lazy_commands={
         "tasks": "lily_host.cli.task_commands:tasks",
         "tenants": "lily_host.cli.tenant_commands:tenants",
+        "plugin": "lily_host.cli.plugin_commands:plugin_group",
+        "docs": "lily_host.cli.plugin_commands:docs",
     },
     builtin_plugin_commands=BUILTIN_PLUGIN_COMMANDS,
     plugin_loader=_load_plugin_commands,
@@ -211,12 +213,13 @@ def dev(port: int, bind_host: str) -> None:
 
 
 @main.command()
-@click.option("--details", is_flag=True, help="also list each plugin's hooks, tasks, routes and subscriptions")
+@click.option("--details", is_flag=True, help="also list each plugin's tasks, routes, subscriptions and capabilities")
 @json_option
 def plugins(details: bool, as_json: bool) -> None:
-    """List plugins: name, version, state (and why), and with --details their hooks, tasks and routes."""
+    """List plugins: name, version, the plugin API it targets, state (and why), and the hooks it implements."""
     from quart import Quart
 
+    from lily_host.cli.plugin_commands import plugin_rows
     from lily_host.runtime.registry import PluginRegistry
     from lily_host.web.app import mount_plugins
 
@@ -225,9 +228,9 @@ def plugins(details: bool, as_json: bool) -> None:
         mount_plugins(Quart("lily_plugins_listing"), registry)  # fills in each plugin's routes
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from error
-    listing = registry.listing()
+    rows = plugin_rows(list(registry.records.values()))
     if as_json:
-        echo_json(listing)
+        echo_json(rows)
         return
 
     def why(item: dict[str, Any]) -> str:
@@ -238,17 +241,16 @@ def plugins(details: bool, as_json: bool) -> None:
     columns = [
         Column("name", lambda item: item["name"]),
         Column("version", lambda item: item["version"]),
+        Column("api", lambda item: item["api_version"], right=True),
         Column("state", lambda item: item["state"]),
-        Column("tasks", lambda item: len(item["tasks"]), right=True),
-        Column("routes", lambda item: len(item["routes"]), right=True),
         Column("why", why),
     ]
-    print_listing(listing, columns, as_json=False, empty="no plugins")
-    if not details:
-        return
-    for item in listing:
-        click.echo(f"\n{item['name']}")
-        for label in ("hooks", "tasks", "routes", "subscriptions", "capabilities"):
+    print_listing(rows, columns, as_json=False, empty="no plugins")
+    labels = ("hooks", "tasks", "routes", "subscriptions", "capabilities") if details else ("hooks",)
+    for item in rows:
+        if any(item[label] for label in labels):
+            click.echo(f"\n{item['name']}")
+        for label in labels:
             if item[label]:
                 click.echo(f"    {label}: {', '.join(item[label])}")
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ import click
 
 from lily_host.config.host_settings import HostSettings
 from lily_host.dev.embedded_redis import RedisServer
+from lily_host.dev.standins import DevContext, DevStandIn, start_standins, stop_standins
 from lily_host.runtime.host import Host
-from lily_host.runtime.registry import PluginState
+from lily_host.runtime.registry import PluginRegistry, PluginState
 from lily_host.web.api_auth import DEV_SESSION
 from lily_host.web.app import create_app
 
@@ -40,9 +42,13 @@ def run_dev(*, port: int, bind_host: str) -> None:
     if not os.environ.get("REDIS_URL"):
         embedded = RedisServer(data_dir / "redis", appendonly=True).start()
         os.environ["REDIS_URL"] = embedded.url
-    # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
-    write_dev_environment(data_dir)
+    standins: dict[str, DevStandIn] = {}
     try:
+        # Local stand-ins first (a plugin's fake provider): their variables configure the plugins.
+        context = DevContext(data_dir, os.environ["LILY_PUBLIC_URL"], dict(os.environ))
+        standins = start_standins(PluginRegistry(HostSettings()), context)
+        # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
+        write_dev_environment(data_dir, extra=[name for standin in standins.values() for name in standin.env])
         settings = HostSettings()
         app = create_app(settings, run_worker=True)
         app.config[DEV_SESSION] = True  # GET /dev/outbox without the admin token, on this laptop only
@@ -51,10 +57,20 @@ def run_dev(*, port: int, bind_host: str) -> None:
         @app.before_serving
         async def welcome() -> None:
             api_key = await ensure_demo_tenant(host)
-            click.echo(banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded is not None))
+            click.echo(
+                banner(
+                    host,
+                    port=port,
+                    bind_host=bind_host,
+                    api_key=api_key,
+                    embedded=embedded is not None,
+                    standins=standins,
+                )
+            )
 
         asyncio.run(_serve(app, f"{bind_host}:{port}"))
     finally:
+        stop_standins(standins)
         (data_dir / DEV_ENV_FILE).unlink(missing_ok=True)
         if embedded is not None:
             embedded.stop()
@@ -75,25 +91,36 @@ async def _serve(app: Any, bind: str) -> None:
 
 
 async def ensure_demo_tenant(host: Host) -> str:
-    """Create the demo tenant (once) with each plugin's documented demo settings; mint a fresh key."""
-    if await host.tenants.get(DEMO_TENANT) is None:
-        await host.tenants.create(
+    """Create the demo tenant (once) with each plugin's documented demo settings; mint a fresh key.
+
+    A plugin installed since the demo tenant was made gets its demo settings now."""
+    tenant = await host.tenants.get(DEMO_TENANT)
+    if tenant is None:
+        tenant = await host.tenants.create(
             DEMO_TENANT,
             "Demo Pressure Washing",
             timezone="America/New_York",
             review_link="https://g.page/r/demo-review",
             contact_phone="+15555550100",
         )
-        for name, record in host.registry.records.items():
-            model = record.tenant_settings_model
-            demo = getattr(model, "lily_dev_tenant", None) if model is not None else None
-            if record.active and isinstance(demo, dict):
-                await host.tenants.set_plugin_settings(DEMO_TENANT, name, demo)
+    for name, record in host.registry.records.items():
+        model = record.tenant_settings_model
+        demo = getattr(model, "lily_dev_tenant", None) if model is not None else None
+        if record.active and isinstance(demo, dict) and name not in tenant.plugins:
+            await host.tenants.set_plugin_settings(DEMO_TENANT, name, demo)
     _key_id, secret = await host.tenants.mint_key(DEMO_TENANT, "lily dev")
     return secret
 
 
-def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: bool) -> str:
+def banner(
+    host: Host,
+    *,
+    port: int,
+    bind_host: str,
+    api_key: str,
+    embedded: bool,
+    standins: Mapping[str, DevStandIn] | None = None,
+) -> str:
     base = f"http://{bind_host}:{port}"
     lines = [
         "",
@@ -119,6 +146,11 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
         elif record.state == PluginState.NOT_CONFIGURED:
             note += f": set {', '.join(record.missing_settings)}"
         lines.append(f"  {name:<8} {note}")
+    if standins:
+        lines.append("")
+        lines.append("Local stand-ins for providers:")
+        for name, standin in standins.items():
+            lines.append(f"  {name:<8} {standin.description}")
     if host.registry.simulations:
         lines.append("")
         lines.append("Try a flow with a signed sample request, then look at the outbox:")
@@ -130,9 +162,10 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
     return "\n".join(lines)
 
 
-def write_dev_environment(data_dir: Path) -> None:
+def write_dev_environment(data_dir: Path, extra: Sequence[str] = ()) -> None:
+    """``extra``: more variables to share (the stand-ins': the commands beside must see the same fakes)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"{name}={os.environ[name]}" for name in SHARED_VARIABLES if name in os.environ]
+    lines = [f"{name}={os.environ[name]}" for name in (*SHARED_VARIABLES, *extra) if name in os.environ]
     (data_dir / DEV_ENV_FILE).write_text("\n".join(lines) + "\n")
 
 
@@ -145,7 +178,7 @@ def load_dev_environment() -> None:
         return
     for line in path.read_text().splitlines():
         name, sep, value = line.partition("=")
-        if sep and name in SHARED_VARIABLES:
+        if sep and name:
             os.environ.setdefault(name, value)
 
 

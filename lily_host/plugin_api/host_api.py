@@ -216,6 +216,21 @@ class LilyHost(Protocol):
         """A structured logger (phone numbers and secrets are masked when written)."""
         ...
 
+    async def once(self, key: str, ttl: float) -> bool:
+        """Do-this-once-per-key: True for the first caller to claim ``key``, False for every other
+        caller until ``ttl`` seconds pass or :meth:`release_once` frees it (one atomic ``SET NX``).
+
+        For a provider call that has no idempotency key (a chat reply, an email): claim a key named
+        after what you are about to do (``keys(plugin).tenant_key(tenant, "replied", message_id)``),
+        make the call only on True, and release the claim when the call surely did not happen (the
+        provider answered 429 or 5xx, the connection was refused) so a retry may try again.
+        """
+        ...
+
+    async def release_once(self, key: str) -> None:
+        """Free a :meth:`once` claim, so the next caller gets True again."""
+        ...
+
 
 def current_host() -> LilyHost:
     """The host of the app serving the current request (inside a plugin's routes)."""

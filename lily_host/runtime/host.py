@@ -135,6 +135,16 @@ class Host:
     def logger(self, name: str, **context: Any) -> structlog.stdlib.BoundLogger:
         return get_logger(name, **context)
 
+    async def once(self, key: str, ttl: float) -> bool:
+        if ttl <= 0:
+            raise ValueError("once() needs a positive ttl (seconds the claim is kept)")
+        # Milliseconds, at least 1: SET's PX, so a fractional ttl is kept as asked.
+        claimed = await self.redis.set(key, b"1", nx=True, px=max(1, int(ttl * 1000)))
+        return bool(claimed)
+
+    async def release_once(self, key: str) -> None:
+        await self.redis.delete(key)
+
     def plugin_settings(self, name: str) -> Any:
         record = self.registry.records.get(name)
         return None if record is None else record.settings

@@ -85,6 +85,8 @@ class PluginRecord:
     version: str | None = None
     #: The plugin API version the plugin declares (``LILY_PLUGIN_API`` in its module; 1 if it does not).
     api_version: int = PLUGIN_API_VERSION
+    #: The module the plugin was loaded from (``lily_acme.plugin``), when known.
+    source: str | None = None
     state: PluginState = PluginState.LOADED
     error: str | None = None
     missing_settings: list[str] = field(default_factory=list)
@@ -186,14 +188,22 @@ class PluginRegistry:
         entry_point: EntryPointLike | None = None,
         explicit: bool = False,
     ) -> None:
-        if name in self.records:
-            raise StartupError(f"two plugins are named {name!r}; uninstall one of them")
-        record = PluginRecord(name=name, builtin=builtin)
+        source = _source_of(loader, entry_point)
+        previous = self.records.get(name)
+        if previous is not None:
+            if not self._same_plugin_again(previous, source, explicit=explicit):
+                raise StartupError(f"two plugins are named {name!r}; uninstall one of them")
+            if previous.module is not None:
+                return  # already loaded from its entry point: one plugin, loaded once
+            del self.records[name]  # the installed copy was skipped (LILY_PLUGINS): load the asked-for one
+        record = PluginRecord(name=name, builtin=builtin, source=source)
         self.records[name] = record
         distribution = getattr(entry_point, "dist", None)
         if distribution is not None:
             record.distribution = distribution.name
             record.version = distribution.version
+        elif previous is not None:
+            record.distribution, record.version = previous.distribution, previous.version
         if not builtin and not explicit and self.only is not None and name not in self.only:
             record.state = PluginState.DISABLED
             record.error = "not listed in LILY_PLUGINS"
@@ -258,6 +268,14 @@ class PluginRegistry:
         if self.strict:
             raise StartupError(f"plugin {record.name!r} {why} (LILY_STRICT_PLUGINS is on)")
         return False
+
+    def _same_plugin_again(self, existing: PluginRecord, source: str | None, *, explicit: bool) -> bool:
+        """Whether a second load under a taken name is the same plugin module, asked for by hand.
+
+        A plugin's own tests load it with ``extra_modules=`` and, once it is pip-installed, its entry
+        point finds the same module again: that is one plugin, not a clash.
+        """
+        return explicit and not existing.builtin and source is not None and source == existing.source
 
     def _fail(self, record: PluginRecord, message: str) -> None:
         record.state = PluginState.FAILED
@@ -550,6 +568,17 @@ def _settings_error_text(model: type[BaseSettings], error: ValidationError) -> s
 
 def _identity(module: ModuleType) -> ModuleType:
     return module
+
+
+def _source_of(loader: Callable[[], Any], entry_point: EntryPointLike | None) -> str | None:
+    """The module a plugin comes from, without importing it: the entry point's value, or the module given."""
+    value = getattr(entry_point, "value", None)
+    if isinstance(value, str):
+        return value.partition(":")[0].strip() or None
+    if isinstance(loader, functools.partial) and loader.func is _identity and loader.args:
+        module = loader.args[0]
+        return getattr(module, "__name__", None)
+    return None
 
 
 def _init_key(model: type[BaseSettings], field_name: str) -> str:

@@ -14,11 +14,19 @@ HERE = Path(__file__).parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from world import OTHER_NUMBER, TENANT_NUMBER, World, provider_fakes  # noqa: E402
+from world import (  # noqa: E402
+    CHATWOOT_ACCOUNT,
+    CHATWOOT_TOKEN,
+    CHATWOOT_WEBHOOK_SECRET,
+    OTHER_NUMBER,
+    TENANT_NUMBER,
+    World,
+    provider_fakes,
+)
 
 from lily_host.testing import Harness, HarnessFactory  # noqa: E402
 
-ALL_PLUGINS = ["twilio", "stripe", "calcom", "gcal", "s3"]
+ALL_PLUGINS = ["twilio", "stripe", "calcom", "gcal", "s3", "chatwoot"]
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +55,12 @@ async def seed(lily: Harness) -> None:
         plugins={
             "twilio": {"business_numbers": [TENANT_NUMBER]},
             "calcom": {"organizer_emails": ["owner@acme.test"], "webhook_secret": "acme-own-calcom-secret"},
+            "chatwoot": {
+                "account_id": CHATWOOT_ACCOUNT,
+                "api_access_token": CHATWOOT_TOKEN,
+                "webhook_secret": CHATWOOT_WEBHOOK_SECRET,
+                "rules": [{"keyword": "price", "reply": "We'll send a quote today."}],
+            },
         },
     )
     await lily.create_tenant("bob", plugins={"twilio": {"business_numbers": [OTHER_NUMBER]}})

@@ -36,6 +36,9 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from world import (
     CALCOM_WEBHOOK_SECRET,
+    CHATWOOT_ACCOUNT,
+    CHATWOOT_TOKEN,
+    CHATWOOT_WEBHOOK_SECRET,
     OTHER_NUMBER,
     STRIPE_WEBHOOK_SECRET,
     STRONG_ADMIN_TOKEN,
@@ -44,6 +47,7 @@ from world import (
 )
 
 from lily_calcom.signature import sign as calcom_sign
+from lily_chatwoot.fake import signed as chatwoot_signed
 from lily_host.config.host_settings import HostSettings
 from lily_host.dev.embedded_redis import RedisServer
 from lily_host.plugin_api.clock import ManualClock
@@ -53,7 +57,7 @@ from lily_stripe.signature import signature_header
 
 T = TypeVar("T")
 
-ALL_PLUGINS = ["twilio", "stripe", "calcom", "gcal", "s3"]
+ALL_PLUGINS = ["twilio", "stripe", "calcom", "gcal", "s3", "chatwoot"]
 EXAMPLES = int(os.environ.get("LILY_FUZZ_EXAMPLES", "120"))
 #: The long run (nox -s fuzz) explores; the suite's bounded run is the same every time.
 DERANDOMIZE = "LILY_FUZZ_EXAMPLES" not in os.environ
@@ -134,6 +138,12 @@ async def seed(running: Running) -> None:
         plugins={
             "twilio": {"business_numbers": [TENANT_NUMBER]},
             "calcom": {"organizer_emails": ["owner@acme.test"], "webhook_secret": "acme-own-secret"},
+            "chatwoot": {
+                "account_id": CHATWOOT_ACCOUNT,
+                "api_access_token": CHATWOOT_TOKEN,
+                "webhook_secret": CHATWOOT_WEBHOOK_SECRET,
+                "rules": [{"keyword": "price", "reply": "We'll send a quote today."}],
+            },
         },
     )
     await host.tenants.create("bob", "Bob", plugins={"twilio": {"business_numbers": [OTHER_NUMBER]}})
@@ -356,6 +366,8 @@ EXTRA_HEADERS = st.lists(
                 "stripe-signature",
                 "x-twilio-signature",
                 "x-cal-signature-256",
+                "x-chatwoot-signature",
+                "x-chatwoot-timestamp",
                 "idempotency-key",
                 "transfer-encoding",
                 "x-random",
@@ -415,6 +427,19 @@ CALCOM_DELIVERIES = st.fixed_dictionaries(
                 lambda obj: {"uid": "u-fuzz", "organizer": {"email": "owner@acme.test"}, **obj}
             ),
         ),
+    }
+)
+
+CHATWOOT_DELIVERIES = st.fixed_dictionaries(
+    {
+        # Mostly a real event of the seeded account (so handlers run), sometimes anything.
+        "event": st.sampled_from(["message_created", "message_created", "conversation_created"]) | SIGNABLE_TEXT,
+        "account": st.just({"id": int(CHATWOOT_ACCOUNT)}) | st.just({"id": CHATWOOT_ACCOUNT}) | JSON_VALUES,
+        "id": st.integers(min_value=-5, max_value=10**12) | SIGNABLE_TEXT,
+        "message_type": st.sampled_from(["incoming", "outgoing", 0, 1, 7, None]),
+        "content": st.sampled_from(["price?", "What's the PRICE", ""]) | SIGNABLE_TEXT,
+        "conversation": st.fixed_dictionaries({"display_id": st.integers(0, 99) | SIGNABLE_TEXT}) | JSON_VALUES,
+        "sender": st.just({"type": "contact"}) | JSON_VALUES,
     }
 )
 
@@ -504,6 +529,10 @@ def _signed_delivery(draw: st.DrawFn, running: Running, path: str, query: str) -
         body = draw(st.one_of(CALCOM_DELIVERIES.map(_json_bytes), BODIES))
         secret = draw(st.sampled_from([CALCOM_WEBHOOK_SECRET, "acme-own-secret"]))
         return body, [("content-type", "application/json"), ("x-cal-signature-256", calcom_sign(body, secret))]
+    if path.startswith("/webhooks/chatwoot"):
+        body = draw(st.one_of(CHATWOOT_DELIVERIES.map(_json_bytes), BODIES))
+        body, headers = chatwoot_signed(body, CHATWOOT_WEBHOOK_SECRET)
+        return body, [(name.lower(), value) for name, value in headers.items()]
     return draw(BODIES), [("content-type", "application/json")]
 
 
@@ -512,7 +541,8 @@ def _signed_delivery(draw: st.DrawFn, running: Running, path: str, query: str) -
 
 def test_the_fuzzer_reaches_every_plugin(running: Running) -> None:
     paths = {rule for rule, _methods in running.routes}
-    for expected in ("/webhooks/twilio/sms", "/webhooks/stripe", "/webhooks/calcom/<tenant_id>", "/api/uploads"):
+    webhooks = ("/webhooks/twilio/sms", "/webhooks/stripe", "/webhooks/calcom/<tenant_id>", "/webhooks/chatwoot")
+    for expected in (*webhooks, "/api/uploads"):
         assert expected in paths
     assert {"/api/billing/checkout", "/auth/google/start", "/api/tenants", "/dev/outbox"} <= paths
 
