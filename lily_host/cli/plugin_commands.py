@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lily_host.plugin_api.versions import PLUGIN_API_VERSION
-from lily_host.runtime.registry import PluginRecord
 from lily_host.scaffold import ScaffoldError, plugin_name, render_plugin
+
+if TYPE_CHECKING:
+    from lily_host.runtime.registry import PluginRecord
 
 #: The plugin guide, as ``lily docs`` names it.
 GUIDE = "writing-a-plugin"

@@ -65,9 +65,10 @@ def test_a_plugin_importing_a_host_internal_fails_even_inside_a_function(tmp_pat
 
 def test_a_template_importing_a_host_internal_fails(tmp_path: Path) -> None:
     write(tmp_path, CLEAN)
-    write(tmp_path, {"templates/lily-plugin/lily_example/plugin.py": "import lily_host.tenants.store\n"})
+    template = "lily_host/scaffold/template/lily_myplugin/plugin.py.tmpl"
+    write(tmp_path, {"lily_host/scaffold/__init__.py": "", template: "import lily_host.tenants.store\n"})
     [problem] = checker().check(tmp_path)
-    assert "lily_example/plugin.py:1" in problem and "lily_host.tenants.store" in problem
+    assert "lily_myplugin/plugin.py.tmpl:1" in problem and "lily_host.tenants.store" in problem
 
 
 def test_an_import_from_a_higher_layer_fails_even_under_type_checking(tmp_path: Path) -> None:

@@ -71,8 +71,8 @@ def test_cli_errors_are_messages_not_tracebacks(runner: CliRunner) -> None:
 
 def test_plugins_lists_builtins_with_their_routes(runner: CliRunner) -> None:
     header, *rows = invoke(runner, "plugins").splitlines()
-    assert header.split() == ["name", "version", "state", "tasks", "routes", "why"]
-    assert "lily.core" in [row.split()[0] for row in rows]
+    assert header.split() == ["name", "version", "api", "state", "why"]
+    assert "lily.core" in [row.split()[0] for row in rows if row and not row.startswith(" ")]
     assert "loaded" in next(row for row in rows if row.startswith("lily.core "))
     assert "GET /dev/outbox" in invoke(runner, "plugins", "--details")
     listing = json.loads(invoke(runner, "plugins", "--json"))

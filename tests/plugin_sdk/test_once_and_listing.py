@@ -54,9 +54,9 @@ def test_lily_plugins_shows_version_api_state_and_hooks(
     monkeypatch.setenv("LILY_ENV", "test")
     runner = CliRunner()
     text = runner.invoke(main, ["plugins"], catch_exceptions=False).output
-    assert text.splitlines()[0].split() == ["plugin", "version", "api", "state"]
+    assert text.splitlines()[0].split() == ["name", "version", "api", "state", "why"]
     row = next(line for line in text.splitlines() if line.startswith("chatwoot "))
-    assert row.split() == ["chatwoot", "0.1.0", "2", "loaded"]
+    assert row.split() == ["chatwoot", "0.1.0", "2", "loaded", "-"]
     assert "    hooks: register_event_subscriptions, register_health_checks, register_settings" in text
     listing = json.loads(runner.invoke(main, ["plugins", "--json"], catch_exceptions=False).output)
     chatwoot = next(item for item in listing if item["name"] == "chatwoot")
