@@ -79,12 +79,15 @@ if TYPE_CHECKING:
     )
     from lily_host.plugin_api.event_names import (
         BOOKING_CANCELLED,
+        BOOKING_CONFIRMED,
         BOOKING_CREATED,
         BOOKING_RESCHEDULED,
         CALL_MISSED,
         JOB_CANCELLED,
         JOB_COMPLETED,
         MESSAGE_RECEIVED,
+        QUOTE_ACCEPTED,
+        QUOTE_PHOTOS_RECEIVED,
         TENANT_DELETED,
     )
     from lily_host.plugin_api.forms import (
@@ -95,6 +98,7 @@ if TYPE_CHECKING:
         KeyPatterns,
         LilyHost,
         MessageKind,
+        PiiBox,
         TenantDirectory,
         current_host,
     )
@@ -165,6 +169,7 @@ _LOCATION: dict[str, str] = {
     "LilyHost": "lily_host.plugin_api.host_api",
     "MessageKind": "lily_host.plugin_api.host_api",
     "TenantDirectory": "lily_host.plugin_api.host_api",
+    "PiiBox": "lily_host.plugin_api.host_api",
     "current_host": "lily_host.plugin_api.host_api",
     "deleted_tenant": "lily_host.plugin_api.erasure",
     "erase_keys": "lily_host.plugin_api.erasure",
@@ -177,6 +182,9 @@ _LOCATION: dict[str, str] = {
     "JOB_COMPLETED": "lily_host.plugin_api.event_names",
     "MESSAGE_RECEIVED": "lily_host.plugin_api.event_names",
     "TENANT_DELETED": "lily_host.plugin_api.event_names",
+    "BOOKING_CONFIRMED": "lily_host.plugin_api.event_names",
+    "QUOTE_ACCEPTED": "lily_host.plugin_api.event_names",
+    "QUOTE_PHOTOS_RECEIVED": "lily_host.plugin_api.event_names",
     "CalendarEvent": "lily_host.plugin_api.capabilities",
     "CalendarProvider": "lily_host.plugin_api.capabilities",
     "OutgoingSms": "lily_host.plugin_api.capabilities",
@@ -225,6 +233,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BOOKING_CANCELLED",
+    "BOOKING_CONFIRMED",
     "BOOKING_CREATED",
     "BOOKING_RESCHEDULED",
     "CALL_MISSED",
@@ -232,6 +241,8 @@ __all__ = [
     "JOB_COMPLETED",
     "MESSAGE_RECEIVED",
     "PLUGIN_API_VERSION",
+    "QUOTE_ACCEPTED",
+    "QUOTE_PHOTOS_RECEIVED",
     "TENANT_DELETED",
     "TENANT_ID",
     "BadSignature",
@@ -257,6 +268,7 @@ __all__ = [
     "MessageKind",
     "OutgoingSms",
     "PermanentError",
+    "PiiBox",
     "RecipientOptedOut",
     "RequestHeaders",
     "RetryLater",

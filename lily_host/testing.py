@@ -53,7 +53,8 @@ __all__ = [
 ]
 
 TEST_SECRET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="
-TEST_ADMIN_TOKEN = "admin-test-token"
+#: Strong enough for production's rule (32+ characters, 12+ distinct), so a harness may run with LILY_ENV=production.
+TEST_ADMIN_TOKEN = "admin-test-token-0123456789abcdef0123"
 TEST_PUBLIC_URL = "https://lily.test"
 
 # A plugin's command group invoked on its own (as plugin tests do) builds its host the way `lily` does.

@@ -54,6 +54,8 @@ RECORD_TASKS = {
     BOOKING_CANCELLED: "automations.booking_cancelled",
 }
 SMS_TASK = "automations.booking_sms"
+#: lily_host.builtins.appointment_reminders.PLAN_TASK (named here: that module imports this one).
+REMINDERS_PLAN_TASK = "reminders.plan"
 CALENDAR_TASK = "automations.booking_calendar"
 
 CONFIRMED_TEMPLATE = BOOKING_CONFIRMED
@@ -80,7 +82,7 @@ RECORD_GRACE_SECONDS = 30 * 24 * 3600
 
 
 def store_for(host: Host, tenant: Tenant) -> BookingStore:
-    return BookingStore(host.redis, ttl_seconds=tenant.retention_days * 86400 + RECORD_GRACE_SECONDS)
+    return BookingStore(host.redis, ttl_seconds=tenant.retention_days * 86400 + RECORD_GRACE_SECONDS, pii=host.pii)
 
 
 # --- record -----------------------------------------------------------------------------------------
@@ -113,6 +115,11 @@ def _record_task(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitabl
             timing = {"delay": CANCEL_SETTLE_SECONDS} if event == BOOKING_CANCELLED else {}
             await ctx.schedule(
                 SMS_TASK, follow_up, dedupe_key=f"bookings:sms:{tenant.id}:{event}:{booking.uid}", **timing
+            )
+        if host.has_capability(SMS):
+            # Reminders follow the chain: moved with a reschedule, dropped with a cancellation.
+            await ctx.schedule(
+                REMINDERS_PLAN_TASK, follow_up, dedupe_key=f"bookings:reminders:{tenant.id}:{event}:{booking.uid}"
             )
         if host.has_capability(CALENDAR):
             await ctx.schedule(

@@ -49,7 +49,8 @@ return 1
 async def claim_window(host: Host, tenant_id: str, caller: str, call_sid: str, now: float) -> bool:
     """True if this call may text ``caller`` back: no other call did in the last 24 h."""
     script = host.redis.register_script(_CLAIM_LUA)
-    key = f"lily:automations:missed_call:{tenant_id}:{caller}"
+    # The caller's keyed hash, not the number: no plaintext customer number at rest (lily_host.tenants.customer_pii).
+    key = f"lily:automations:missed_call:{tenant_id}:{await host.pii.digest(caller)}"
     return bool(await script(keys=[key], args=[call_sid, repr(now), TEXT_BACK_WINDOW]))
 
 

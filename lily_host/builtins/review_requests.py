@@ -7,13 +7,15 @@ customer. One request per job however often it is completed; none if the job is 
 (``POST /api/jobs/<job_id>/cancel`` or a ``job.cancelled`` event) before it is due. Every customer
 gets the same request: no asking "were you happy?" first (Google's policy and the FTC's rule).
 
-A job is one Redis hash, ``lily:job:<tenant>:<job_id>``, kept for the tenant's retention period.
+A job is one Redis hash, ``lily:job:<tenant>:<job_id>``, kept for the tenant's retention period; the
+customer's name and phone number in it are sealed with the host's key (:mod:`lily_host.tenants.customer_pii`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -30,12 +32,14 @@ from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
 from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 from lily_host.plugin_api.validators import normalize_e164
+from lily_host.records import followup_registry as followups
 from lily_host.runtime.host import current_host, host_of
 from lily_host.sms.message_templates import REVIEW_REQUEST
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
+    from lily_host.plugin_api.host_api import PiiBox
     from lily_host.plugin_api.tenant import Tenant
     from lily_host.runtime.host import Host
 
@@ -147,9 +151,14 @@ def _iso(timestamp: str) -> str:
     return dt.datetime.fromtimestamp(float(timestamp), dt.UTC).isoformat(timespec="seconds")
 
 
+#: Job fields that hold customer PII, sealed at rest when the store has the host's PII box.
+SEALED_FIELDS = ("customer_name", "customer_phone")
+
+
 class JobStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, pii: PiiBox | None = None) -> None:
         self.redis = redis
+        self.pii = pii
         self._complete = redis.register_script(_COMPLETE_LUA)
         self._cancel = redis.register_script(_CANCEL_LUA)
 
@@ -161,16 +170,31 @@ class JobStore:
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(self.key(tenant_id, job_id)))
         if not raw:
             return None
-        return Job(tenant_id, job_id, {key.decode(): value.decode() for key, value in raw.items()})
+        fields = {key.decode(): value.decode() for key, value in raw.items()}
+        if self.pii is not None:
+            for name in SEALED_FIELDS:
+                if fields.get(name):
+                    fields[name] = self.pii.open(fields[name])
+        return Job(tenant_id, job_id, fields)
 
     async def complete(self, tenant: Tenant, job_id: str, details: JobCompletion, now: float) -> tuple[bool, bool]:
         """Mark the job completed: (newly completed, completion event already emitted)."""
         ttl = tenant.retention_days * 86400 + tenant.review_delay_seconds
         newly, emitted = await self._complete(
             keys=[self.key(tenant.id, job_id)],
-            args=[job_id, details.customer_name, details.customer_phone, details.service or "", repr(now), ttl],
+            args=[
+                job_id,
+                self._seal(details.customer_name),
+                self._seal(details.customer_phone),
+                details.service or "",
+                repr(now),
+                ttl,
+            ],
         )
         return bool(int(newly)), bool(emitted)
+
+    def _seal(self, value: str) -> str:
+        return self.pii.seal(value) if self.pii is not None else value
 
     async def cancel(self, tenant_id: str, job_id: str, now: float) -> tuple[str, str, str] | None:
         """Cancel the job: (previous status, review task to cancel or "", review state), None if unknown."""
@@ -195,9 +219,46 @@ class JobStore:
 # --- the operations the API and the CLI share ----------------------------------------------------------
 
 
+# --- the optional follow-up (tenant.review_follow_up_days; sent by lily_host.builtins.review_followups) ---
+
+FOLLOW_UP_TASK = "reviews.follow_up"
+#: The kind of follow-up in the follow-up registry (lily_host.records.followup_registry).
+KIND = "review"
+
+
+def link_key(token: str) -> str:
+    return f"lily:review_link:{token}"
+
+
+async def tracked_link(host: Host, tenant: Tenant, job_id: str) -> str:
+    """The short link the review request carries when a follow-up may follow; the plain link otherwise."""
+    if not tenant.review_follow_up_days or not tenant.review_link:
+        return tenant.review_link or ""
+    token = secrets.token_urlsafe(12)
+    await host.redis.set(link_key(token), f"{tenant.id} {job_id}", ex=tenant.retention_days * 86400)
+    await JobStore(host.redis, host.pii).set(tenant.id, job_id, review_token=token)
+    return host.public_url(f"/r/{token}")
+
+
+async def schedule_follow_up(host: Host, tenant: Tenant, job_id: str, phone: str, now: float) -> None:
+    if not tenant.review_follow_up_days:
+        return
+    due = now + tenant.review_follow_up_days * 86400
+    task_id = await host.queue.schedule(
+        FOLLOW_UP_TASK,
+        {"job_id": job_id},
+        tenant=tenant.id,
+        run_at=due,
+        dedupe_key=f"review-follow-up:{tenant.id}:{job_id}",
+    )
+    if task_id is not None:
+        await followups.register(host, tenant.id, phone, KIND, job_id, task_id, due)
+        await JobStore(host.redis, host.pii).set(tenant.id, job_id, review_follow_up_due=repr(due))
+
+
 async def complete_job(host: Host, tenant: Tenant, job_id: str, details: JobCompletion) -> dict[str, Any]:
     check_job_id(job_id)
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     newly, emitted = await store.complete(tenant, job_id, details, host.clock.now())
     if newly or not emitted:
         # A crash between marking and emitting is healed by the next call: subscribers dedupe.
@@ -213,13 +274,16 @@ async def complete_job(host: Host, tenant: Tenant, job_id: str, details: JobComp
 async def cancel_job(host: Host, tenant: Tenant, job_id: str, *, emit: bool = True) -> dict[str, Any] | None:
     """Cancel the job and its pending review request; None if the tenant has no such job."""
     check_job_id(job_id)
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     result = await store.cancel(tenant.id, job_id, host.clock.now())
     if result is None:
         return None
     previous, review_task, _state = result
     if review_task:
         await host.queue.cancel(review_task)
+    job = await store.get(tenant.id, job_id)
+    if job is not None and job.fields.get("customer_phone"):
+        await followups.cancel(host, tenant.id, job.fields["customer_phone"], KIND, job_id)
     if emit and previous != "cancelled":
         await host.events.emit(JOB_CANCELLED, {"job_id": job_id}, tenant=tenant.id)
     log.info("job cancelled", tenant=tenant.id, job_id=job_id, review_cancelled=bool(review_task))
@@ -243,7 +307,7 @@ async def on_job_completed(ctx: TaskContext, payload: dict[str, Any]) -> None:
         message = validation_message(error) if isinstance(error, ValidationError) else str(error)
         ctx.log.warning("job.completed with unusable data; no review request", error=message)
         return
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     job = await store.get(tenant.id, job_id)
     if job is None:
         # Emitted by a plugin rather than the jobs API: record the job the same way.
@@ -286,7 +350,7 @@ async def send_review_request(ctx: TaskContext, payload: dict[str, Any]) -> None
     job_id = str(payload.get("job_id") or "")
     if tenant is None:
         return
-    store = JobStore(host.redis)
+    store = JobStore(host.redis, host.pii)
     job = await store.get(tenant.id, job_id)
     if job is None or job.status != "completed":
         ctx.log.info("job cancelled or gone; no review request", job_id=job_id)
@@ -300,12 +364,15 @@ async def send_review_request(ctx: TaskContext, payload: dict[str, Any]) -> None
     context = {
         "customer_name": job.fields.get("customer_name", ""),
         "service": job.fields.get("service") or "service",
-        "review_link": tenant.review_link,
+        # A tracked short link when a follow-up may follow (its click cancels the follow-up).
+        "review_link": await tracked_link(host, tenant, job_id),
     }
     phone = job.fields.get("customer_phone", "")
-    await host.messaging.queue_sms(
+    queued = await host.messaging.queue_sms(
         tenant, phone, template=REVIEW_REQUEST, context=context, dedupe_key=f"review:{job_id}"
     )
+    if queued is not None:
+        await schedule_follow_up(host, tenant, job_id, phone, ctx.now())
     await store.set(tenant.id, job_id, review_sent_at=repr(ctx.now()), review_state="sent")
     ctx.log.info("review request queued", job_id=job_id, to=mask_phone(phone))
 
@@ -363,7 +430,11 @@ async def cancel(job_id: str) -> Any:
 @jobs_api.get("/<job_id>")
 @require_tenant
 async def show(job_id: str) -> Any:
-    job = await JobStore(current_host().redis).get(g.tenant.id, job_id) if JOB_ID.fullmatch(job_id) else None
+    job = (
+        await JobStore(current_host().redis, current_host().pii).get(g.tenant.id, job_id)
+        if JOB_ID.fullmatch(job_id)
+        else None
+    )
     if job is None:
         return _error(404, "not_found", f"no job {job_id!r} for this tenant")
     return jsonify(job.public_view())
@@ -455,7 +526,7 @@ def show_command(tenant_id: str, job_id: str, as_json: bool) -> None:
 
     async def work(host: Host) -> Job | None:
         await host.tenants.require(tenant_id)
-        return await JobStore(host.redis).get(tenant_id, job_id)
+        return await JobStore(host.redis, host.pii).get(tenant_id, job_id)
 
     job = with_host(work)
     if job is None:

@@ -49,6 +49,10 @@ HOST_FIELD_HELP = {
     "status_since": "Unix time of the last status change (lily-stripe keeps it up to date)",
     "billing": "billing details (lily-stripe keeps them up to date)",
     "retention_days": "days texts, jobs, bookings and photos are kept (1-3650)",
+    "reminder_offsets_minutes": "reminder times, minutes before a visit, JSON list (default [1440, 120]; [] off)",
+    "reschedule_link": "the http(s) link texted to a customer who replies R to a reminder",
+    "quote_follow_up_days": "days after a texted quote to send one follow-up unless the customer answered (1-60)",
+    "review_follow_up_days": "days after a review request to send one follow-up unless the customer acted (1-60)",
 }
 
 
@@ -195,7 +199,9 @@ def set_(tenant_id: str, assignments: tuple[str, ...]) -> None:
         if dot:
             per_plugin.setdefault(plugin, {})[field_name] = _parse_value(text)
         else:
-            top[name] = _parse_value(text) if name not in ("name", "review_link", "contact_phone") else text
+            top[name] = (
+                _parse_value(text) if name not in ("name", "review_link", "contact_phone", "reschedule_link") else text
+            )
 
     async def work(host: Host) -> None:
         # One change: a refused plugin value leaves the top-level fields untouched too.
@@ -274,9 +280,11 @@ def revoke(tenant_id: str, key_id: str) -> None:
 
 @tenants.command("rotate-secrets")
 def rotate_secrets() -> None:
-    """Re-encrypt every stored secret with the first key of LILY_SECRET_KEY."""
+    """Re-encrypt every stored secret and sealed customer data with the first key of LILY_SECRET_KEY."""
 
     async def work(host: Host) -> int:
-        return await host.tenants.rotate_secrets()
+        from lily_host.tenants.customer_pii import rotate_customer_data
+
+        return await host.tenants.rotate_secrets() + await rotate_customer_data(host.pii)
 
     click.echo(f"{_with_host(work)} secret(s) re-encrypted with the newest key")

@@ -58,6 +58,28 @@ class KeyNamespace:
 
 
 @runtime_checkable
+class PiiBox(Protocol):
+    """Customer data at rest (``host.pii``): sealed with the host's key, found again by keyed hashes.
+
+    Store a customer's number, name or message as ``seal(value)`` and read it with ``open``; key a
+    record by a number with ``await digest(number)`` (a keyed hash: stable, not reversible without
+    the host's key), never by the number itself.
+    """
+
+    def seal(self, value: str) -> str:
+        """``value`` encrypted with the host's key (an ``enc:v1:...`` token)."""
+        ...
+
+    def open(self, stored: str) -> str:
+        """The plaintext of a sealed value (a value stored before sealing existed passes through)."""
+        ...
+
+    async def digest(self, value: str) -> str:
+        """The keyed hash of ``value`` (a normalised phone number), for keys and look-ups."""
+        ...
+
+
+@runtime_checkable
 class TenantDirectory(Protocol):
     """The tenants, as plugins may read and change them (``host.tenants``)."""
 
@@ -141,6 +163,11 @@ class LilyHost(Protocol):
     @property
     def auth_throttle(self) -> FailureThrottle:
         """Wrong credentials counted per client address; past the limit a client waits (429 + Retry-After)."""
+        ...
+
+    @property
+    def pii(self) -> PiiBox:
+        """Customer data at rest (:class:`PiiBox`): seal numbers, names and texts; key records by digest."""
         ...
 
     def keys(self, plugin: str) -> KeyNamespace:

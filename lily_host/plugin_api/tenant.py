@@ -66,6 +66,14 @@ class Tenant(BaseModel):
     status_since: float | None = None
     billing: dict[str, Any] = Field(default_factory=dict)
     retention_days: int = Field(default=365, ge=1, le=3650)
+    #: Appointment reminders, minutes before the start (default 24 h and 2 h); [] turns them off.
+    reminder_offsets_minutes: list[int] = Field(default_factory=lambda: [24 * 60, 120], max_length=5)
+    #: Where a customer who replies R to a reminder reschedules (else the scheduling plugin's booking_url).
+    reschedule_link: str | None = None
+    #: One follow-up text this many days after a quote, unless the customer answered; None: off.
+    quote_follow_up_days: int | None = Field(default=None, ge=1, le=60)
+    #: One follow-up this many days after a review request, unless the customer clicked or answered; None: off.
+    review_follow_up_days: int | None = Field(default=None, ge=1, le=60)
     plugins: dict[str, dict[str, Any]] = Field(default_factory=dict)
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
@@ -101,6 +109,20 @@ class Tenant(BaseModel):
     def _check_hhmm(cls, value: str) -> str:
         if not HHMM.fullmatch(value):
             raise ValueError("quiet hours are HH:MM, 24-hour (e.g. 21:00)")
+        return value
+
+    @field_validator("reminder_offsets_minutes")
+    @classmethod
+    def _check_offsets(cls, value: list[int]) -> list[int]:
+        if any(not 15 <= offset <= 14 * 24 * 60 for offset in value):
+            raise ValueError("reminder offsets are minutes before the appointment, each from 15 to 20160 (14 days)")
+        return sorted(set(value), reverse=True)
+
+    @field_validator("reschedule_link")
+    @classmethod
+    def _check_link(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("reschedule_link must be an http(s) URL")
         return value
 
     @field_validator("jitter_seconds")

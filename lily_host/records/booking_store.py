@@ -16,7 +16,9 @@ cancellation that arrives before the reschedule it belongs to is undone by the r
 two facts really conflict (one uid "replaced" twice), the one the provider produced later wins.
 
 Storage: ``lily:booking:{<tenant>}:<uid>`` holds one JSON record; the braces are a Redis Cluster
-hash tag, so all of a tenant's bookings share a slot and multi-key updates stay atomic.
+hash tag, so all of a tenant's bookings share a slot and multi-key updates stay atomic. With the
+host's PII box (``BookingStore(redis, pii=host.pii)``, as the automations build it) the booking's
+details are sealed at rest: ``"booking": {"sealed": "enc:v1:..."}``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from redis.exceptions import WatchError
 
 from lily_host.plugin_api.capabilities import CalendarEvent
+from lily_host.plugin_api.host_api import PiiBox
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.validators import check_timezone
 
@@ -165,9 +168,26 @@ def _set_details(record: dict[str, Any], booking: Booking) -> None:
 class BookingStore:
     """Records bookings per tenant and answers what state a booking chain is in."""
 
-    def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, ttl_seconds: int = DEFAULT_TTL_SECONDS, pii: PiiBox | None = None
+    ) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds
+        #: With it, a record's booking details (the customer's name, phone, email, address) are sealed at rest.
+        self.pii = pii
+
+    def _open(self, record: dict[str, Any]) -> dict[str, Any]:
+        details = record.get("booking")
+        if isinstance(details, dict) and "sealed" in details:
+            if self.pii is None:
+                raise RuntimeError("this booking record is sealed: read it with BookingStore(..., pii=host.pii)")
+            record["booking"] = json.loads(self.pii.open(details["sealed"]))
+        return record
+
+    def _dump(self, record: dict[str, Any]) -> str:
+        if self.pii is not None and isinstance(record.get("booking"), dict):
+            record = {**record, "booking": {"sealed": self.pii.seal(json.dumps(record["booking"], sort_keys=True))}}
+        return json.dumps(record, sort_keys=True)
 
     @staticmethod
     def key(tenant: str, uid: str) -> str:
@@ -227,7 +247,7 @@ class BookingStore:
         if raw is None:
             return None
         record: dict[str, Any] = json.loads(raw)
-        return record
+        return self._open(record)
 
     async def state(self, tenant: str, uid: str) -> BookingState | None:
         """The state of the chain ``uid`` belongs to, or None if the host never heard of ``uid``."""
@@ -286,7 +306,7 @@ class BookingStore:
                     await pipe.watch(*keys)
                     raws = [await pipe.get(key) for key in keys]
                     records = {
-                        uid: (json.loads(raw) if raw is not None else _empty_record(uid))
+                        uid: (self._open(json.loads(raw)) if raw is not None else _empty_record(uid))
                         for uid, raw in zip(uids, raws, strict=True)
                     }
                     before = {uid: json.dumps(record, sort_keys=True) for uid, record in records.items()}
@@ -295,7 +315,7 @@ class BookingStore:
                     for uid, key, raw in zip(uids, keys, raws, strict=True):
                         after = json.dumps(records[uid], sort_keys=True)
                         if raw is None or after != before[uid]:
-                            pipe.set(key, after, ex=self.ttl_seconds)
+                            pipe.set(key, self._dump(records[uid]), ex=self.ttl_seconds)
                     await pipe.execute()
                     return
                 except WatchError:

@@ -27,6 +27,7 @@ from lily_host.plugin_api.versions import PLUGIN_API_VERSION
 from lily_host.queue import Task, TaskQueue, Worker
 from lily_host.runtime.event_bus import EventBus
 from lily_host.runtime.registry import PluginRegistry, PluginState
+from lily_host.tenants.customer_pii import Pii
 from lily_host.tenants.secret_box import SecretBox
 from lily_host.tenants.store import TenantStore
 
@@ -73,6 +74,7 @@ class Host:
         # One throttle for every credential door (tenant keys, the admin token, plugins' own doors).
         self.auth_throttle = FailureThrottle(redis, trusted_proxies=settings.trusted_proxies)
         self._messaging: Messaging | None = None
+        self._pii: Pii | None = None
         for providers in registry.capabilities.values():
             for _owner, capability in providers:
                 # A provider that needs the running host (Redis, tenants) says so with attach().
@@ -94,6 +96,7 @@ class Host:
                 clock=self.clock,
                 capability=self.capability,
                 daily_cap=self.settings.sms_daily_cap,
+                pii=self.pii,
             )
         return self._messaging
 
@@ -102,6 +105,13 @@ class Host:
     @property
     def is_production(self) -> bool:
         return self.settings.is_production
+
+    @property
+    def pii(self) -> Pii:
+        """Customer PII at rest: sealing with the host's key and keyed lookup hashes (``PiiBox``)."""
+        if self._pii is None:
+            self._pii = Pii(self.redis, self.tenants.secret_box)
+        return self._pii
 
     def keys(self, plugin: str) -> KeyNamespace:
         return KeyNamespace(plugin)

@@ -50,6 +50,12 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.missed_call", "lily_host.builtins.missed_call"),
     ("lily.reviews", "lily_host.builtins.review_requests"),
     ("lily.bookings", "lily_host.builtins.booking_messages"),
+    ("lily.conversations", "lily_host.builtins.conversation_inbox"),
+    ("lily.reminders", "lily_host.builtins.appointment_reminders"),
+    ("lily.quotes", "lily_host.builtins.quote_texts"),
+    ("lily.review_followups", "lily_host.builtins.review_followups"),
+    # Registered from web/: its development routes are guarded by the admin token (web.api_auth).
+    ("lily.simulations", "lily_host.web.flow_simulations"),
     ("lily.erasure", "lily_host.builtins.tenant_erasure"),
 )
 

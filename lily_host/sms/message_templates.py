@@ -29,6 +29,15 @@ HELP = "help"
 BOOKING_CONFIRMED = "booking_confirmed"
 BOOKING_RESCHEDULED_TEXT = "booking_rescheduled"
 BOOKING_CANCELLED_TEXT = "booking_cancelled"
+CONVERSATION_REPLY = "conversation_reply"
+APPOINTMENT_REMINDER = "appointment_reminder"
+APPOINTMENT_CONFIRMED_REPLY = "appointment_confirmed_reply"
+RESCHEDULE_REPLY = "reschedule_reply"
+ON_MY_WAY = "on_my_way"
+QUOTE_SENT = "quote_sent"
+QUOTE_FOLLOW_UP = "quote_follow_up"
+QUOTE_ACCEPTED_REPLY = "quote_accepted_reply"
+REVIEW_FOLLOW_UP = "review_follow_up"
 
 DEFAULT_TEMPLATES: Mapping[str, str] = {
     MISSED_CALL: (
@@ -55,6 +64,32 @@ DEFAULT_TEMPLATES: Mapping[str, str] = {
     ),
     BOOKING_CANCELLED_TEXT: (
         "Hi {first_name}, your {service} with {tenant_name} on {when} is cancelled.{book_again} Reply STOP to opt out."
+    ),
+    # A business's reply from the conversation inbox: {body} is what it wrote.
+    CONVERSATION_REPLY: "{body}",
+    # Reminders and their replies: {when}, {address_line}, {reschedule_link} come from the reminders automation.
+    APPOINTMENT_REMINDER: (
+        "Reminder: your {service} with {tenant_name} is {when}{address_line}. "
+        "Reply C to confirm or R to reschedule. Reply STOP to opt out."
+    ),
+    APPOINTMENT_CONFIRMED_REPLY: "Thanks {first_name}, you're confirmed for {when}. See you then! - {tenant_name}",
+    RESCHEDULE_REPLY: "{tenant_name}: to reschedule your {service} on {when}, go to {reschedule_link}",
+    ON_MY_WAY: "{tenant_name}: we're on our way to your {service}{eta_line}! Reply STOP to opt out.",
+    # Quotes: {description}, {amount} (formatted, e.g. $250) and {quote_link} come from the quotes automation.
+    QUOTE_SENT: (
+        "{tenant_name}: here's your quote for {description}: {amount}. See it and accept: {quote_link} "
+        "or reply YES to accept. Reply STOP to opt out."
+    ),
+    QUOTE_FOLLOW_UP: (
+        "{tenant_name}: just checking in on your quote for {description} ({amount}): {quote_link} "
+        "Reply YES to accept. Reply STOP to opt out."
+    ),
+    QUOTE_ACCEPTED_REPLY: (
+        "{tenant_name}: thank you, your quote for {description} ({amount}) is accepted! We'll be in touch to schedule."
+    ),
+    REVIEW_FOLLOW_UP: (
+        "Hi {first_name}, a quick reminder from {tenant_name}: if you have a minute, a review helps us a lot: "
+        "{review_link} Reply STOP to opt out."
     ),
 }
 

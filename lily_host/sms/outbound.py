@@ -11,7 +11,8 @@ hours or over the cap is deferred (``Defer``), which spends no attempt and drops
 
 Message records (one Redis hash each, kept for the tenant's retention period):
 
-- ``lily:sms:message:<tenant>:<id>``     id, to, body, template, kind, status, provider_id, error_code, ...
+- ``lily:sms:message:<tenant>:<id>``     id, to*, body*, template, kind, status, provider_id, error_code, ...
+  (* sealed with the host's key, :mod:`lily_host.tenants.customer_pii`)
 - ``lily:sms:messages:<tenant>``         zset id → created time (newest last)
 - ``lily:sms:provider:<tenant>:<pid>``   provider message id → our id (for status callbacks)
 - ``lily:sms:dedupe:<tenant>:<key>``      a queue_sms dedupe key already used → message id
@@ -31,6 +32,7 @@ from lily_host.plugin_api.capabilities import SMS, OutgoingSms, SentSms
 from lily_host.plugin_api.errors import Defer, PermanentError, RecipientOptedOut
 from lily_host.plugin_api.validators import check_timezone, normalize_e164
 from lily_host.sms.compliance import Compliance, quiet_hours_end
+from lily_host.sms.conversation_store import ConversationStore
 from lily_host.sms.message_templates import TemplateError, render, segment_info
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from lily_host.plugin_api.contract import TaskContext
     from lily_host.plugin_api.tenant import Tenant
     from lily_host.queue import TaskQueue
+    from lily_host.tenants.customer_pii import Pii
     from lily_host.tenants.store import TenantStore
 
 SEND_TASK = "sms.send"
@@ -101,8 +104,10 @@ class MessageRecord:
     fields: Mapping[str, str]
 
     @classmethod
-    def from_hash(cls, raw: Mapping[bytes, bytes]) -> MessageRecord:
+    def from_hash(cls, raw: Mapping[bytes, bytes], pii: Pii) -> MessageRecord:
+        """The record with its number and body opened (sealed at rest: :mod:`lily_host.tenants.customer_pii`)."""
         data = {key.decode(): value.decode() for key, value in raw.items()}
+        data["to"], data["body"] = pii.open(data["to"]), pii.open(data["body"])
         return cls(
             id=data["id"],
             tenant=data["tenant"],
@@ -134,6 +139,7 @@ class Messaging:
         clock: Clock,
         capability: Callable[[str], Any],
         daily_cap: int,
+        pii: Pii,
         compliance: Compliance | None = None,
     ) -> None:
         self.redis = redis
@@ -141,8 +147,10 @@ class Messaging:
         self.queue = queue
         self.clock = clock
         self.capability = capability
-        self.compliance = compliance or Compliance(redis, daily_cap=daily_cap)
+        self.pii = pii
+        self.compliance = compliance or Compliance(redis, daily_cap=daily_cap, pii=pii)
         self._advance_status = redis.register_script(_ADVANCE_STATUS_LUA)
+        self.conversations = ConversationStore(redis, pii, tenants, status_of=self.get)
 
     # --- queueing ------------------------------------------------------------------------------------
 
@@ -202,8 +210,9 @@ class Messaging:
         fields = {
             "id": message_id,
             "tenant": record.id,
-            "to": number,
-            "body": body,
+            # Customer PII is sealed at rest (lily_host.tenants.customer_pii); MessageRecord opens it.
+            "to": self.pii.seal(number),
+            "body": self.pii.seal(body),
             "template": template,
             "kind": kind,
             "status": "scheduled",
@@ -237,6 +246,9 @@ class Messaging:
         if dedupe_key is not None:
             await self.redis.set(message_dedupe_key(record.id, dedupe_key), message_id, ex=DEDUPE_SECONDS)
         await cast("Awaitable[int]", self.redis.hset(key, "task_id", task_id))
+        # Every text queued is part of the customer's conversation, whoever queued it.
+        name = str((context or {}).get("customer_name") or "")
+        await self.conversations.record_outbound(record, number, body, message_id, now, template=template, name=name)
         SMS_OUTCOMES.labels("queued").inc()
         log.info(
             "sms queued",
@@ -263,7 +275,7 @@ class Messaging:
 
     async def get(self, tenant_id: str, message_id: str) -> MessageRecord | None:
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(message_key(tenant_id, message_id)))
-        return MessageRecord.from_hash(raw) if raw else None
+        return MessageRecord.from_hash(raw, self.pii) if raw else None
 
     async def recent(self, tenant_id: str, limit: int = 50) -> list[MessageRecord]:
         ids = await self.redis.zrevrange(index_key(tenant_id), 0, max(0, limit - 1))
@@ -308,11 +320,11 @@ class Messaging:
                 SMS_OUTCOMES.labels("suppressed").inc()
                 ctx.log.info("sms not sent: recipient opted out", **log_context)
                 return
-            quiet_until = quiet_hours_end(tenant, now, message.fields.get("timezone") or None)
+            quiet_until = quiet_hours_end(tenant, now, message.fields.get("timezone") or None, message.to)
             if quiet_until is not None:
                 await self._update(message, status="deferred", now=now, deferred_reason="quiet_hours")
                 SMS_OUTCOMES.labels("deferred_quiet_hours").inc()
-                raise Defer("quiet hours in the tenant's timezone", until=quiet_until)
+                raise Defer("quiet hours (federal, state or the tenant's)", until=quiet_until)
             cap_until = await self.compliance.reserve_send(tenant.id, message.to, message.id, now)
             if cap_until is not None:
                 await self._update(message, status="deferred", now=now, deferred_reason="frequency_cap")

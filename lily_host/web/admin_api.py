@@ -29,6 +29,10 @@ _TENANT_FIELDS = {
     "jitter_seconds",
     "templates",
     "retention_days",
+    "reminder_offsets_minutes",
+    "reschedule_link",
+    "quote_follow_up_days",
+    "review_follow_up_days",
 }
 
 

@@ -26,6 +26,7 @@ from lily_host.runtime.registry import PluginRegistry, PluginState, StartupError
 from lily_host.tenants.secret_box import SecretBox
 from lily_host.web.admin_api import admin
 from lily_host.web.api_auth import dev_routes_refusal
+from lily_host.web.consent_api import consent_api
 from lily_host.web.front_door import WebhookFrontDoor
 from lily_host.web.webhook_pipeline import WebhookRoute
 
@@ -90,6 +91,7 @@ def _mount_host_routes(app: Quart) -> None:
     # The core plugin's /dev routes (the outbox) are guarded here, by the admin token's guard:
     # only a `lily dev` session leaves them open.
     app.before_request_funcs.setdefault(dev_routes.name, []).append(dev_routes_refusal)
+    app.register_blueprint(consent_api, url_prefix="/api/sms/consent")
 
     @app.get("/healthz")
     async def healthz() -> Any:

@@ -97,3 +97,25 @@ def test_google_connect_explains_what_is_missing(runner: CliRunner, monkeypatch:
     result = runner.invoke(main, ["gcal", "connect", "acme"])
     assert result.exit_code == 1, result.output
     assert "GOOGLE_CLIENT_ID" in result.output or "lily-gcal" in result.output
+
+
+def test_the_messaging_settings_and_the_consent_export_work_as_documented(runner: CliRunner) -> None:
+    invoke(runner, "tenants", "add", "acme", "--name", "Acme Wash")
+    # docs/messaging.md, exactly as printed there
+    invoke(
+        runner,
+        "tenants",
+        "set",
+        "acme",
+        "reminder_offsets_minutes=[1440,120]",
+        "reschedule_link=https://acme.test/move",
+        "quote_follow_up_days=3",
+        "review_follow_up_days=4",
+    )
+    invoke(runner, "sms", "suppress", "acme", "+15557654321")
+    exported = json.loads(invoke(runner, "sms", "consent", "+15557654321"))
+    assert [(entry["tenant"], entry["action"], entry["source"]) for entry in exported["entries"]] == [
+        ("acme", "opt_out", "manual")
+    ]
+    bad = runner.invoke(main, ["tenants", "set", "acme", "reminder_offsets_minutes=[5]"])
+    assert bad.exit_code != 0 and "15 to 20160" in bad.output and "Traceback" not in bad.output

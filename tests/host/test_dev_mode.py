@@ -88,3 +88,14 @@ def test_lily_dev_runs_everything_locally(dev_server: tuple[str, dict[str, str],
         [sys.executable, "-m", "lily_host.cli.main", "outbox"], env=env, capture_output=True, text=True
     )
     assert "STOP" in outbox.stdout
+    # The reminder and quote flows (their texts are checked on a manual clock in test_flow_simulations.py:
+    # here the real clock may be inside quiet hours, where the pipeline holds them for the morning).
+    assert "lily.reminder_flow" in listing.stdout and "lily.quote_flow" in listing.stdout
+    for flow in ("lily.reminder_flow", "lily.quote_flow"):
+        ran = subprocess.run(
+            [sys.executable, "-m", "lily_host.cli.main", "simulate", flow, "--tenant", "demo", "--url", base],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert ran.returncode == 0 and "-> 202" in ran.stdout, ran.stdout + ran.stderr

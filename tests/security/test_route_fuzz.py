@@ -568,7 +568,9 @@ def test_no_route_answers_5xx_hangs_or_half_writes(running: Running, data: st.Da
         if answer.status >= 400:
             assert after == before, f"a refused request ({answer.status}) changed: {_changed(before, after)}"
             if attempt.method != "HEAD" and answer.status != 405:
-                assert b'"message"' in answer.body or b"<Response>" in answer.body, answer.body[:300]
+                # JSON with a message for programs, TwiML for Twilio, a page for people (a /q/ or /r/ link).
+                readable = (b'"message"', b"<Response>", b"<!doctype html>")
+                assert any(part in answer.body for part in readable), answer.body[:300]
     finally:
         # After an accepted write, or a failure (being shrunk), the next example starts from the baseline.
         if changed:
@@ -577,7 +579,9 @@ def test_no_route_answers_5xx_hangs_or_half_writes(running: Running, data: st.Da
 
 def _route_of(path: str) -> str:
     parts = path.split("/")
-    return "/".join(parts[:3]) if len(parts) > 1 else path
+    route = "/".join(parts[:3]) if len(parts) > 1 else path
+    # A statistics label: hypothesis reports it as UTF-8, which a drawn lone surrogate is not.
+    return route.encode("ascii", "backslashreplace").decode()
 
 
 def _changed(before: dict[bytes, Any], after: dict[bytes, Any]) -> list[bytes]:

@@ -141,7 +141,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         )
         host = current_host()
         now = host.clock.now()
-        await QuoteStore(host.redis, tenant.id).put_pending(
+        await QuoteStore(host.redis, tenant.id, host.pii).put_pending(
             PendingUpload(
                 photo_id=photo_id,
                 quote_id=quote_id,
@@ -180,7 +180,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
             return _error(403, "forbidden_key", "that key is outside this tenant's storage prefix")
         photo_id = photo_id_of(relative)
         host = current_host()
-        store = QuoteStore(host.redis, tenant.id)
+        store = QuoteStore(host.redis, tenant.id, host.pii)
         if photo_id is None:
             return _error(
                 404, "unknown_upload", "no upload was issued for that key; request one with POST /api/uploads"
@@ -241,7 +241,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
             limit = None
         if limit is None or not 1 <= limit <= MAX_QUOTES_LISTED:
             return _error(400, "invalid_limit", f"limit must be 1..{MAX_QUOTES_LISTED}")
-        quotes = await QuoteStore(current_host().redis, tenant.id).recent_quotes(limit)
+        quotes = await QuoteStore(current_host().redis, tenant.id, current_host().pii).recent_quotes(limit)
         return jsonify({"quotes": [quote.as_dict() for quote in quotes]})
 
     @blueprint.get("/quotes/<quote_id>/photos")
@@ -261,7 +261,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         if not QUOTE_ID.fullmatch(quote_id):
             return _error(404, "unknown_quote", f"no quote {quote_id!r}")
         host = current_host()
-        store = QuoteStore(host.redis, tenant.id)
+        store = QuoteStore(host.redis, tenant.id, host.pii)
         quote = await store.get_quote(quote_id)
         if quote is None:
             return _error(404, "unknown_quote", f"no quote {quote_id!r}")

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lily_host import (
+    QUOTE_PHOTOS_RECEIVED,
     LilyHost,
     PermanentError,
     RetryLater,
@@ -141,11 +142,18 @@ class S3Tasks:
         except TenantSettingsError as error:
             raise PermanentError(str(error), code="tenant_settings") from error
 
-        store = QuoteStore(ctx.host.redis, tenant.id)
+        store = QuoteStore(ctx.host.redis, tenant.id, ctx.host.pii)
         quote_id = await store.quote_for_message(
             customer, message_sid, now=ctx.now(), open_seconds=rules.quote_open_hours * 3600
         )
         log = ctx.log.bind(quote_id=quote_id, message_sid=message_sid, customer=mask_phone(customer))
+        if ctx.attempt == 1:
+            # The host's conversation inbox links the customer's texts to this quote.
+            await ctx.host.emit(
+                QUOTE_PHOTOS_RECEIVED,
+                {"quote_id": quote_id, "message_sid": message_sid, "from": customer},
+                tenant=tenant.id,
+            )
         fetcher = MediaFetcher(
             credentials=settings.twilio_credentials,
             credential_hosts=settings.media_credential_hosts,
@@ -229,7 +237,7 @@ class S3Tasks:
             raise PermanentError(str(error), code="tenant_settings") from error
         days = rules.retention_days_for(tenant)
         cutoff = ctx.now() - days * 86400
-        store = QuoteStore(ctx.host.redis, tenant.id)
+        store = QuoteStore(ctx.host.redis, tenant.id, ctx.host.pii)
         prefix = rules.prefix_for(tenant.id)
 
         recorded = 0

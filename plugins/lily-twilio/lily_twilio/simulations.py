@@ -78,8 +78,18 @@ def simulations(settings: TwilioSettings) -> list[Simulation]:
         Simulation("twilio.sms_start", "the caller texts START → texts allowed again", inbound_text(settings, "START")),
         Simulation("twilio.sms_help", "the caller texts HELP → the tenant's help text", inbound_text(settings, "HELP")),
         Simulation(
+            "twilio.sms_confirm",
+            "the caller texts C → confirms the visit they were reminded of (booking.confirmed)",
+            inbound_text(settings, "C"),
+        ),
+        Simulation(
+            "twilio.sms_yes",
+            "the caller texts YES → accepts the quote they were sent (quote.accepted)",
+            inbound_text(settings, "YES"),
+        ),
+        Simulation(
             "twilio.sms",
-            "the caller texts a question → message.received",
+            "the caller texts a question → message.received (and the conversation inbox)",
             inbound_text(settings, "Do you clean gutters?"),
         ),
     ]

@@ -61,7 +61,7 @@ def event_log() -> EventLog:
 
 @pytest.fixture
 def recorder(event_log: EventLog) -> types.ModuleType:
-    """A test plugin that records every call.missed and message.received it is handed."""
+    """A test plugin that records every call.missed, message.received and quote.accepted it is handed."""
 
     def record(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitable[None]]:
         async def run(ctx: TaskContext, payload: dict[str, Any]) -> None:
@@ -75,11 +75,13 @@ def recorder(event_log: EventLog) -> types.ModuleType:
     def register_tasks(register: Callable[[TaskHandler], None]) -> None:
         register(TaskHandler("test.record_missed", record("call.missed")))
         register(TaskHandler("test.record_message", record("message.received")))
+        register(TaskHandler("test.record_quote_accepted", record("quote.accepted")))
 
     @hookimpl
     def register_event_subscriptions(register: Callable[[EventSubscription], None]) -> None:
         register(EventSubscription("call.missed", "test.record_missed"))
         register(EventSubscription("message.received", "test.record_message"))
+        register(EventSubscription("quote.accepted", "test.record_quote_accepted"))
 
     module.register_tasks = register_tasks  # type: ignore[attr-defined]
     module.register_event_subscriptions = register_event_subscriptions  # type: ignore[attr-defined]
