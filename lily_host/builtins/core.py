@@ -1,11 +1,11 @@
-"""The host's own built-in plugin: the dev outbox channel, its route, and the Redis health check."""
+"""The host's own built-in plugin: the dev outbox channel, its routes (outbox, sample photo), the Redis health check."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from quart import Blueprint, jsonify, request
+from quart import Blueprint, Response, jsonify, request
 
 from lily_host.plugin_api.contract import Capability, HealthCheck, HealthResult, HealthState, Routes
 from lily_host.plugin_api.host_api import LilyHost
@@ -24,6 +24,18 @@ async def show_outbox() -> Any:
     if host.settings.is_production:
         return jsonify({"error": "not_found", "message": "the outbox exists only in development"}), 404
     return jsonify({"messages": await Outbox(host.redis).messages(request.args.get("tenant"))})
+
+
+#: What `lily simulate twilio.mms_photo` sends as its photo: JPEG-shaped bytes (S3 stores them as sent).
+SAMPLE_PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"lily sample photo " * 8 + b"\xff\xd9"
+
+
+@dev_routes.get("/sample-photo.jpg")
+async def sample_photo() -> Any:
+    """Stands in for the media URL of a simulated MMS (development only)."""
+    if current_host().settings.is_production:
+        return jsonify({"error": "not_found", "message": "sample media exist only in development"}), 404
+    return Response(SAMPLE_PHOTO, content_type="image/jpeg")
 
 
 async def _redis_health(host: LilyHost) -> HealthResult:

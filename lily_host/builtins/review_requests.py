@@ -26,7 +26,7 @@ from quart import Blueprint, g, jsonify, request
 
 from lily_host.observability.log import get_logger, mask_phone
 from lily_host.plugin_api.cli_output import echo_fields, echo_json, json_option, local_time, masked
-from lily_host.plugin_api.contract import EventSubscription, Routes, TaskContext, TaskHandler
+from lily_host.plugin_api.contract import EventSubscription, Routes, Simulation, TaskContext, TaskHandler, simulation_id
 from lily_host.plugin_api.event_names import JOB_CANCELLED, JOB_COMPLETED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
@@ -39,7 +39,7 @@ from lily_host.sms.message_templates import REVIEW_REQUEST
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from lily_host.plugin_api.host_api import PiiBox
+    from lily_host.plugin_api.host_api import LilyHost, PiiBox
     from lily_host.plugin_api.tenant import Tenant
     from lily_host.runtime.host import Host
 
@@ -562,3 +562,35 @@ def register_event_subscriptions(register: Callable[[EventSubscription], None]) 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     cli.add_command(jobs_cli)
+
+
+#: The customer of a simulated job (a 555 number: it never reaches a real phone).
+SAMPLE_CUSTOMER = "+15555550167"
+#: The tenant secret holding the API key `lily simulate jobs.done` calls the jobs API with.
+SIMULATION_KEY_SECRET = "simulation_api_key"
+
+
+async def _simulated_job_done(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+    """``POST /api/jobs/<fresh id>/complete`` with the tenant's key, as the SaaS would call it."""
+    import json
+
+    tenants = host_of(host).tenants  # minting an API key is the host's, not the plugin API's
+    key = await tenants.get_secret(tenant.id, SIMULATION_KEY_SECRET)
+    if key is None or await tenants.authenticate(key) is None:
+        # One key for every simulation of this tenant, kept encrypted like its other secrets.
+        _key_id, key = await tenants.mint_key(tenant.id, "lily simulate")
+        await tenants.put_secret(tenant.id, SIMULATION_KEY_SECRET, key)
+    body = {"customer_name": "Sam Sample", "customer_phone": SAMPLE_CUSTOMER, "service": "pressure washing"}
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return f"/api/jobs/{simulation_id('job-', 6)}/complete", headers, json.dumps(body).encode()
+
+
+@hookimpl
+def register_simulations(register: Callable[[Simulation], None]) -> None:
+    register(
+        Simulation(
+            "jobs.done",
+            "a job is marked done → review request after the tenant's delay (lily tasks run-now ID: now)",
+            _simulated_job_done,
+        )
+    )

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -33,19 +33,36 @@ T = TypeVar("T")
 def cli_settings() -> HostSettings:
     """Host settings for a CLI command (beside a running `lily dev`, its Redis and dev settings)."""
     from lily_host.config.host_settings import HostSettings
+    from lily_host.config.settings_errors import load_settings
     from lily_host.dev.dev_mode import load_dev_environment
 
     load_dev_environment()
     _configure_cli_logging()  # here, not in the group: `lily tasks --help` must not import structlog
-    return HostSettings()
+    return load_settings(HostSettings)  # a bad variable: one line naming it (ConfigurationError)
+
+
+@contextmanager
+def quiet_logging() -> Iterator[None]:
+    """Only this command's own message: plugin loads that are repeated later (or whose failure the
+    command reports itself) log nothing."""
+    from lily_host.observability.log import configure_logging
+
+    env, level = os.environ.get("LILY_ENV", "development"), os.environ.get("LILY_LOG_LEVEL", "WARNING")
+    configure_logging(env, "CRITICAL")
+    try:
+        yield
+    finally:
+        configure_logging(env, level)
 
 
 @asynccontextmanager
 async def open_host() -> AsyncIterator[Host]:
+    from lily_host.config.redis_url import ensure_reachable
     from lily_host.web.app import build_host
 
     host = build_host(cli_settings())
     try:
+        await ensure_reachable(host.redis, host.settings.redis_url or "")
         yield host
     finally:
         await host.redis.aclose()
@@ -68,7 +85,12 @@ def _load_plugin_commands(group: click.Group) -> PluginLoadResult:
     from lily_host.runtime.registry import PluginRegistry
 
     try:
-        registry = PluginRegistry(cli_settings())
+        settings = cli_settings()
+    except ConfigurationError as error:  # the group reports it in one line (see LazyGroup.get_command)
+        return PluginLoadResult(inactive={}, error=str(error))
+    try:
+        with quiet_logging():  # the command loads them again if it needs them, and logs then
+            registry = PluginRegistry(settings)
     except ConfigurationError as error:
         click.echo(f"warning: plugins not loaded: {error}", err=True)
         return PluginLoadResult(inactive={}, error=str(error))
@@ -96,8 +118,18 @@ BUILTIN_PLUGIN_COMMANDS = {
 # --- the group --------------------------------------------------------------------------------------
 
 
+class LilyGroup(LazyGroup):
+    """Turns a configuration problem met by any command (plugins' too) into click's one-line error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as error:
+            raise click.ClickException(str(error)) from None
+
+
 @click.group(
-    cls=LazyGroup,
+    cls=LilyGroup,
     help="Lily: webhooks in, automations out. Run `lily dev` to try it locally.",
     lazy_commands={
         "tasks": "lily_host.cli.task_commands:tasks",
@@ -141,14 +173,18 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
     from hypercorn.config import Config
     from hypercorn.run import run
 
-    from lily_host.web.app import build_host
+    from lily_host.config.redis_url import require_redis
+    from lily_host.web.app import build_host, refuse_failed_plugins
 
     if trusted_proxies:
         os.environ["LILY_TRUSTED_PROXIES"] = ",".join(trusted_proxies)
-    try:
-        build_host(cli_settings())  # fail fast, with the message, before forking workers
-    except ConfigurationError as error:
-        raise click.ClickException(str(error)) from error
+    # Fail fast, with the message, before forking workers: settings, plugins, then Redis itself.
+    # Quietly: each worker process loads the plugins again and logs what it finds.
+    settings = cli_settings()
+    with quiet_logging():
+        host = build_host(settings)
+    refuse_failed_plugins(host)
+    require_redis(settings.redis_url)
     config = Config()
     config.application_path = "lily_host.web.asgi:app"
     config.bind = [bind]
@@ -181,9 +217,11 @@ def worker(concurrency: int, lease: float, batch: int) -> None:
 
     async def run() -> None:
         from lily_host.observability.log import configure_logging
+        from lily_host.web.app import refuse_failed_plugins
 
         async with open_host() as host:
             configure_logging(host.settings.env, host.settings.log_level)
+            refuse_failed_plugins(host)
             await host.startup()
             try:
                 task_worker = host.make_worker(concurrency=concurrency, lease=lease, batch=batch)
@@ -320,16 +358,31 @@ def outbox(tenant: str | None, clear: bool, as_json: bool) -> None:
 @main.command()
 @click.argument("name", required=False)
 @click.option("--tenant", default="demo", show_default=True, help="tenant the sample webhook is for")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="where the running Lily listens")
+@click.option(
+    "--url",
+    default=None,
+    show_default="the `lily dev` running in this folder, else http://127.0.0.1:8000",
+    help="where the running Lily listens",
+)
+@click.option(
+    "--id",
+    "delivery_id",
+    default=None,
+    help="the delivery's id (call, message, booking uid, event); default: a fresh one. Repeat one to see a duplicate.",
+)
 @json_option
-def simulate(name: str | None, tenant: str, url: str, as_json: bool) -> None:
+def simulate(name: str | None, tenant: str, url: str | None, delivery_id: str | None, as_json: bool) -> None:
     """Send a signed sample webhook to a running Lily (list them without NAME)."""
+    import inspect
+
     import httpx
 
     from lily_host.plugin_api.commands import with_host
+    from lily_host.plugin_api.contract import simulation_id_given
     from lily_host.runtime.registry import PluginRegistry
+    from lily_host.web.webhook_pipeline import OUTCOME_HEADER
 
-    async def work(host: Host) -> tuple[str, int, str] | None:
+    async def work(host: Host) -> tuple[str, int, str, bool] | None:
         if name is None:
             return None
         if name not in host.registry.simulations:
@@ -339,10 +392,21 @@ def simulate(name: str | None, tenant: str, url: str, as_json: bool) -> None:
         if record is None:
             raise click.ClickException(f"no tenant {tenant!r} (lily tenants list)")
         _owner, simulation = host.registry.simulations[name]
-        path, headers, body = simulation.build(host, record)
-        async with httpx.AsyncClient() as client:
-            response = await client.post(url.rstrip("/") + path, headers=dict(headers), content=body)
-        return path, response.status_code, response.text
+        try:
+            with simulation_id_given(delivery_id):
+                built = simulation.build(host, record)
+                path, headers, body = await built if inspect.isawaitable(built) else built
+        except ValueError as error:  # e.g. the tenant lacks the number the simulation needs
+            raise click.ClickException(str(error)) from None
+        # Read only now: opening the host loaded the folder's `lily dev` environment (LILY_DEV_URL).
+        base = url or os.environ.get("LILY_DEV_URL", "http://127.0.0.1:8000")
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                response = await client.post(base.rstrip("/") + path, headers=dict(headers), content=body)
+        except httpx.TransportError as error:
+            raise click.ClickException(f"no Lily answers at {base} ({error}); start one with `lily dev`") from None
+        duplicate = response.headers.get(OUTCOME_HEADER) == "duplicate"
+        return path, response.status_code, response.text, duplicate
 
     if name is None:
         registry = PluginRegistry(cli_settings())
@@ -357,13 +421,17 @@ def simulate(name: str | None, tenant: str, url: str, as_json: bool) -> None:
         return
     result = with_host(work)
     assert result is not None
-    path, status, text = result
+    path, status, text, duplicate = result
     if as_json:
-        echo_json({"path": path, "status": status, "body": text})
+        echo_json({"path": path, "status": status, "body": text, "duplicate": duplicate})
         if status >= 400:
             sys.exit(1)
         return
     click.echo(f"POST {path} -> {status}\n{text}")
+    if duplicate:
+        click.echo(
+            "duplicate: Lily had this delivery already (same id), so nothing new happened; drop --id for a fresh one"
+        )
     if status >= 400:
         sys.exit(1)
 

@@ -6,6 +6,7 @@ async context manager that yields a :class:`TaskQueue` (the host's CLI passes ``
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -177,3 +178,15 @@ def purge_dead_command(ctx: click.Context, older_than: float) -> None:
     """Delete dead tasks dead-lettered longer ago than --older-than."""
     count = _with_queue(ctx, lambda queue: queue.purge_dead(older_than))
     click.echo(f"purged {count} dead task{'s' if count != 1 else ''}")
+
+
+@tasks.command("run-now")
+@click.argument("task_id")
+@click.pass_context
+def run_now_command(ctx: click.Context, task_id: str) -> None:
+    """Development only: run a scheduled task now (e.g. the review request `lily jobs complete` schedules)."""
+    if os.environ.get("LILY_ENV", "development") == "production":
+        raise click.ClickException("`lily tasks run-now` is for development; it is refused when LILY_ENV=production")
+    if not _with_queue(ctx, lambda queue: queue.run_now(task_id)):
+        raise click.ClickException(f"{task_id} is not a scheduled task; see `lily tasks list`")
+    click.echo(f"{task_id} is due now; a running worker (`lily dev` or `lily worker`) runs it")

@@ -77,24 +77,28 @@ class HostSettings(BaseSettings):
         return self.env == "production"
 
     def check_production(self) -> None:
-        """In production, refuse to start without the settings that keep data and admin routes safe."""
+        """In production, refuse to start without the settings that keep data and admin routes safe.
+
+        Every problem is reported at once: fixing one per deploy is a slow way to learn the list.
+        """
         if not self.is_production:
             return
+        problems = []
         if not self.admin_token:
-            raise ConfigurationError("LILY_ADMIN_TOKEN is required when LILY_ENV=production")
+            problems.append("LILY_ADMIN_TOKEN is required")
         if not self.secret_key:
-            raise ConfigurationError(
-                "LILY_SECRET_KEY is required when LILY_ENV=production (generate one with `lily keygen`)"
-            )
+            problems.append("LILY_SECRET_KEY is required (generate one with `lily keygen`)")
         if not self.redis_url:
-            raise ConfigurationError("REDIS_URL is required when LILY_ENV=production")
+            problems.append("REDIS_URL is required")
         if not self.public_url.startswith("https://"):
-            raise ConfigurationError("LILY_PUBLIC_URL must be an https:// URL when LILY_ENV=production")
-        if not strong_token(self.admin_token):
-            raise ConfigurationError(
-                f"LILY_ADMIN_TOKEN is too weak for production: use at least {MIN_ADMIN_TOKEN_CHARS} random "
-                f"characters; make one with: {ADMIN_TOKEN_COMMAND}"
+            problems.append(f"LILY_PUBLIC_URL={self.public_url!r} must be an https:// URL")
+        if self.admin_token and not strong_token(self.admin_token):
+            problems.append(
+                f"LILY_ADMIN_TOKEN is too weak: use at least {MIN_ADMIN_TOKEN_CHARS} random characters; "
+                f"make one with: {ADMIN_TOKEN_COMMAND}"
             )
+        if problems:
+            raise ConfigurationError("with LILY_ENV=production: " + "; ".join(problems))
 
 
 #: Production's admin token: long and varied enough that guessing it (throttled) is hopeless.

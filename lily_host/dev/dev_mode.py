@@ -1,8 +1,10 @@
 """``lily dev``: everything in one process for trying Lily on a laptop.
 
 App and worker together; an embedded redis-server (data in .lily/redis) when REDIS_URL is unset;
-development credentials for plugins that offer them, so signed sample webhooks work; and the
-outbox instead of real SMS for any provider without credentials.
+local stand-ins for providers that need an account (a fake Stripe and Google, moto's S3: see
+:mod:`lily_host.dev.standins`); development credentials for plugins that offer them, so signed
+sample webhooks work; and the outbox instead of real SMS for any provider without credentials.
+One ``lily dev`` per folder: a second one says where the first runs and touches nothing.
 """
 
 from __future__ import annotations
@@ -18,62 +20,82 @@ from typing import Any
 import click
 
 from lily_host.config.host_settings import HostSettings
+from lily_host.config.redis_url import require_redis
+from lily_host.config.settings_errors import load_settings
+from lily_host.dev.dev_lock import check_port_free, dev_lock, running_dev
 from lily_host.dev.embedded_redis import RedisServer
-from lily_host.dev.standins import DevContext, DevStandIn, start_standins, stop_standins
+from lily_host.dev.standins import StandIn, start_standins, stop_standins, tenant_preparation
+from lily_host.plugin_api.dev_standin import DevContext
 from lily_host.runtime.host import Host
-from lily_host.runtime.registry import PluginRegistry, PluginState
+from lily_host.runtime.registry import PluginRecord, PluginRegistry, PluginState
 from lily_host.web.api_auth import DEV_SESSION
 from lily_host.web.app import create_app
 
 DEMO_TENANT = "demo"
 DEV_ENV_FILE = "dev.env"
 #: What `lily dev` shares with the other commands run beside it.
-SHARED_VARIABLES = ("REDIS_URL", "LILY_ENV", "LILY_DEV_CREDENTIALS", "LILY_PUBLIC_URL", "LILY_ADMIN_TOKEN")
+SHARED_VARIABLES = (
+    "REDIS_URL",
+    "LILY_ENV",
+    "LILY_DEV_CREDENTIALS",
+    "LILY_PUBLIC_URL",
+    "LILY_ADMIN_TOKEN",
+    "LILY_DEV_URL",
+)
 DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
 def run_dev(*, port: int, bind_host: str) -> None:
-    os.environ.setdefault("LILY_ENV", "development")
-    os.environ.setdefault("LILY_DEV_CREDENTIALS", "1")
-    os.environ.setdefault("LILY_PUBLIC_URL", f"http://localhost:{port}")
-    os.environ.setdefault("LILY_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
     data_dir = Path(os.environ.get("LILY_DATA_DIR", ".lily"))
-    embedded: RedisServer | None = None
-    if not os.environ.get("REDIS_URL"):
-        embedded = RedisServer(data_dir / "redis", appendonly=True).start()
-        os.environ["REDIS_URL"] = embedded.url
-    standins: dict[str, DevStandIn] = {}
-    try:
-        # Local stand-ins first (a plugin's fake provider): their variables configure the plugins.
-        context = DevContext(data_dir, os.environ["LILY_PUBLIC_URL"], dict(os.environ))
-        standins = start_standins(PluginRegistry(HostSettings()), context)
-        # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
-        write_dev_environment(data_dir, extra=[name for standin in standins.values() for name in standin.env])
-        settings = HostSettings()
-        app = create_app(settings, run_worker=True)
-        app.config[DEV_SESSION] = True  # GET /dev/outbox without the admin token, on this laptop only
-        host: Host = app.extensions["lily"]
+    # First of all: a second `lily dev` in this folder must touch nothing of the first one's.
+    with dev_lock(data_dir, port):
+        check_port_free(bind_host, port)
+        os.environ.setdefault("LILY_ENV", "development")
+        os.environ.setdefault("LILY_DEV_CREDENTIALS", "1")
+        os.environ.setdefault("LILY_PUBLIC_URL", f"http://localhost:{port}")
+        os.environ.setdefault("LILY_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+        # Where `lily simulate` posts by default: this server, whatever --port it was given.
+        local_host = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+        os.environ["LILY_DEV_URL"] = f"http://{local_host}:{port}"
+        load_settings(HostSettings)  # a bad variable is reported before anything starts
+        embedded: RedisServer | None = None
+        standins: dict[str, StandIn] = {}
+        try:
+            if not os.environ.get("REDIS_URL"):
+                embedded = RedisServer(data_dir / "redis", appendonly=True).start()
+                os.environ["REDIS_URL"] = embedded.url
+            else:
+                require_redis(os.environ["REDIS_URL"])
+            # Local stand-ins first (a plugin's fake provider): their variables configure the plugins.
+            context = DevContext(data_dir, os.environ["LILY_PUBLIC_URL"], dict(os.environ))
+            standins = start_standins(PluginRegistry(load_settings(HostSettings)), context)
+            # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
+            write_dev_environment(data_dir, extra=[name for standin in standins.values() for name in standin.env])
+            try:
+                _run_app(port=port, bind_host=bind_host, embedded=embedded is not None, standins=standins)
+            finally:
+                (data_dir / DEV_ENV_FILE).unlink(missing_ok=True)
+        finally:
+            stop_standins(standins)
+            if embedded is not None:
+                embedded.stop()
 
-        @app.before_serving
-        async def welcome() -> None:
-            api_key = await ensure_demo_tenant(host)
-            click.echo(
-                banner(
-                    host,
-                    port=port,
-                    bind_host=bind_host,
-                    api_key=api_key,
-                    embedded=embedded is not None,
-                    standins=standins,
-                )
-            )
 
-        asyncio.run(_serve(app, f"{bind_host}:{port}"))
-    finally:
-        stop_standins(standins)
-        (data_dir / DEV_ENV_FILE).unlink(missing_ok=True)
-        if embedded is not None:
-            embedded.stop()
+def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, StandIn]) -> None:
+    app = create_app(load_settings(HostSettings), run_worker=True)
+    app.config[DEV_SESSION] = True  # GET /dev/outbox without the admin token, on this laptop only
+    host: Host = app.extensions["lily"]
+
+    @app.before_serving
+    async def welcome() -> None:
+        api_key = await ensure_demo_tenant(host)
+        for name, standin in standins.items():
+            prepare = tenant_preparation(standin)
+            if prepare is not None and host.registry.records[name].state == PluginState.LOADED:
+                await prepare(host, DEMO_TENANT)
+        click.echo(banner(host, port=port, bind_host=bind_host, api_key=api_key, embedded=embedded, standins=standins))
+
+    asyncio.run(_serve(app, f"{bind_host}:{port}"))
 
 
 async def _serve(app: Any, bind: str) -> None:
@@ -119,7 +141,7 @@ def banner(
     bind_host: str,
     api_key: str,
     embedded: bool,
-    standins: Mapping[str, DevStandIn] | None = None,
+    standins: Mapping[str, StandIn] | None = None,
 ) -> str:
     base = f"http://{bind_host}:{port}"
     lines = [
@@ -142,7 +164,7 @@ def banner(
             continue
         note = record.state.value
         if record.dev_credentials:
-            note += " (development credentials; outbound SMS go to the outbox)"
+            note += " (development credentials" + ("; outbound SMS go to the outbox)" if _texts(record) else ")")
         elif record.state == PluginState.NOT_CONFIGURED:
             note += f": set {', '.join(record.missing_settings)}"
         lines.append(f"  {name:<8} {note}")
@@ -162,6 +184,12 @@ def banner(
     return "\n".join(lines)
 
 
+def _texts(record: PluginRecord) -> bool:
+    """Whether a plugin would send texts if it had real credentials (its SMS then go to the outbox)."""
+    model = record.settings_model
+    return bool(getattr(model, "lily_sends_sms", False))
+
+
 def write_dev_environment(data_dir: Path, extra: Sequence[str] = ()) -> None:
     """``extra``: more variables to share (the stand-ins': the commands beside must see the same fakes)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -173,12 +201,14 @@ def load_dev_environment() -> None:
     """In a folder where `lily dev` runs, point this command at it (variables already set win)."""
     if os.environ.get("REDIS_URL") or os.environ.get("LILY_ENV") == "production":
         return
-    path = Path(os.environ.get("LILY_DATA_DIR", ".lily")) / DEV_ENV_FILE
-    if not path.exists():
+    data_dir = Path(os.environ.get("LILY_DATA_DIR", ".lily"))
+    path = data_dir / DEV_ENV_FILE
+    # Only while its `lily dev` runs: a file left by one that was killed names a Redis that is gone.
+    if not path.exists() or running_dev(data_dir) is None:
         return
     for line in path.read_text().splitlines():
         name, sep, value = line.partition("=")
-        if sep and name:
+        if sep and name:  # the file is `lily dev`'s own: its variables and its stand-ins'
             os.environ.setdefault(name, value)
 
 

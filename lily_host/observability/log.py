@@ -27,6 +27,21 @@ _PHONE = re.compile(r"(?<![\w+])\+\d[\d\-\s().]{6,}\d")
 _PHONE_KEYS = frozenset({"to", "from", "from_", "caller", "phone", "customer_phone", "recipient", "number"})
 
 
+#: Words that introduce an example in a message ("write it like +15551234567"): an example is
+#: nobody's number, and masking it would leave the reader with "+1******4567" to copy.
+_EXAMPLE_MARKERS = ("like ", "e.g. ", "e.g ", "example: ")
+
+
+def _mask_in_text(text: str) -> str:
+    def mask(match: re.Match[str]) -> str:
+        before = text[max(0, match.start() - 10) : match.start()].lower()
+        if before.endswith(_EXAMPLE_MARKERS):
+            return match.group(0)
+        return mask_phone(match.group(0))
+
+    return _PHONE.sub(mask, text)
+
+
 def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
         lowered = key.lower()
@@ -35,7 +50,7 @@ def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) ->
         elif isinstance(value, str) and lowered in _PHONE_KEYS:
             event_dict[key] = mask_phone(value)
         elif isinstance(value, str) and key not in ("event", "timestamp"):
-            event_dict[key] = _PHONE.sub(lambda match: mask_phone(match.group(0)), value)
+            event_dict[key] = _mask_in_text(value)
     return event_dict
 
 

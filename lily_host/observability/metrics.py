@@ -12,7 +12,7 @@ WEBHOOKS = Counter(
     "lily_webhooks_total",
     "Inbound webhooks by integration and outcome "
     "(accepted, duplicate, bad_signature, unknown_tenant, invalid, too_large, unsupported_media_type, "
-    "not_configured, error)",
+    "not_configured, unavailable, error)",
     ["integration", "outcome"],
 )
 WEBHOOK_SECONDS = Histogram(

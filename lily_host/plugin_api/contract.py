@@ -8,8 +8,11 @@ CLI command. The host records which plugin registered each one.
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -192,12 +195,15 @@ class WebhookResponse:
     body: bytes = b""
     status: int = 200
     content_type: str = "application/json"
+    #: Headers beyond content type and length (e.g. ``Lily-Outcome: duplicate``).
+    headers: tuple[tuple[str, str], ...] = ()
     #: The ASGI header list, built once.
     asgi_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         headers = ((b"content-type", self.content_type.encode("latin-1")), (b"content-length", b"%d" % len(self.body)))
-        object.__setattr__(self, "asgi_headers", headers)
+        extra = tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers)
+        object.__setattr__(self, "asgi_headers", headers + extra)
 
     @classmethod
     def json(cls, data: Any, status: int = 200) -> WebhookResponse:
@@ -208,7 +214,7 @@ class WebhookResponse:
     def to_quart(self) -> Response:
         from quart import Response
 
-        return Response(self.body, status=self.status, content_type=self.content_type)
+        return Response(self.body, status=self.status, content_type=self.content_type, headers=dict(self.headers))
 
 
 @dataclass
@@ -430,13 +436,36 @@ class Capability:
     priority: int = 0
 
 
+SimulatedRequest = tuple[str, Mapping[str, str], bytes]
+
+_SIMULATION_ID: ContextVar[str | None] = ContextVar("lily_simulation_id", default=None)
+
+
 @dataclass(frozen=True)
 class Simulation:
     """A signed sample request for ``lily simulate NAME`` in development.
 
-    ``build(host, tenant)`` returns (path, headers, body) signed with the configured secrets.
+    ``build(host, tenant)`` returns (path, headers, body) signed with the configured secrets (or an
+    awaitable of it). The delivery's id comes from :func:`simulation_id`: fresh on every run, so a
+    simulation is never silently a duplicate, unless ``lily simulate --id`` repeats one.
     """
 
     name: str
     description: str
-    build: Callable[[LilyHost, Tenant], tuple[str, Mapping[str, str], bytes]]
+    build: Callable[[LilyHost, Tenant], SimulatedRequest | Awaitable[SimulatedRequest]]
+
+
+def simulation_id(prefix: str = "", nbytes: int = 16) -> str:
+    """The id of the delivery being simulated: ``lily simulate --id``'s value, else ``prefix`` + fresh hex."""
+    given = _SIMULATION_ID.get()
+    return given if given else prefix + secrets.token_hex(nbytes)
+
+
+@contextlib.contextmanager
+def simulation_id_given(value: str | None) -> Iterator[None]:
+    """While building a simulation: :func:`simulation_id` returns ``value`` (None: fresh ids)."""
+    token = _SIMULATION_ID.set(value)
+    try:
+        yield
+    finally:
+        _SIMULATION_ID.reset(token)

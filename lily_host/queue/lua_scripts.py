@@ -402,3 +402,22 @@ local id = ARGV[1]
 return {redis.call('HGET', KEYS[4], id), redis.call('HGET', KEYS[5], id), redis.call('ZSCORE', KEYS[1], id),
         redis.call('ZSCORE', KEYS[2], id), redis.call('ZSCORE', KEYS[3], id), redis.call('HGET', KEYS[6], id)}
 """
+
+# KEYS: due. ARGV: now, channel, task id. A due task becomes due now (``lily tasks run-now``, for
+# development): 1, or 0 when the id is not a due task (unknown, in flight or dead).
+RUN_NOW = (
+    _PRELUDE
+    + r"""
+local due = KEYS[1]
+local id = ARGV[3]
+local current = redis.call('ZSCORE', due, id)
+if not current then return 0 end
+local now = now_from(ARGV[1])
+if tonumber(current) > now then
+  local head = head_score(due)
+  redis.call('ZADD', due, now, id)
+  wake_if_earlier(ARGV[2], now, head)
+end
+return 1
+"""
+)

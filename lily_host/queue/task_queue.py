@@ -231,6 +231,7 @@ class TaskQueue:
         self._stats = redis.register_script(scripts.STATS)
         self._list = redis.register_script(scripts.LIST)
         self._get = redis.register_script(scripts.GET)
+        self._run_now = redis.register_script(scripts.RUN_NOW)
         self._claims = itertools.count(1)
 
     async def drain(self) -> None:
@@ -555,6 +556,12 @@ class TaskQueue:
             total += n
             if n < CHUNK:
                 return total
+
+    async def run_now(self, task_id: str) -> bool:
+        """Make a due task due now (development: see a scheduled text without waiting). False if
+        ``task_id`` is not a due task."""
+        args = [self._now_arg(), self.keys.channel, task_id]
+        return bool(await self._run_now(keys=[self.keys.due], args=args))
 
     async def purge_dead(self, older_than: float) -> int:
         """Delete dead tasks dead-lettered more than ``older_than`` seconds ago. Returns how many."""

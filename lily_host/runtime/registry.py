@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings
 
 from lily_host.config.host_settings import HostSettings
+from lily_host.config.settings_errors import describe
 from lily_host.observability.log import get_logger
 from lily_host.plugin_api import hookspecs
 from lily_host.plugin_api.contract import (
@@ -96,6 +97,8 @@ class PluginRecord:
     state: PluginState = PluginState.LOADED
     error: str | None = None
     missing_settings: list[str] = field(default_factory=list)
+    #: Its settings did not validate: its webhooks are still mounted, answering 503 (providers retry).
+    settings_invalid: bool = False
     dev_credentials: bool = False
     module: ModuleType | None = None
     settings: BaseSettings | None = None
@@ -358,6 +361,7 @@ class PluginRegistry:
                 record.missing_settings = missing
                 log.info("plugin not configured", plugin=record.name, missing=", ".join(missing))
             else:
+                record.settings_invalid = True
                 self._fail(record, f"invalid settings: {_settings_error_text(record.settings_model, error)}")
 
     def _configure_with_dev_env(self, record: PluginRecord, dev_env: Mapping[str, str]) -> BaseSettings | None:
@@ -385,6 +389,8 @@ class PluginRegistry:
 
     def _collect_all(self) -> None:
         for record in self.records.values():
+            if record.settings_invalid and record.state == PluginState.FAILED:
+                self._mount_refusing_webhooks(record)
             if not record.active:
                 continue
             try:
@@ -395,6 +401,22 @@ class PluginRegistry:
                 self._fail(record, f"failed while registering: {type(error).__name__}: {error}")
                 self._forget(record)
         self._check_subscriptions()
+
+    def _mount_refusing_webhooks(self, record: PluginRecord) -> None:
+        """A plugin whose settings are invalid keeps its webhook paths, answering 503 with a logged
+        reason: a 404 would tell the provider the URL is wrong, and log nothing here."""
+        try:
+            self._call(
+                record,
+                "register_webhooks",
+                register=lambda endpoint: self._add_webhook(record, endpoint),
+                settings=None,
+            )
+        except StartupError:
+            raise
+        except Exception as error:  # it is failed already; its webhooks then answer 404
+            log.warning("failed plugin's webhooks not mounted", plugin=record.name, error=str(error))
+            self.webhooks = [(owner, item) for owner, item in self.webhooks if owner != record.name]
 
     def _collect(self, record: PluginRecord) -> None:
         configured = record.state == PluginState.LOADED
@@ -564,12 +586,7 @@ def _missing_env_names(model: type[BaseSettings], error: ValidationError) -> lis
 
 
 def _settings_error_text(model: type[BaseSettings], error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        field_name = str(item["loc"][0]) if item["loc"] else "?"
-        name = _env_name(model, field_name) if field_name in model.model_fields else field_name
-        parts.append(f"{name}: {item['msg']}")
-    return "; ".join(parts)
+    return describe(model, error)
 
 
 def _identity(module: ModuleType) -> ModuleType:

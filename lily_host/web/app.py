@@ -15,6 +15,8 @@ from werkzeug.exceptions import HTTPException
 
 from lily_host.builtins.core import dev_routes
 from lily_host.config.host_settings import HostSettings
+from lily_host.config.redis_url import check_redis_url, ensure_reachable
+from lily_host.config.settings_errors import load_settings
 from lily_host.observability.log import configure_logging, get_logger
 from lily_host.observability.metrics import render_latest
 from lily_host.plugin_api.clock import Clock
@@ -59,11 +61,26 @@ def build_host(
 ) -> Host:
     """A Host (plugins loaded, Redis client made, no connection yet) for the app, a worker or the CLI."""
     settings.check_production()
-    if not settings.redis_url:
-        raise ConfigurationError("REDIS_URL is not set (`lily dev` starts an embedded Redis for you)")
+    redis_url = check_redis_url(settings.redis_url)
     registry = registry if registry is not None else PluginRegistry(settings)
-    redis = aioredis.Redis.from_url(settings.redis_url)
+    redis = aioredis.Redis.from_url(redis_url)
     return Host(settings, registry, redis, secret_box=SecretBox(resolve_secret_keys(settings)), clock=clock)
+
+
+def refuse_failed_plugins(host: Host) -> None:
+    """In production a plugin that failed to load stops the start, unless it is disabled explicitly.
+
+    Otherwise a typo in one variable silently takes SMS (say) offline while the server says ok.
+    """
+    if not host.settings.is_production:
+        return
+    failed = [record for record in host.registry.records.values() if record.state == PluginState.FAILED]
+    if failed:
+        reasons = "; ".join(f"plugin {record.name}: {record.error}" for record in failed)
+        names = ",".join(record.name for record in failed)
+        raise ConfigurationError(
+            f"{reasons}. Fix it, or run without it by setting LILY_DISABLE_PLUGINS={names} (LILY_ENV=production)"
+        )
 
 
 def create_app(
@@ -74,9 +91,10 @@ def create_app(
     run_worker: bool = False,
     worker_options: Mapping[str, Any] | None = None,
 ) -> Quart:
-    settings = settings if settings is not None else HostSettings()
+    settings = settings if settings is not None else load_settings(HostSettings)
     configure_logging(settings.env, settings.log_level)
     host = build_host(settings, registry=registry, clock=clock)
+    refuse_failed_plugins(host)
     app = Quart("lily_host")
     app.extensions["lily"] = host
     app.config["MAX_CONTENT_LENGTH"] = settings.max_webhook_bytes
@@ -189,7 +207,7 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
 
     @app.before_serving
     async def start() -> None:
-        await host.redis.ping()
+        await ensure_reachable(host.redis, host.settings.redis_url or "")
         await host.startup()
         if run_worker:
             worker = host.make_worker(**worker_options)

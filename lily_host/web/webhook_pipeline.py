@@ -13,6 +13,7 @@ as ``/webhooks/calcom/<tenant_id>``). Each turns its request into an :class:`Inb
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import time
@@ -139,7 +140,9 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
             missing=record.missing_settings,
         )
     if record.state != PluginState.LOADED:
-        return _error(503, "not_configured", f"{plugin} is not available ({record.state.value})")
+        # Logged on every delivery: the provider retries a 503, and whoever reads the log sees why.
+        log.warning("webhook refused: plugin not loaded", plugin=plugin, state=record.state.value, reason=record.error)
+        return _error(503, "unavailable", f"{plugin} is not available ({record.state.value}); see the server log")
     headers = inbound.headers
     if settings.is_production and not _came_over_https(inbound, settings.trusted_proxies):
         return _error(403, "invalid", "webhooks must be delivered over https")
@@ -207,9 +210,24 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
     if committed is None:
         bound.info("duplicate webhook ignored")
         duplicate = endpoint.duplicate_response(wreq, payload)
-        return "duplicate", duplicate if duplicate is not None else (response if response is not None else _OK)
+        return "duplicate", _marked_duplicate(duplicate if duplicate is not None else response)
     bound.info("webhook accepted", tasks=len(committed))
     return "accepted", response if response is not None else _OK
+
+
+#: The header that tells a duplicate apart (for people and `lily simulate`): providers want the same
+#: body for a redelivery as for the first delivery, so the body cannot say it.
+OUTCOME_HEADER = "Lily-Outcome"
+_DUPLICATE_OK = WebhookResponse(_OK.body, _OK.status, _OK.content_type, ((OUTCOME_HEADER, "duplicate"),))
+
+
+def _marked_duplicate(response: Response | WebhookResponse | None) -> Response | WebhookResponse:
+    if response is None:
+        return _DUPLICATE_OK
+    if isinstance(response, WebhookResponse):
+        return dataclasses.replace(response, headers=(*response.headers, (OUTCOME_HEADER, "duplicate")))
+    response.headers[OUTCOME_HEADER] = "duplicate"
+    return response
 
 
 def _came_over_https(inbound: Inbound, trusted_proxies: list[str]) -> bool:

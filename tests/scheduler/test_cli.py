@@ -141,3 +141,30 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_commands_without_a_queue_factory_say_so() -> None:
     result = CliRunner().invoke(tasks, ["stats"], obj=None)
     assert result.exit_code == 2 and "no queue configured" in result.output
+
+
+def test_run_now_makes_a_scheduled_task_due_now(
+    make_queue: QueueFactory, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LILY_ENV", "development")
+    ids = seed(make_queue, clock)
+    later = ids["due"][1]  # due in an hour
+    code, output = run(make_queue, "run-now", later)
+    assert code == 0 and f"{later} is due now" in output
+
+    async def claim_all() -> list[str]:
+        async with make_queue() as queue:
+            claimed, _ = await queue.claim("w2", limit=10, lease=30)
+            return [task.id for task in claimed]
+
+    assert later in asyncio.run(claim_all()), "claimable at once, without the clock moving"
+    code, output = run(make_queue, "run-now", ids["dead"][0])
+    assert code == 1 and "is not a scheduled task" in output
+    code, output = run(make_queue, "run-now", ids["in_flight"][0])
+    assert code == 1 and "is not a scheduled task" in output
+
+
+def test_run_now_is_refused_in_production(make_queue: QueueFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LILY_ENV", "production")
+    code, output = run(make_queue, "run-now", "t.sms:abc")
+    assert code == 1 and "refused when LILY_ENV=production" in output

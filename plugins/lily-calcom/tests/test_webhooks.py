@@ -175,6 +175,35 @@ async def test_other_triggers_are_acknowledged_ignored_and_counted(lily: Harness
     assert await due(lily) == 0
 
 
+async def test_flat_meeting_triggers_are_verified_and_answered_200_ignored(lily: Harness, deliver: Any) -> None:
+    # Cal.com's scheduled MEETING_STARTED / MEETING_ENDED: the booking's fields at the top level, no payload.
+    flat = {
+        "triggerEvent": "MEETING_ENDED",
+        "createdAt": "2030-06-05T14:45:00.000Z",
+        "id": 61,
+        "uid": "bk-flat-1",
+        "title": "Pressure Washing Estimate between Acme and Jane Doe",
+        "startTime": "2030-06-05T14:00:00.000Z",
+        "endTime": "2030-06-05T14:30:00.000Z",
+        "eventTypeId": 7,
+        "status": "ACCEPTED",
+        "user": {"email": "owner@acme.test", "name": "Acme Owner", "timeZone": "America/New_York"},
+        "attendees": [{"name": "Jane Doe", "email": "jane@example.com", "timeZone": "America/New_York"}],
+    }
+    before = IGNORED.labels("MEETING_ENDED")._value.get()
+    response = await deliver(flat)
+    assert response.status_code == 200, await response.get_data()
+    assert await response.get_json() == {"ok": True, "ignored": "MEETING_ENDED"}
+    started = {**flat, "triggerEvent": "MEETING_STARTED"}
+    assert (await deliver(started)).status_code == 200
+    # Still verified: the shape does not excuse the signature.
+    assert (await deliver(flat, secret="not-the-secret")).status_code == 403
+    odd = {"triggerEvent": "RECORDING_READY", "payload": ["not", "an", "object"]}
+    assert (await deliver(odd)).status_code == 200
+    assert IGNORED.labels("MEETING_ENDED")._value.get() == before + 1
+    assert await due(lily) == 0
+
+
 async def test_malformed_bodies_are_400_and_change_nothing(lily: Harness, deliver: Any) -> None:
     assert (await deliver(b"{not json")).status_code == 400
     assert (await deliver({"hello": "world"})).status_code == 400

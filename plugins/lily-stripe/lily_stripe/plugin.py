@@ -8,10 +8,11 @@ from typing import Any
 import click
 from pydantic_settings import BaseSettings
 
-from lily_host import HealthCheck, RetryPolicy, Routes, TaskHandler, WebhookEndpoint, hookimpl
+from lily_host import HealthCheck, RetryPolicy, Routes, Simulation, TaskHandler, WebhookEndpoint, hookimpl
 from lily_stripe.api import URL_PREFIX, make_blueprint
 from lily_stripe.health import health_checks
 from lily_stripe.settings import StripeSettings
+from lily_stripe.simulations import checkout_simulation, talks_to_local_fake
 from lily_stripe.sync import SYNC_TASK, schedule_sync, sync_subscription
 from lily_stripe.webhook import StripeWebhook
 
@@ -47,6 +48,12 @@ def register_tasks(register: Callable[[TaskHandler], None]) -> None:
 def register_health_checks(register: Callable[[HealthCheck], None]) -> None:
     for check in health_checks():
         register(check)
+
+
+@hookimpl
+def register_simulations(register: Callable[[Simulation], None], settings: StripeSettings) -> None:
+    if talks_to_local_fake(settings):
+        register(checkout_simulation(settings))
 
 
 @hookimpl

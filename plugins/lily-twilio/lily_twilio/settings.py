@@ -21,6 +21,8 @@ class TwilioSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TWILIO_", extra="ignore")
 
+    #: ``lily dev``'s banner: with development credentials this plugin's texts go to the outbox.
+    lily_sends_sms: ClassVar[bool] = True
     #: ``lily dev`` without credentials: webhooks verify with this token, texts go to the outbox.
     lily_dev_env: ClassVar[dict[str, str]] = {
         "TWILIO_ACCOUNT_SID": "AC" + "00" * 16,

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from lily_host import Simulation
+from lily_host import Simulation, simulation_id
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 from lily_twilio.signature import sign
 
@@ -16,6 +15,8 @@ if TYPE_CHECKING:
 
 #: The caller of every simulation (a 555 number: it never reaches a real phone).
 SAMPLE_CALLER = "+15555550123"
+#: Where `lily dev` serves a sample JPEG (lily_host.builtins.core), the simulated MMS's media.
+SAMPLE_PHOTO_PATH = "/dev/sample-photo.jpg"
 
 Builder = Callable[["LilyHost", "Tenant"], tuple[str, Mapping[str, str], bytes]]
 
@@ -41,7 +42,7 @@ def missed_call(settings: TwilioSettings) -> Builder:
     def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
         params = {
             "AccountSid": settings.account_sid,
-            "CallSid": "CA" + secrets.token_hex(16),
+            "CallSid": simulation_id("CA"),
             "CallStatus": "no-answer",
             "Direction": "inbound",
             "From": SAMPLE_CALLER,
@@ -52,16 +53,23 @@ def missed_call(settings: TwilioSettings) -> Builder:
     return build
 
 
-def inbound_text(settings: TwilioSettings, body: str) -> Builder:
+def inbound_text(settings: TwilioSettings, body: str, *, photo: bool = False) -> Builder:
     def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
         params = {
             "AccountSid": settings.account_sid,
-            "MessageSid": "SM" + secrets.token_hex(16),
+            "MessageSid": simulation_id("MM" if photo else "SM"),
             "From": SAMPLE_CALLER,
             "To": _business_number(tenant),
             "Body": body,
             "NumMedia": "0",
         }
+        if photo:
+            # `lily dev` serves a sample photo, standing in for Twilio's media URL.
+            params.update(
+                NumMedia="1",
+                MediaUrl0=host.public_url(SAMPLE_PHOTO_PATH),
+                MediaContentType0="image/jpeg",
+            )
         return _signed(settings, host, "/webhooks/twilio/sms", params)
 
     return build
@@ -91,5 +99,10 @@ def simulations(settings: TwilioSettings) -> list[Simulation]:
             "twilio.sms",
             "the caller texts a question → message.received (and the conversation inbox)",
             inbound_text(settings, "Do you clean gutters?"),
+        ),
+        Simulation(
+            "twilio.mms_photo",
+            "the caller texts a photo → stored in S3 (lily-s3) for a quote",
+            inbound_text(settings, "Here is the driveway", photo=True),
         ),
     ]
