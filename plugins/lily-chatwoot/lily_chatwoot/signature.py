@@ -24,6 +24,19 @@ TOLERANCE_SECONDS = 300
 _UNIX_TIME = re.compile(r"[0-9]{1,12}")
 
 
+#: The one answer to a delivery that cannot be verified, whatever the reason (a wrong signature, an
+#: account no tenant has, a tenant without a secret): an unsigned caller learns nothing about tenants.
+NO_MATCH = f"{SIGNATURE} does not match the body and the tenant's chatwoot webhook_secret"
+
+
+def require_headers(headers: Mapping[str, str]) -> None:
+    """Raise BadSignature (401) when the signature headers are missing."""
+    if not headers.get(SIGNATURE) or not headers.get(TIMESTAMP):
+        raise BadSignature(
+            f"{SIGNATURE} or {TIMESTAMP} is missing: give the account's Chatwoot webhook a secret", missing=True
+        )
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
@@ -38,7 +51,7 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str, *, now: float |
             f"{SIGNATURE} or {TIMESTAMP} is missing: give the account's Chatwoot webhook a secret", missing=True
         )
     if not hmac.compare_digest(given.strip(), sign(secret, timestamp.strip(), body)):
-        raise BadSignature(f"{SIGNATURE} does not match the body and the tenant's chatwoot webhook_secret")
+        raise BadSignature(NO_MATCH)
     if not _UNIX_TIME.fullmatch(timestamp.strip()):
         raise BadSignature(f"{TIMESTAMP} is not a Unix time")
     sent = int(timestamp.strip())
