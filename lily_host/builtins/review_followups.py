@@ -8,7 +8,7 @@ the link, texts anything (a reply, STOP; :mod:`lily_host.records.followup_regist
 Every customer gets the same request and the same follow-up: nothing asks how the job went first,
 and nothing depends on an answer (Google forbids review gating; so does the FTC's rule on reviews).
 
-Redis keys: ``lily:review_link:<token>`` → "<tenant> <job id>" (kept for the tenant's retention);
+Redis keys: ``lily:review_link:<sha256 of token>`` → "<tenant> <job id>" (kept for the tenant's retention);
 on the job record: review_token, review_clicked_at, review_follow_up_due, review_follow_up_sent_at.
 """
 

@@ -14,6 +14,7 @@ customer's name and phone number in it are sealed with the host's key (:mod:`lil
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -227,7 +228,8 @@ KIND = "review"
 
 
 def link_key(token: str) -> str:
-    return f"lily:review_link:{token}"
+    """The tracked review link's key: a hash of the token (no bearer material in key names)."""
+    return f"lily:review_link:{hashlib.sha256(token.encode()).hexdigest()}"
 
 
 async def tracked_link(host: Host, tenant: Tenant, job_id: str) -> str:
