@@ -19,11 +19,12 @@ from typing import Any
 
 from quart import Blueprint, Response, redirect
 
-from lily_host.builtins.review_requests import FOLLOW_UP_TASK, KIND, JobStore, link_key
+from lily_host.builtins.review_requests import FOLLOW_UP_TASK, KIND, link_key
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import Routes, TaskContext, TaskHandler
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records import followup_registry as followups
+from lily_host.records.job_store import JobStore
 from lily_host.runtime.host import current_host, host_of
 from lily_host.sms.message_templates import REVIEW_FOLLOW_UP
 
