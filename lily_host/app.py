@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +22,7 @@ from lily_host.host import Host, current_host
 from lily_host.log import configure_logging, get_logger
 from lily_host.metrics import render_latest
 from lily_host.plugins import PluginRegistry, PluginState, StartupError
+from lily_host.redis_connect import redis_client
 from lily_host.scheduler.metrics import collect_depth
 from lily_host.settings import HostSettings
 from lily_host.webhooks import WebhookRoute
@@ -56,10 +56,8 @@ def build_host(
 ) -> Host:
     """A Host (plugins loaded, Redis client made, no connection yet) for the app, a worker or the CLI."""
     settings.check_production()
-    if not settings.redis_url:
-        raise ConfigurationError("REDIS_URL is not set (`lily dev` starts an embedded Redis for you)")
+    redis = redis_client(settings)  # a URL or Sentinel; one clear line when neither is set
     registry = registry if registry is not None else PluginRegistry(settings)
-    redis = aioredis.Redis.from_url(settings.redis_url)
     return Host(settings, registry, redis, secret_box=SecretBox(resolve_secret_keys(settings)), clock=clock)
 
 

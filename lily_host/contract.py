@@ -154,20 +154,27 @@ class WebhookResponse:
     #: The ASGI header list, built once.
     asgi_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
 
+    #: More headers, e.g. ``(("Retry-After", "5"),)`` on a 429 or 503.
+    headers: tuple[tuple[str, str], ...] = ()
+
     def __post_init__(self) -> None:
-        headers = ((b"content-type", self.content_type.encode("latin-1")), (b"content-length", b"%d" % len(self.body)))
+        headers = (
+            (b"content-type", self.content_type.encode("latin-1")),
+            (b"content-length", b"%d" % len(self.body)),
+            *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers),
+        )
         object.__setattr__(self, "asgi_headers", headers)
 
     @classmethod
-    def json(cls, data: Any, status: int = 200) -> WebhookResponse:
+    def json(cls, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> WebhookResponse:
         import json
 
-        return cls(json.dumps(data).encode(), status, "application/json")
+        return cls(json.dumps(data).encode(), status, "application/json", headers)
 
     def to_quart(self) -> Response:
         from quart import Response
 
-        return Response(self.body, status=self.status, content_type=self.content_type)
+        return Response(self.body, status=self.status, content_type=self.content_type, headers=dict(self.headers))
 
 
 @dataclass

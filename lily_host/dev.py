@@ -19,13 +19,22 @@ import click
 from lily_host.app import create_app
 from lily_host.host import Host
 from lily_host.plugins import PluginState
+from lily_host.redis_connect import redis_target
 from lily_host.redis_server import RedisServer
 from lily_host.settings import HostSettings
 
 DEMO_TENANT = "demo"
 DEV_ENV_FILE = "dev.env"
 #: What `lily dev` shares with the other commands run beside it.
-SHARED_VARIABLES = ("REDIS_URL", "LILY_ENV", "LILY_DEV_CREDENTIALS", "LILY_PUBLIC_URL", "LILY_ADMIN_TOKEN")
+SHARED_VARIABLES = (
+    "REDIS_URL",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_SERVICE",
+    "LILY_ENV",
+    "LILY_DEV_CREDENTIALS",
+    "LILY_PUBLIC_URL",
+    "LILY_ADMIN_TOKEN",
+)
 DEV_ADMIN_TOKEN = "dev-admin-token"
 
 
@@ -36,7 +45,7 @@ def run_dev(*, port: int, bind_host: str) -> None:
     os.environ.setdefault("LILY_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
     data_dir = Path(os.environ.get("LILY_DATA_DIR", ".lily"))
     embedded: RedisServer | None = None
-    if not os.environ.get("REDIS_URL"):
+    if not os.environ.get("REDIS_URL") and not os.environ.get("REDIS_SENTINELS"):
         embedded = RedisServer(data_dir / "redis", appendonly=True).start()
         os.environ["REDIS_URL"] = embedded.url
     # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
@@ -96,7 +105,7 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
     lines = [
         "",
         f"Lily is running at {base}  (Ctrl-C stops it)",
-        f"  Redis:       {'embedded, data in .lily/redis' if embedded else os.environ['REDIS_URL']}",
+        f"  Redis:       {'embedded, data in .lily/redis' if embedded else _redis_where(host)}",
         f"  Admin token: {host.settings.admin_token}",
         f"  Demo tenant: {DEMO_TENANT}   API key: {api_key}",
         f"  Health:      {base}/health     Metrics: {base}/metrics     Outbox: {base}/dev/outbox",
@@ -128,6 +137,11 @@ def banner(host: Host, *, port: int, bind_host: str, api_key: str, embedded: boo
     return "\n".join(lines)
 
 
+def _redis_where(host: Host) -> str:
+    target = redis_target(host.settings)
+    return target.describe() if target is not None else "(not configured)"
+
+
 def write_dev_environment(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"{name}={os.environ[name]}" for name in SHARED_VARIABLES if name in os.environ]
@@ -136,7 +150,7 @@ def write_dev_environment(data_dir: Path) -> None:
 
 def load_dev_environment() -> None:
     """In a folder where `lily dev` runs, point this command at it (variables already set win)."""
-    if os.environ.get("REDIS_URL") or os.environ.get("LILY_ENV") == "production":
+    if os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS") or os.environ.get("LILY_ENV") == "production":
         return
     path = Path(os.environ.get("LILY_DATA_DIR", ".lily")) / DEV_ENV_FILE
     if not path.exists():

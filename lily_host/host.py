@@ -59,6 +59,8 @@ class Host:
             name=settings.queue_name,
             clock=self.clock,
             policies={name: handler.retry for name, handler in registry.tasks.items()},
+            min_replicas=settings.redis_min_replicas,
+            replica_timeout=settings.redis_replica_timeout,
         )
         self.events = EventBus(registry.subscriptions, self.queue)
         self._messaging: Messaging | None = None

@@ -20,6 +20,14 @@ class HostSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LILY_", extra="ignore", populate_by_name=True)
 
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Sentinel: the primary named REDIS_SENTINEL_SERVICE, as these sentinels see it (redis_connect.py).
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REDIS_SENTINELS")
+    redis_sentinel_service: str | None = Field(default=None, validation_alias="REDIS_SENTINEL_SERVICE")
+    redis_password: str | None = Field(default=None, validation_alias="REDIS_PASSWORD")
+    #: Replicas that must hold a webhook's commit before it is answered 2xx (Redis WAIT); 0: none.
+    redis_min_replicas: int = Field(default=0, ge=0, le=16)
+    #: How long the commit waits for them before the webhook answers 503 (the provider retries).
+    redis_replica_timeout: float = Field(default=1.0, gt=0, le=60)
     env: Environment = "development"
     public_url: str = "http://localhost:8000"
     admin_token: str | None = None
@@ -39,7 +47,7 @@ class HostSettings(BaseSettings):
     data_dir: str = ".lily"
     log_level: str = "INFO"
 
-    @field_validator("secret_key", "trusted_proxies", "disable_plugins", mode="before")
+    @field_validator("secret_key", "trusted_proxies", "disable_plugins", "redis_sentinels", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         return _split(value)
@@ -71,6 +79,11 @@ class HostSettings(BaseSettings):
         return self.secret_key
 
     @property
+    def redis_configured(self) -> bool:
+        """Whether a Redis is named at all (a URL or sentinels); ``lily dev`` embeds one otherwise."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
     def is_production(self) -> bool:
         return self.env == "production"
 
@@ -84,8 +97,10 @@ class HostSettings(BaseSettings):
             raise ConfigurationError(
                 "LILY_SECRET_KEY is required when LILY_ENV=production (generate one with `lily keygen`)"
             )
-        if not self.redis_url:
-            raise ConfigurationError("REDIS_URL is required when LILY_ENV=production")
+        if not self.redis_configured:
+            raise ConfigurationError(
+                "REDIS_URL (or REDIS_SENTINELS + REDIS_SENTINEL_SERVICE) is required when LILY_ENV=production"
+            )
         if not self.public_url.startswith("https://"):
             raise ConfigurationError("LILY_PUBLIC_URL must be an https:// URL when LILY_ENV=production")
 

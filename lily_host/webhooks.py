@@ -37,6 +37,7 @@ from lily_host.host import Host, current_host
 from lily_host.log import get_logger
 from lily_host.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from lily_host.plugins import PluginState
+from lily_host.scheduler.group_commit import NotReplicated
 
 log = get_logger("lily.webhooks")
 
@@ -119,9 +120,15 @@ async def _read_quart_body(body: AsyncIterator[bytes], limit: int) -> bytes | No
     return b"".join(chunks)
 
 
-def _error(status: int, outcome: str, message: str, **extra: Any) -> tuple[str, WebhookResponse]:
-    return outcome, WebhookResponse.json({"error": outcome, "message": message, **extra}, status)
+def _error(
+    status: int, outcome: str, message: str, *, retry_after: int | None = None, **extra: Any
+) -> tuple[str, WebhookResponse]:
+    headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
+    return outcome, WebhookResponse.json({"error": outcome, "message": message, **extra}, status, headers)
 
+
+#: Seconds a provider is asked to wait when the commit could not be confirmed on the replicas.
+REPLICA_RETRY_AFTER = 5
 
 #: The answers every request may share.
 _OK = WebhookResponse.json({"ok": True})
@@ -192,6 +199,11 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
         response = await endpoint.handle(wreq, payload, ctx)
         guard = (delivery_guard(integration, delivery_id), endpoint.dedupe_ttl) if delivery_id else None
         committed = await host.queue.schedule_many(ctx.pending, guard=guard)
+    except NotReplicated as shortfall:
+        # Stored on the primary only: not yet safe to acknowledge. The provider delivers again; if
+        # the primary survived, the delivery guard turns that into a duplicate (nothing twice).
+        bound.warning("webhook not acknowledged: replicas behind", error=str(shortfall))
+        return _error(503, "unavailable", "storage is catching up; please retry", retry_after=REPLICA_RETRY_AFTER)
     except WebhookRejected as rejection:
         bound.warning("webhook rejected", integration=integration, outcome=rejection.outcome, reason=rejection.reason)
         return _error(rejection.status, rejection.outcome, rejection.reason)

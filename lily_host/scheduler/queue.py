@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from lily_host.clock import Clock, SystemClock
 from lily_host.contract import RetryPolicy
 from lily_host.scheduler import metrics, scripts
-from lily_host.scheduler.group_commit import ScriptBatcher
+from lily_host.scheduler.group_commit import NotReplicated, ScriptBatcher
 
 __all__ = ["ClaimResult", "QueueStats", "Task", "TaskQueue", "TypeStats"]
 
@@ -197,7 +197,11 @@ class TaskQueue:
         name: str = "default",
         clock: Clock | None = None,
         policies: Mapping[str, RetryPolicy] | None = None,
+        min_replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
+        """``min_replicas``: schedule calls return only once that many replicas hold the tasks
+        (Redis ``WAIT``, at most ``replica_timeout`` seconds), else raise :class:`NotReplicated`."""
         if not name or any(c in name for c in "{}"):
             raise ValueError(f"invalid queue name {name!r}")
         self.redis = redis
@@ -219,7 +223,11 @@ class TaskQueue:
             channel=prefix + "wake",
         )
         self._schedule = redis.register_script(scripts.SCHEDULE)
-        self._schedule_batched = ScriptBatcher(redis, self._schedule)
+        self.min_replicas = min_replicas
+        self._replica_timeout_ms = max(1, int(replica_timeout * 1000))
+        self._schedule_batched = ScriptBatcher(
+            redis, self._schedule, min_replicas=min_replicas, replica_timeout=replica_timeout
+        )
         self._claim_script = redis.register_script(scripts.CLAIM)
         self._ack = redis.register_script(scripts.ACK)
         self._extend = redis.register_script(scripts.EXTEND)
@@ -396,7 +404,13 @@ class TaskQueue:
             for chunk in chunks:
                 keys, args = self._schedule_call(chunk, None)
                 await self._schedule(keys=keys, args=args, client=pipe)
+            if self.min_replicas:
+                pipe.execute_command("WAIT", self.min_replicas, self._replica_timeout_ms)
             results = await pipe.execute()
+        if self.min_replicas:
+            replicas = int(results.pop())
+            if replicas < self.min_replicas:
+                raise NotReplicated(self.min_replicas, replicas)
         ids: list[str] = []
         for chunk, result in zip(chunks, results, strict=True):
             ids.extend(self._scheduled(chunk, result))

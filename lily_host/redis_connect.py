@@ -1,0 +1,167 @@
+"""The one place Lily makes its Redis client: a plain URL, or a Sentinel-managed primary.
+
+Every process (``lily serve``, ``lily worker``, the CLI, ``lily dev``) builds its client with
+:func:`redis_client` from the host settings, so they all follow the same configuration:
+
+- ``REDIS_URL=redis://host:6379/0``: one Redis (``rediss://`` for TLS, ``unix://`` for a socket).
+- ``REDIS_SENTINELS=h1:26379,h2:26379,h3:26379`` + ``REDIS_SENTINEL_SERVICE=lily``: the primary
+  that these sentinels name. Or the same in one URL: ``redis+sentinel://h1:26379,h2:26379/lily/0``.
+
+With Sentinel the client asks the sentinels for the primary when it connects, and again when a
+connection breaks or the server it reached turns out to be a replica (after a failover the old
+primary comes back as one): every process follows a failover by itself, without a restart.
+
+The client creates no connection here; the first command connects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
+
+from lily_host.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from lily_host.settings import HostSettings
+
+__all__ = ["RedisTarget", "redis_client", "redis_target"]
+
+SENTINEL_SCHEME = "redis+sentinel"
+DEFAULT_SENTINEL_PORT = 26379
+#: How long a sentinel has to answer "who is the primary?" before the next one is asked.
+SENTINEL_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """Where Lily's Redis is: a URL, or sentinels and the name of the primary they watch."""
+
+    url: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
+    db: int = 0
+    password: str | None = None
+
+    @property
+    def is_sentinel(self) -> bool:
+        return bool(self.sentinels)
+
+    def describe(self) -> str:
+        """Where, for messages and logs (no password)."""
+        if self.is_sentinel:
+            hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+            return f"primary {self.service!r} of sentinels {hosts}"
+        return _without_password(self.url or "")
+
+
+def redis_target(settings: HostSettings) -> RedisTarget | None:
+    """The configured Redis, or None when nothing is configured. Bad settings raise one clear line."""
+    url = settings.redis_url
+    if settings.redis_sentinels:
+        if url:
+            raise ConfigurationError(
+                "set either REDIS_URL or REDIS_SENTINELS (+ REDIS_SENTINEL_SERVICE), not both: unset one of them"
+            )
+        if not settings.redis_sentinel_service:
+            raise ConfigurationError(
+                "REDIS_SENTINELS is set but REDIS_SENTINEL_SERVICE is not: set it to the name the sentinels "
+                "monitor (the `sentinel monitor <name> ...` line of their configuration)"
+            )
+        sentinels = tuple(_host_port(entry, "REDIS_SENTINELS") for entry in settings.redis_sentinels)
+        return RedisTarget(
+            sentinels=sentinels,
+            service=settings.redis_sentinel_service,
+            password=settings.redis_password,
+        )
+    if not url:
+        return None
+    if urlsplit(url).scheme == SENTINEL_SCHEME:
+        return _sentinel_url(url, settings)
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            f"REDIS_URL must start with redis://, rediss://, unix:// or {SENTINEL_SCHEME}://, "
+            f"got {_without_password(url)!r}"
+        )
+    return RedisTarget(url=url)
+
+
+def redis_client(settings: HostSettings, **options: Any) -> aioredis.Redis:
+    """Lily's async Redis client for ``settings`` (``options`` go to the connections, e.g. timeouts).
+
+    Raises :class:`ConfigurationError` when no Redis is configured or the settings are malformed.
+    """
+    target = redis_target(settings)
+    if target is None:
+        raise ConfigurationError(
+            "REDIS_URL is not set (or REDIS_SENTINELS + REDIS_SENTINEL_SERVICE); "
+            "`lily dev` starts an embedded Redis for you"
+        )
+    return client_for(target, **options)
+
+
+def client_for(target: RedisTarget, **options: Any) -> aioredis.Redis:
+    """The async client of a :class:`RedisTarget`."""
+    if not target.is_sentinel:
+        assert target.url is not None
+        client: aioredis.Redis = aioredis.Redis.from_url(target.url, **options)
+        return client
+    assert target.service is not None
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves its __init__ unannotated
+        list(target.sentinels),
+        sentinel_kwargs={"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT},
+    )
+    # The primary's own password (the sentinels here need none: sentinel_kwargs carries no password).
+    primary: aioredis.Redis = sentinel.master_for(target.service, db=target.db, password=target.password, **options)
+    return primary
+
+
+def _sentinel_url(url: str, settings: HostSettings) -> RedisTarget:
+    """``redis+sentinel://[:password@]h1:p1,h2:p2/<service>[/<db>]``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    password: str | None = settings.redis_password
+    if "@" in netloc:
+        credentials, netloc = netloc.rsplit("@", 1)
+        password = unquote(credentials.split(":", 1)[1] if ":" in credentials else credentials) or password
+    hosts = [entry for entry in netloc.split(",") if entry]
+    path = [segment for segment in parts.path.split("/") if segment]
+    if not hosts or not path or len(path) > 2:
+        raise ConfigurationError(
+            f"REDIS_URL {_without_password(url)!r} must look like {SENTINEL_SCHEME}://h1:26379,h2:26379/<service>/0"
+        )
+    db = 0
+    if len(path) == 2:
+        if not path[1].isdigit():
+            raise ConfigurationError(
+                f"REDIS_URL: the database after the service name must be a number, got {path[1]!r}"
+            )
+        db = int(path[1])
+    return RedisTarget(
+        sentinels=tuple(_host_port(entry, "REDIS_URL") for entry in hosts),
+        service=unquote(path[0]),
+        db=db,
+        password=password,
+    )
+
+
+def _host_port(entry: str, variable: str) -> tuple[str, int]:
+    text = entry.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(DEFAULT_SENTINEL_PORT)
+    host = host.strip("[]")  # [::1]:26379
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"{variable}: {entry!r} is not host:port (e.g. 10.0.0.5:26379)")
+    return host, int(port)
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
