@@ -55,7 +55,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks with their peers in the same run: `nox -s bench` (add `-- chaos` for the chaos run)."""
+    """Benchmarks with their peers in the same run: `nox -s bench` (add `-- chaos` for the chaos run).
+
+    The default run includes load shedding (signed deliveries under a bad-signature flood)."""
     install_lily(session, test_extras=True)
     session.install("arq>=0.26")
     if "chaos" in session.posargs:
@@ -63,3 +65,4 @@ def bench(session: nox.Session) -> None:
         return
     session.run("python", "bench/ingest_bench.py", *session.posargs)
     session.run("python", "bench/queue_bench.py", *session.posargs)
+    session.run("python", "bench/shedding_bench.py", *session.posargs)

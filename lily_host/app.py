@@ -182,6 +182,7 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
     async def start() -> None:
         await host.redis.ping()
         await host.startup()
+        host.shedding.start()
         if run_worker:
             worker = host.make_worker(**worker_options)
             state["worker"] = worker
@@ -198,6 +199,7 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
         if worker is not None:
             worker.stop()
             await state["worker_task"]
+        await host.shedding.stop()
         await host.shutdown()
         await host.queue.drain()
         await host.redis.aclose()

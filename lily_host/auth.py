@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 from quart import g, jsonify, request
 
 from lily_host.host import current_host
+from lily_host.tenants import hash_api_key
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,9 +58,18 @@ def require_tenant(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R |
         token = _bearer()
         if token is None:
             return _unauthorized("send Authorization: Bearer <tenant API key> (lily tenants key mint TENANT)")
-        tenant = await current_host().tenants.authenticate(token)
+        host = current_host()
+        tenant = await host.tenants.authenticate(token)
         if tenant is None:
             return _unauthorized("unknown or revoked API key", status=403)
+        wait = await host.api_limiter.retry_after(hash_api_key(token))
+        if wait is not None:
+            response = jsonify(
+                {"error": "rate_limited", "message": f"too many requests with this API key; retry in {wait} s"}
+            )
+            response.status_code = 429
+            response.headers["Retry-After"] = str(wait)
+            return response
         g.tenant = tenant
         return await view(*args, **kwargs)
 

@@ -19,6 +19,7 @@ from lily_host.log import get_logger
 from lily_host.plugins import PluginRegistry, PluginState
 from lily_host.scheduler import TaskQueue, Worker
 from lily_host.settings import HostSettings
+from lily_host.shedding import ApiRateLimiter, LoadShedder
 from lily_host.tenants import Tenant, TenantStore
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class Host:
             replica_timeout=settings.redis_replica_timeout,
         )
         self.events = EventBus(registry.subscriptions, self.queue)
+        self.shedding = LoadShedder(settings, self.queue)
+        self.api_limiter = ApiRateLimiter(redis, per_minute=settings.api_rate_per_minute, burst=settings.api_burst)
         self._messaging: Messaging | None = None
         for providers in registry.capabilities.values():
             for _owner, capability in providers:

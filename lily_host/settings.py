@@ -42,6 +42,18 @@ class HostSettings(BaseSettings):
     tenant_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     plugins: Annotated[list[str], NoDecode] | None = None
     disable_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Load shedding (lily_host/shedding.py). A source's rejected webhooks: burst, then per second.
+    bad_request_burst: int = Field(default=50, ge=0)
+    bad_request_rate: float = Field(default=5.0, ge=0)
+    #: Seconds a 429 to such a source is held before it is sent: each of its connections slows down.
+    bad_request_hold: float = Field(default=1.0, ge=0, le=30)
+    #: Webhooks answer 503 past this many ready tasks / this Redis round trip (0: not watched).
+    shed_backlog: int = Field(default=0, ge=0)
+    shed_redis_ms: float = Field(default=0.0, ge=0)
+    shed_retry_after: int = Field(default=30, ge=1, le=3600)
+    #: The tenant API, per key: requests a minute on average (0: no limit) and at once.
+    api_rate_per_minute: int = Field(default=600, ge=0)
+    api_burst: int = Field(default=60, ge=1)
     queue_name: str = "default"
     health_timeout: float = Field(default=5.0, gt=0)
     data_dir: str = ".lily"

@@ -38,6 +38,7 @@ from lily_host.log import get_logger
 from lily_host.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from lily_host.plugins import PluginState
 from lily_host.scheduler.group_commit import NotReplicated
+from lily_host.shedding import LoadShedder, client_source
 
 log = get_logger("lily.webhooks")
 
@@ -72,7 +73,18 @@ class WebhookRoute:
 
     async def respond(self, host: Host, inbound: Inbound) -> Response | WebhookResponse:
         started = time.perf_counter()
-        outcome, response = await _run(host, self, inbound)
+        shedding = host.shedding
+        source = None
+        if shedding.sources.enabled:
+            source = client_source(inbound.remote_addr, inbound.headers.get("X-Forwarded-For"), shedding.trusted)
+        outcome, response = _shed(shedding, source)
+        if outcome == "rate_limited":
+            await shedding.hold()
+        elif not outcome:
+            outcome, response = await _run(host, self, inbound)
+            # A rejected request (bad signature, no such tenant, malformed) spends its source's budget.
+            if source is not None and outcome not in _NOT_CHARGED:
+                shedding.sources.charge(source)
         counter = self._counters.get(outcome)
         if counter is None:
             counter = self._counters[outcome] = WEBHOOKS.labels(self.integration, outcome)
@@ -218,6 +230,31 @@ async def _run(host: Host, route: WebhookRoute, inbound: Inbound) -> tuple[str, 
         return "duplicate", duplicate if duplicate is not None else (response if response is not None else _OK)
     bound.info("webhook accepted", tasks=len(committed))
     return "accepted", response if response is not None else _OK
+
+
+#: Outcomes that do not spend a source's budget: work done, or refusals that are Lily's doing.
+_NOT_CHARGED = frozenset({"accepted", "duplicate", "error", "unavailable", "not_configured", "shed", "rate_limited"})
+
+
+_RATE_LIMITED: dict[int, WebhookResponse] = {}
+
+
+def _shed(shedding: LoadShedder, source: str | None) -> tuple[str, Response | WebhookResponse]:
+    """The answer when the request is shed before any work ("" when it goes on)."""
+    if source is not None:
+        wait = shedding.sources.retry_after(source)
+        if wait is not None:
+            # The flood's answer: built once per wait, since it is what a flood gets thousands of times.
+            response = _RATE_LIMITED.get(wait)
+            if response is None:
+                response = _RATE_LIMITED[wait] = _error(
+                    429, "rate_limited", "too many rejected requests from this address; slow down", retry_after=wait
+                )[1]
+            return "rate_limited", response
+    overload = shedding.overload
+    if overload is not None:
+        return _error(503, "shed", "Lily is overloaded; please retry later", retry_after=overload.retry_after)
+    return "", _OK
 
 
 def _came_over_https(inbound: Inbound, trusted_proxies: list[str]) -> bool:

@@ -236,6 +236,7 @@ class TaskQueue:
         self._retry_dead = redis.register_script(scripts.RETRY_DEAD)
         self._purge_dead = redis.register_script(scripts.PURGE_DEAD)
         self._stats = redis.register_script(scripts.STATS)
+        self._ready = redis.register_script(scripts.READY)
         self._list = redis.register_script(scripts.LIST)
         self._get = redis.register_script(scripts.GET)
         self._claims = itertools.count(1)
@@ -544,6 +545,10 @@ class TaskQueue:
             dead=int(dead),
             by_type=dict(sorted(by_type.items())),
         )
+
+    async def ready_count(self) -> int:
+        """How many tasks are due now: one round trip, O(log n)."""
+        return int(await self._ready(keys=[self.keys.due], args=[self._now_arg()]))
 
     # --- dead letters --------------------------------------------------------------------------
 
