@@ -1,4 +1,4 @@
-"""The one place Lily makes its Redis client: a plain URL, or a Sentinel-managed primary.
+"""The one place Lily makes its Redis client: a plain URL, a Sentinel-managed primary, or a Cluster.
 
 Every process (``lily serve``, ``lily worker``, the CLI, ``lily dev``) builds its client with
 :func:`redis_client` from the host settings, so they all follow the same configuration:
@@ -6,6 +6,10 @@ Every process (``lily serve``, ``lily worker``, the CLI, ``lily dev``) builds it
 - ``REDIS_URL=redis://host:6379/0``: one Redis (``rediss://`` for TLS, ``unix://`` for a socket).
 - ``REDIS_SENTINELS=h1:26379,h2:26379,h3:26379`` + ``REDIS_SENTINEL_SERVICE=lily``: the primary
   that these sentinels name. Or the same in one URL: ``redis+sentinel://h1:26379,h2:26379/lily/0``.
+
+- ``REDIS_CLUSTER=1`` + ``REDIS_URL=redis://node:6379``: a Redis Cluster, found from that seed
+  node; or ``redis+cluster://h1:6379,h2:6379`` (several seeds). See docs/operations.md for the
+  slot layout: the task queue lives in one slot per queue.
 
 With Sentinel the client asks the sentinels for the primary when it connects, and again when a
 connection breaks or the server it reached turns out to be a replica (after a failover the old
@@ -17,10 +21,11 @@ The client creates no connection here; the first command connects.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
 from lily_host.errors import ConfigurationError
@@ -28,9 +33,10 @@ from lily_host.errors import ConfigurationError
 if TYPE_CHECKING:
     from lily_host.settings import HostSettings
 
-__all__ = ["RedisTarget", "redis_client", "redis_target"]
+__all__ = ["RedisTarget", "is_cluster", "redis_client", "redis_target"]
 
 SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEME = "redis+cluster"
 DEFAULT_SENTINEL_PORT = 26379
 #: How long a sentinel has to answer "who is the primary?" before the next one is asked.
 SENTINEL_TIMEOUT = 1.0
@@ -41,20 +47,29 @@ class RedisTarget:
     """Where Lily's Redis is: a URL, or sentinels and the name of the primary they watch."""
 
     url: str | None = None
+    #: Seed nodes of a Redis Cluster (empty: not a cluster).
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
     sentinels: tuple[tuple[str, int], ...] = ()
     service: str | None = None
     db: int = 0
     password: str | None = None
+    tls: bool = False
 
     @property
     def is_sentinel(self) -> bool:
         return bool(self.sentinels)
+
+    @property
+    def is_cluster(self) -> bool:
+        return bool(self.cluster_nodes)
 
     def describe(self) -> str:
         """Where, for messages and logs (no password)."""
         if self.is_sentinel:
             hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
             return f"primary {self.service!r} of sentinels {hosts}"
+        if self.is_cluster:
+            return "Redis Cluster via " + ",".join(f"{host}:{port}" for host, port in self.cluster_nodes)
         return _without_password(self.url or "")
 
 
@@ -78,14 +93,28 @@ def redis_target(settings: HostSettings) -> RedisTarget | None:
             password=settings.redis_password,
         )
     if not url:
+        if settings.redis_cluster:
+            raise ConfigurationError("REDIS_CLUSTER=1 needs REDIS_URL set to a node of the cluster")
         return None
-    if urlsplit(url).scheme == SENTINEL_SCHEME:
+    scheme = urlsplit(url).scheme
+    if scheme == SENTINEL_SCHEME:
+        if settings.redis_cluster:
+            raise ConfigurationError("REDIS_CLUSTER=1 cannot be used with a redis+sentinel:// REDIS_URL")
         return _sentinel_url(url, settings)
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+    if scheme == CLUSTER_SCHEME or (settings.redis_cluster and scheme in ("redis", "rediss")):
+        if settings.redis_min_replicas:
+            raise ConfigurationError(
+                "LILY_REDIS_MIN_REPLICAS works with one primary (REDIS_URL or Sentinel), not with a Redis Cluster: "
+                "unset it, or use the cluster's own replica settings (min-replicas-to-write)"
+            )
+        return _cluster_target(url, settings)
+    if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(
-            f"REDIS_URL must start with redis://, rediss://, unix:// or {SENTINEL_SCHEME}://, "
+            f"REDIS_URL must start with redis://, rediss://, unix://, {SENTINEL_SCHEME}:// or {CLUSTER_SCHEME}://, "
             f"got {_without_password(url)!r}"
         )
+    if settings.redis_cluster:
+        raise ConfigurationError("REDIS_CLUSTER=1 needs a redis:// or rediss:// REDIS_URL (a node of the cluster)")
     return RedisTarget(url=url)
 
 
@@ -104,7 +133,16 @@ def redis_client(settings: HostSettings, **options: Any) -> aioredis.Redis:
 
 
 def client_for(target: RedisTarget, **options: Any) -> aioredis.Redis:
-    """The async client of a :class:`RedisTarget`."""
+    """The async client of a :class:`RedisTarget`.
+
+    For a cluster this is redis-py's ``RedisCluster``, typed as ``Redis``: it has the same command
+    methods, and the few places that need more (group commit's pipeline, the worker's wake-up
+    subscription) check :func:`is_cluster` and take the cluster's own way.
+    """
+    if target.is_cluster:
+        nodes = [ClusterNode(host, port) for host, port in target.cluster_nodes]
+        cluster = RedisCluster(startup_nodes=nodes, password=target.password, ssl=target.tls, **options)
+        return cast(aioredis.Redis, cluster)
     if not target.is_sentinel:
         assert target.url is not None
         client: aioredis.Redis = aioredis.Redis.from_url(target.url, **options)
@@ -117,6 +155,36 @@ def client_for(target: RedisTarget, **options: Any) -> aioredis.Redis:
     # The primary's own password (the sentinels here need none: sentinel_kwargs carries no password).
     primary: aioredis.Redis = sentinel.master_for(target.service, db=target.db, password=target.password, **options)
     return primary
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
+
+
+def _cluster_target(url: str, settings: HostSettings) -> RedisTarget:
+    """``redis+cluster://[:password@]h1:p1,h2:p2``, or a node's ``redis://`` URL with REDIS_CLUSTER=1."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    password: str | None = settings.redis_password
+    if "@" in netloc:
+        credentials, netloc = netloc.rsplit("@", 1)
+        password = unquote(credentials.split(":", 1)[1] if ":" in credentials else credentials) or password
+    hosts = [entry for entry in netloc.split(",") if entry]
+    database = parts.path.strip("/")
+    if not hosts:
+        raise ConfigurationError(f"REDIS_URL {_without_password(url)!r} names no cluster node (host:port)")
+    if database not in ("", "0"):
+        raise ConfigurationError(f"a Redis Cluster has only database 0; REDIS_URL names database {database!r}")
+    nodes = []
+    for entry in hosts:
+        host, sep, port = entry.rpartition(":")
+        if not sep:
+            host, port = entry, "6379"
+        if not host or not port.isdigit():
+            raise ConfigurationError(f"REDIS_URL: {entry!r} is not host:port (e.g. 10.0.0.5:6379)")
+        nodes.append((host.strip("[]"), int(port)))
+    return RedisTarget(cluster_nodes=tuple(nodes), password=password, tls=parts.scheme == "rediss")
 
 
 def _sentinel_url(url: str, settings: HostSettings) -> RedisTarget:

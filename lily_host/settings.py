@@ -24,6 +24,8 @@ class HostSettings(BaseSettings):
     redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REDIS_SENTINELS")
     redis_sentinel_service: str | None = Field(default=None, validation_alias="REDIS_SENTINEL_SERVICE")
     redis_password: str | None = Field(default=None, validation_alias="REDIS_PASSWORD")
+    # Cluster: REDIS_URL names a seed node of a Redis Cluster (or use redis+cluster://h1:p1,h2:p2).
+    redis_cluster: bool = Field(default=False, validation_alias="REDIS_CLUSTER")
     #: Replicas that must hold a webhook's commit before it is answered 2xx (Redis WAIT); 0: none.
     redis_min_replicas: int = Field(default=0, ge=0, le=16)
     #: How long the commit waits for them before the webhook answers 503 (the provider retries).

