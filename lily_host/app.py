@@ -22,7 +22,7 @@ from lily_host.host import Host, current_host
 from lily_host.log import configure_logging, get_logger
 from lily_host.metrics import render_latest
 from lily_host.plugins import PluginRegistry, PluginState, StartupError
-from lily_host.redis_connect import redis_client
+from lily_host.redis_connect import redis_client, redis_target
 from lily_host.scheduler.metrics import collect_depth
 from lily_host.settings import HostSettings
 from lily_host.webhooks import WebhookRoute
@@ -56,6 +56,13 @@ def build_host(
 ) -> Host:
     """A Host (plugins loaded, Redis client made, no connection yet) for the app, a worker or the CLI."""
     settings.check_production()
+    target = redis_target(settings)
+    if target is not None and target.is_cluster:
+        raise ConfigurationError(
+            "REDIS_CLUSTER: the task queue runs on a Redis Cluster, but Lily's tenant store, messaging and "
+            "bookings still commit multi-key transactions a cluster refuses; point REDIS_URL at one primary "
+            "(or Sentinel) for now (docs/operations.md, Redis Cluster)"
+        )
     redis = redis_client(settings)  # a URL or Sentinel; one clear line when neither is set
     registry = registry if registry is not None else PluginRegistry(settings)
     return Host(settings, registry, redis, secret_box=SecretBox(resolve_secret_keys(settings)), clock=clock)

@@ -768,7 +768,8 @@ class _NodeSubscription:
     async def subscribe(self, *channels: str) -> None:
         await self._pubsub.subscribe(*channels)
 
-    async def get_message(self, *, ignore_subscribe_messages: bool, timeout: float) -> Any:
+    # The signature of redis-py's PubSub.get_message, which the worker calls.
+    async def get_message(self, *, ignore_subscribe_messages: bool, timeout: float) -> Any:  # noqa: ASYNC109
         return await self._pubsub.get_message(ignore_subscribe_messages=ignore_subscribe_messages, timeout=timeout)
 
     async def aclose(self) -> None:

@@ -112,7 +112,7 @@ async def test_without_the_replicas_a_webhook_is_refused_with_retry_after(lily_h
 
 
 def settings_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> HostSettings:
-    for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_SERVICE", "REDIS_PASSWORD"):
+    for name in ("REDIS_URL", "REDIS_SENTINELS", "REDIS_SENTINEL_SERVICE", "REDIS_PASSWORD", "REDIS_CLUSTER"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -162,3 +162,38 @@ def test_bad_redis_settings_are_one_clear_line(
 ) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         redis_target(settings_with(monkeypatch, **env))
+
+
+def test_the_cluster_forms_name_every_seed_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = redis_target(settings_with(monkeypatch, REDIS_URL="redis+cluster://:pw@h1:7000,h2:7001"))
+    assert target is not None and target.is_cluster
+    assert (target.cluster_nodes, target.password) == ((("h1", 7000), ("h2", 7001)), "pw")
+    monkeypatch.setenv("REDIS_CLUSTER", "1")
+    target = redis_target(settings_with(monkeypatch, REDIS_URL="redis://h3:7002/0", REDIS_CLUSTER="1"))
+    assert target is not None and target.cluster_nodes == (("h3", 7002),)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REDIS_CLUSTER": "1"}, "REDIS_CLUSTER=1 needs REDIS_URL"),
+        ({"REDIS_CLUSTER": "1", "REDIS_URL": "redis://h:7000/3"}, "only database 0"),
+        ({"REDIS_URL": "redis+cluster://h:7000", "LILY_REDIS_MIN_REPLICAS": "1"}, "not with a Redis Cluster"),
+    ],
+)
+def test_bad_cluster_settings_are_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    monkeypatch.delenv("REDIS_CLUSTER", raising=False)
+    monkeypatch.delenv("LILY_REDIS_MIN_REPLICAS", raising=False)
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        redis_target(settings_with(monkeypatch, **env))
+
+
+def test_the_host_refuses_a_cluster_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lily_host.app import build_host
+
+    monkeypatch.setenv("LILY_ENV", "test")
+    settings = settings_with(monkeypatch, REDIS_URL="redis+cluster://127.0.0.1:7000")
+    with pytest.raises(ConfigurationError, match="point REDIS_URL at one primary"):
+        build_host(settings)
