@@ -25,13 +25,14 @@ def install_lily(session: nox.Session, *, test_extras: bool) -> None:
 
 
 #: The tests run a second time on a three-primary Redis Cluster (LILY_TEST_REDIS=cluster): the queue,
-#: group commit, the worker and its wake-ups across processes. (The host's tenant store, messaging and
-#: bookings are not cluster-ready yet: docs/operations.md, Redis Cluster.)
+#: group commit, the worker and its wake-ups across processes, erasure's walk over every primary.
+#: (The host's tenant store, messaging and bookings are not cluster-ready yet: docs/operations.md.)
 CLUSTER_TESTS = [
     "tests/scheduler/test_queue.py",
     "tests/scheduler/test_group_commit.py",
     "tests/scheduler/test_worker.py",
     "tests/scheduler/test_processes.py::test_two_worker_processes_run_each_of_2000_tasks_exactly_once",
+    "tests/host/test_erasure_scan.py",
 ]
 
 

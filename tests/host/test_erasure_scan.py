@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from lily_host.automations.reviews import JobStore
 from lily_host.bookings import BookingStore
 from lily_host.erasure import erase_keys, glob_escape, glob_regex, host_key_patterns
 from lily_host.redis_server import RedisServer
+from lily_host.testing import flush, on_cluster
 
 
 def test_a_glob_becomes_a_whole_key_expression() -> None:
@@ -20,8 +24,10 @@ def test_a_glob_becomes_a_whole_key_expression() -> None:
 
 
 async def test_only_the_tenants_own_keys_go_and_the_stop_list_stays(redis_server: RedisServer) -> None:
-    client = aioredis.Redis.from_url(redis_server.url)
-    await client.flushall()
+    # With LILY_TEST_REDIS=cluster (a nox -s tests group): the keys spread over three primaries,
+    # and the walk must visit every one of them.
+    flush(redis_server)
+    client: Any = RedisCluster.from_url(redis_server.url) if on_cluster() else aioredis.Redis.from_url(redis_server.url)
     mine = [JobStore.key("acme", "j1"), BookingStore.key("acme", "b1"), "lily:sms:messages:acme"]
     mine.append("lily:bookings:calendar_lock:acme")
     others = [
@@ -35,4 +41,7 @@ async def test_only_the_tenants_own_keys_go_and_the_stop_list_stays(redis_server
     assert await erase_keys(client, host_key_patterns, "acme") == len(mine)
     remaining = sorted([key.decode() async for key in client.scan_iter()])
     assert remaining == sorted(others)
+    if on_cluster():
+        nodes = {client.get_node_from_key(key).name for key in mine + others}
+        assert len(nodes) > 1, "the test keys should spread over several primaries"
     await client.aclose()
