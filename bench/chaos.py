@@ -24,7 +24,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -33,10 +33,10 @@ QUEUE = "chaos"
 
 
 async def run_worker(port: int, lease: float, concurrency: int) -> None:
-    from lily_host.clock import SystemClock
-    from lily_host.contract import TaskContext, TaskHandler
-    from lily_host.log import configure_logging
-    from lily_host.scheduler import TaskQueue, Worker
+    from lily_host.observability.log import configure_logging
+    from lily_host.plugin_api.clock import SystemClock
+    from lily_host.plugin_api.contract import TaskContext, TaskHandler
+    from lily_host.queue import TaskQueue, Worker
 
     configure_logging("production", "ERROR")
     client = aioredis.Redis(port=port)
@@ -77,7 +77,7 @@ def spawn(port: int, lease: float, concurrency: int) -> subprocess.Popen[bytes]:
 
 
 async def schedule(port: int, n: int, spread: float) -> None:
-    from lily_host.scheduler import TaskQueue
+    from lily_host.queue import TaskQueue
 
     client = aioredis.Redis(port=port)
     queue = TaskQueue(client, name=QUEUE)
@@ -90,7 +90,7 @@ async def schedule(port: int, n: int, spread: float) -> None:
 
 
 async def pending(port: int) -> tuple[int, int, int]:
-    from lily_host.scheduler import TaskQueue
+    from lily_host.queue import TaskQueue
 
     client = aioredis.Redis(port=port)
     stats = await TaskQueue(client, name=QUEUE).stats(ready_by_type=False)

@@ -37,7 +37,7 @@ from urllib.parse import urlencode
 import redis as sync_redis
 from twilio.request_validator import RequestValidator
 
-from lily_host.redis_server import RedisServer, free_port
+from lily_host.dev.embedded_redis import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_URL = "https://lily.bench"
@@ -197,7 +197,7 @@ def start_server(kind: str, port: int, env: dict[str, str], loop: str, pin: bool
         command = [
             sys.executable,
             "-m",
-            "lily_host.cli",
+            "lily_host.cli.main",
             "serve",
             "--bind",
             f"127.0.0.1:{port}",
@@ -240,7 +240,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def prepare_tenant(env: dict[str, str]) -> None:
-    lily = [sys.executable, "-m", "lily_host.cli"]
+    lily = [sys.executable, "-m", "lily_host.cli.main"]
     subprocess.run([*lily, "tenants", "add", "bench", "--name", "Bench Wash"], env=env, check=True, capture_output=True)
     subprocess.run(
         [*lily, "tenants", "set", "bench", f'twilio.business_numbers=["{BUSINESS_NUMBER}"]'],
@@ -298,7 +298,7 @@ def main() -> None:
         os.sched_setaffinity(0, {int(LOAD_CORE)})  # this process (and so redis-server and wrk) off the server's core
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as server:
-        from lily_host.crypto import SecretBox
+        from lily_host.tenants.secret_box import SecretBox
 
         env = {
             **os.environ,

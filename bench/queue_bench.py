@@ -34,7 +34,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -91,10 +91,10 @@ async def blocking_run(client: aioredis.Redis, key: str) -> None:
 
 
 async def lily_worker(options: argparse.Namespace) -> None:
-    from lily_host.clock import SystemClock
-    from lily_host.contract import TaskContext, TaskHandler
-    from lily_host.log import configure_logging
-    from lily_host.scheduler import TaskQueue, Worker
+    from lily_host.observability.log import configure_logging
+    from lily_host.plugin_api.clock import SystemClock
+    from lily_host.plugin_api.contract import TaskContext, TaskHandler
+    from lily_host.queue import TaskQueue, Worker
 
     configure_logging("production", "WARNING")
     client = aioredis.Redis(port=options.port)
@@ -220,7 +220,7 @@ class Bench:
 
     async def enqueue_now(self, system: System, queue: str, n: int) -> None:
         if system.kind == "lily":
-            from lily_host.scheduler import TaskQueue
+            from lily_host.queue import TaskQueue
 
             client = aioredis.Redis(port=self.port)
             tq = TaskQueue(client, name=queue)
@@ -238,7 +238,7 @@ class Bench:
 
     async def producer(self, system: System, queue: str) -> Callable[[str, dict[str, Any], float], Awaitable[None]]:
         if system.kind == "lily":
-            from lily_host.scheduler import TaskQueue
+            from lily_host.queue import TaskQueue
 
             tq = TaskQueue(aioredis.Redis(port=self.port), name=queue)
 

@@ -45,10 +45,10 @@ from ingest_bench import (
     stop,
 )
 
-from lily_host.automations.reviews import JobStore
-from lily_host.messaging import message_key
-from lily_host.redis_server import RedisServer, free_port
-from lily_host.tenants import Tenant
+from lily_host.builtins.review_requests import JobStore
+from lily_host.dev.embedded_redis import RedisServer, free_port
+from lily_host.sms.outbound import message_key
+from lily_host.tenants.store import Tenant
 
 REVIEW_TASK = "reviews.send_request"
 
@@ -78,7 +78,7 @@ async def schedule_pending(url: str, count: int, tenants: int) -> float:
     """``count`` review requests due over the next day, spread over the tenants; returns seconds."""
     import redis.asyncio as aioredis
 
-    from lily_host.scheduler import TaskQueue
+    from lily_host.queue import TaskQueue
 
     client = aioredis.Redis.from_url(url)
     queue = TaskQueue(client)
@@ -103,7 +103,7 @@ async def schedule_pending(url: str, count: int, tenants: int) -> float:
 
 async def queue_round(url: str, tasks: int, queue_name: str = "bench", cluster: bool = False) -> tuple[float, float]:
     """Tasks/s scheduled (due now) and then run (claim + ack) by one process, on one queue."""
-    from lily_host.scheduler import TaskQueue
+    from lily_host.queue import TaskQueue
 
     client: Any
     if cluster:
@@ -154,7 +154,7 @@ async def arq_memory(url: str, jobs: int) -> float:
 async def erase_one(url: str, tenant_id: str) -> tuple[float, int]:
     import redis.asyncio as aioredis
 
-    from lily_host.erasure import erase_keys, host_key_patterns
+    from lily_host.builtins.erasure import erase_keys, host_key_patterns
 
     client = aioredis.Redis.from_url(url)
     started = time.perf_counter()
@@ -170,7 +170,7 @@ def used_memory(client: redis.Redis) -> int:
 
 def cluster_figures(tmp: str, tasks: int) -> str:
     try:
-        from lily_host.redis_cluster import RedisClusterGroup
+        from lily_host.dev.embedded_cluster import RedisClusterGroup
     except ImportError:
         return "cluster: not measured (no cluster helper in this tree)"
     group = RedisClusterGroup(Path(tmp) / "cluster").start()
@@ -218,7 +218,7 @@ def main() -> None:
         RedisServer(Path(tmp) / "loaded") as loaded,
         RedisServer(Path(tmp) / "arq") as arq_server,
     ):
-        from lily_host.crypto import SecretBox
+        from lily_host.tenants.secret_box import SecretBox
 
         base_env = {
             **os.environ,

@@ -42,7 +42,7 @@ from ingest_bench import (
     stop,
 )
 
-from lily_host.redis_server import RedisServer, free_port
+from lily_host.dev.embedded_redis import RedisServer, free_port
 
 FLOOD_SOURCE = "127.0.0.2"
 CONNECTIONS = 64
@@ -160,7 +160,7 @@ def main() -> None:
         os.sched_setaffinity(0, {int(LOAD_CORE)})
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as server:
-        from lily_host.crypto import SecretBox
+        from lily_host.tenants.secret_box import SecretBox
 
         env = {
             **os.environ,

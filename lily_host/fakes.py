@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import json
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -117,7 +118,7 @@ class LocalHTTPServer(abc.ABC):
     def bind(self) -> Self:
         """Bind the port without serving yet (``start()`` does it when needed); connections wait."""
         if self._server is None:
-            server = ThreadingHTTPServer(self._address, _handler_class(self))
+            server = _Server(self._address, _handler_class(self))
             server.daemon_threads = True
             self._server = server
         return self
@@ -184,6 +185,14 @@ class LocalHTTPServer(abc.ABC):
             raise RuntimeError(f"{type(self).__name__} is not started")
         host, port = self._server.server_address[:2]
         return str(host), int(port)
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up before the answer (a test's timeout) is not the fake's error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

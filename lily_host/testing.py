@@ -1,7 +1,8 @@
 """Pytest fixtures for Lily and its plugins (registered as the ``lily`` pytest plugin).
 
 ``redis_server`` starts a real redis-server once per session; ``lily_harness`` builds a host with
-only the plugins under test, a ManualClock and a test client. See docs/writing-a-plugin.md.
+only the plugins under test, a ManualClock and a test client. The plugin guide is installed with
+lily-host: ``lily docs writing-a-plugin`` prints it.
 """
 
 from __future__ import annotations
@@ -20,20 +21,45 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol
 
-from lily_host.app import create_app
-from lily_host.clock import ManualClock
-from lily_host.host import Host
-from lily_host.outbox import Outbox
-from lily_host.plugins import EntryPointLike, PluginRegistry
-from lily_host.redis_cluster import RedisClusterGroup
-from lily_host.redis_server import RedisServer
-from lily_host.settings import HostSettings
-from lily_host.tenants import Tenant
+from lily_host.cli.main import main as lily_cli
+from lily_host.cli.main import open_host as _open_cli_host
+from lily_host.config.host_settings import HostSettings
+from lily_host.dev.embedded_cluster import RedisClusterGroup
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.observability.log import configure_logging
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.plugin_api.commands import set_default_host_opener
+from lily_host.plugin_api.tenant import Tenant
+from lily_host.runtime.host import Host
+from lily_host.runtime.registry import EntryPointLike, PluginRegistry
+from lily_host.sms.outbox import Outbox
+from lily_host.web.app import build_host, create_app
 
 #: A fixed Fernet key so tests can also check ciphertexts; never use it outside tests.
+__all__ = [
+    "HARNESS_ENV",
+    "TEST_ADMIN_TOKEN",
+    "TEST_PUBLIC_URL",
+    "TEST_SECRET_KEY",
+    "Harness",
+    "HarnessFactory",
+    "HostSettings",
+    "ManualClock",
+    "RedisServer",
+    "build_host",
+    "configure_logging",
+    "hmac_sha256_hex",
+    "lily_cli",
+    "lily_harness",
+    "redis_server",
+]
+
 TEST_SECRET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="
 TEST_ADMIN_TOKEN = "admin-test-token"
 TEST_PUBLIC_URL = "https://lily.test"
+
+# A plugin's command group invoked on its own (as plugin tests do) builds its host the way `lily` does.
+set_default_host_opener(_open_cli_host)
 
 HARNESS_ENV = {
     "LILY_ENV": "test",

@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lily_host.compliance import Keyword, classify_keyword, quiet_hours_end
-from lily_host.tenants import Tenant
+from lily_host.plugin_api.tenant import Tenant
+from lily_host.plugin_api.validators import normalize_e164
+from lily_host.sms.compliance import Keyword, classify_keyword, quiet_hours_end
 from lily_host.testing import Harness
-from lily_host.validators import normalize_e164
 
 
 def tenant(**fields: object) -> Tenant:

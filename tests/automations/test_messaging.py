@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import pytest
 from click.testing import CliRunner
 
-from lily_host.errors import PermanentError
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.observability.log import mask_phone
+from lily_host.plugin_api.errors import PermanentError
 from lily_host.testing import HARNESS_ENV, Harness, HarnessFactory
 
 CUSTOMER = "+15557654321"
@@ -179,7 +183,7 @@ async def test_recipient_timezone_when_known_decides_quiet_hours(lily: Harness, 
 def test_cli_manages_the_suppression_list(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, "LILY_PLUGINS": ""}.items():
         monkeypatch.setenv(name, value)
-    from lily_host.cli import main
+    from lily_host.cli.main import main
 
     runner = CliRunner()
     runner.invoke(main, ["tenants", "delete", "smscli", "--yes"])
@@ -187,6 +191,7 @@ def test_cli_manages_the_suppression_list(redis_server: RedisServer, monkeypatch
 
     added = runner.invoke(main, ["sms", "suppress", "smscli", CUSTOMER])
     listed = runner.invoke(main, ["sms", "suppressed", "smscli"])
+    listed_json = runner.invoke(main, ["sms", "suppressed", "smscli", "--json"])
     removed = runner.invoke(main, ["sms", "unsuppress", "smscli", CUSTOMER])
     again = runner.invoke(main, ["sms", "unsuppress", "smscli", CUSTOMER])
     bad = runner.invoke(main, ["sms", "suppress", "smscli", "12345"])
@@ -194,8 +199,52 @@ def test_cli_manages_the_suppression_list(redis_server: RedisServer, monkeypatch
     unknown = runner.invoke(main, ["sms", "suppressed", "nobody"])
 
     assert added.exit_code == 0 and "suppressed for smscli" in added.output
-    assert CUSTOMER in listed.output and '"reason": "manual"' in listed.output
+    header, row = listed.output.splitlines()
+    assert header.split() == ["number", "reason", "since"]
+    assert row.split()[:2] == [mask_phone(CUSTOMER), "manual"] and CUSTOMER not in listed.output
+    assert [(e["number"], e["reason"]) for e in json.loads(listed_json.output)] == [(CUSTOMER, "manual")]
     assert "removed from" in removed.output and "was not on" in again.output
     assert bad.exit_code != 0 and "E.164" in bad.output
-    assert messages.exit_code == 0 and messages.output.strip() == "[]"
+    assert messages.exit_code == 0 and messages.output.strip() == "no texts for smscli yet"
     assert unknown.exit_code != 0 and "no tenant" in unknown.output
+
+
+async def test_cli_listings_show_local_times_and_masked_numbers(
+    lily: Harness, monkeypatch: pytest.MonkeyPatch, new_york: Callable[..., float]
+) -> None:
+    """`sms messages` and `outbox` print tables (local time, masked numbers); --json gives typed records."""
+    import asyncio
+    import time
+
+    from lily_host.cli.main import main
+
+    await lily.host.messaging.queue_sms("acme", CUSTOMER, template="missed_call")
+    await lily.run_due()
+    monkeypatch.setenv("TZ", "America/Chicago")
+    time.tzset()
+    try:
+        runner = CliRunner()
+        # The CLI runs its own event loop: in a thread, beside the test's.
+        table = await asyncio.to_thread(runner.invoke, main, ["sms", "messages", "acme"])
+        as_json = await asyncio.to_thread(runner.invoke, main, ["sms", "messages", "acme", "--json"])
+        outbox = await asyncio.to_thread(runner.invoke, main, ["outbox", "--tenant", "acme"])
+        outbox_json = await asyncio.to_thread(runner.invoke, main, ["outbox", "--tenant", "acme", "--json"])
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+    header, row = table.output.splitlines()
+    assert header.split()[:5] == ["time", "to", "status", "kind", "template"]
+    # Noon in New York is 11:00 in Chicago, where this "machine" is.
+    assert row.startswith("2025-06-02 11:00 CDT  " + mask_phone(CUSTOMER) + "  delivered  transactional  missed_call")
+    assert CUSTOMER not in table.output
+    [record_json] = json.loads(as_json.output)
+    assert record_json["created_at"] == new_york(12) and record_json["segments"] == 2
+    assert record_json["to"] == mask_phone(CUSTOMER)
+
+    outbox_header, outbox_row = outbox.output.splitlines()
+    assert outbox_header.split() == ["time", "tenant", "to", "from", "body"]
+    assert mask_phone(CUSTOMER) in outbox_row and CUSTOMER not in outbox.output
+    assert mask_phone("+15551239999") in outbox_row and "Sorry we missed your call" in outbox_row
+    [sent] = json.loads(outbox_json.output)
+    assert sent["to"] == CUSTOMER and sent["tenant"] == "acme"

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.observability.log import mask_phone
 from lily_host.testing import HARNESS_ENV, Harness
 
 CUSTOMER = "+15557654321"
@@ -222,7 +223,7 @@ async def test_requests_without_a_key_json_or_valid_id_are_refused(lily: Harness
 def test_cli_completes_shows_and_cancels_jobs(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, "LILY_PLUGINS": ""}.items():
         monkeypatch.setenv(name, value)
-    from lily_host.cli import main
+    from lily_host.cli.main import main
 
     runner = CliRunner()
     runner.invoke(main, ["tenants", "delete", "clitenant", "--yes"])
@@ -230,15 +231,18 @@ def test_cli_completes_shows_and_cancels_jobs(redis_server: RedisServer, monkeyp
     done = runner.invoke(
         main, ["jobs", "complete", "clitenant", "J-9", "--name", "Dana", "--phone", CUSTOMER, "--service", "gutters"]
     )
-    again = runner.invoke(main, ["jobs", "complete", "clitenant", "J-9", "--name", "Dana", "--phone", CUSTOMER])
+    again = runner.invoke(
+        main, ["jobs", "complete", "clitenant", "J-9", "--name", "Dana", "--phone", CUSTOMER, "--json"]
+    )
     bad_phone = runner.invoke(main, ["jobs", "complete", "clitenant", "J-10", "--name", "Dana", "--phone", "12"])
-    shown = runner.invoke(main, ["jobs", "show", "clitenant", "J-9"])
-    cancelled = runner.invoke(main, ["jobs", "cancel", "clitenant", "J-9"])
+    shown = runner.invoke(main, ["jobs", "show", "clitenant", "J-9", "--json"])
+    cancelled = runner.invoke(main, ["jobs", "cancel", "clitenant", "J-9", "--json"])
     missing = runner.invoke(main, ["jobs", "cancel", "clitenant", "J-404"])
 
     assert created.exit_code == 0, created.output
     assert done.exit_code == 0, done.output
-    assert '"duplicate": false' in done.output
+    assert done.output.startswith("job J-9 of clitenant completed\n"), done.output
+    assert f"phone:          {mask_phone(CUSTOMER)}" in done.output and CUSTOMER not in done.output
     assert '"duplicate": true' in again.output
     assert bad_phone.exit_code != 0 and "E.164" in bad_phone.output
     assert '"service": "gutters"' in shown.output

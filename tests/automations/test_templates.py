@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lily_host.templates import DEFAULT_TEMPLATES, TemplateError, render, segment_info
-from lily_host.tenants import Tenant
+from lily_host.plugin_api.tenant import Tenant
+from lily_host.sms.message_templates import DEFAULT_TEMPLATES, TemplateError, render, segment_info
 
 
 def tenant(**fields: object) -> Tenant:
@@ -62,8 +62,9 @@ def test_templates_cannot_reach_into_objects_or_format_strangely(text: str) -> N
 
 
 def test_every_default_renders() -> None:
-    # what the booking automation supplies on top of the tenant's own fields
-    booking = {"when": "Mon, Dec 1 at 9:00 AM", "address_line": " at 12 Elm St", "book_again": ""}
+    # what the booking automation and the conversation inbox supply on top of the tenant's own fields
+    booking = {"when": "Mon, Dec 1 at 9:00 AM", "address_line": " at 12 Elm St", "book_again": "", "body": "Hi"}
+    booking |= {"reschedule_link": "https://x/r", "eta_line": "", "description": "d", "amount": "$1", "quote_link": "q"}
     for name in DEFAULT_TEMPLATES:
         assert render(tenant(review_link="https://x"), name, booking)
 

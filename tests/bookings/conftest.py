@@ -10,8 +10,8 @@ import redis.asyncio as aioredis
 
 from lily_gcal.fake import FakeGoogle
 from lily_gcal.tokens import StoredTokens, TokenStore
-from lily_host.clock import ManualClock
-from lily_host.redis_server import RedisServer
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.plugin_api.clock import ManualClock
 from lily_host.testing import Harness, HarnessFactory
 
 #: Lily's "now" in these tests: Monday 3 June 2030, 11:00 in New York (outside quiet hours).

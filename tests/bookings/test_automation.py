@@ -8,8 +8,8 @@ from typing import Any
 from lily_calcom.fake import booking_delivery, signed
 from lily_gcal.calendar import WAIT_SECONDS, event_id
 from lily_gcal.fake import FakeGoogle
-from lily_host.automations.bookings import CALENDAR_TASK, CALENDAR_WAIT_SECONDS, CANCEL_SETTLE_SECONDS
-from lily_host.bookings import Booking, BookingStore
+from lily_host.builtins.booking_messages import CALENDAR_TASK, CALENDAR_WAIT_SECONDS, CANCEL_SETTLE_SECONDS
+from lily_host.records.booking_store import Booking, BookingStore
 from lily_host.testing import Harness, HarnessFactory
 
 SLOT = datetime(2030, 6, 5, 14, 0, tzinfo=UTC)
@@ -145,6 +145,11 @@ async def test_reschedule_arriving_before_the_creation(connected: Harness, googl
     assert google.events()[event_id("acme", "bk1")]["status"] == "confirmed"
 
 
+async def due_besides_reminders(lily: Harness) -> list[str]:
+    """Types of the due tasks other than appointment reminders (tests/reminders covers those)."""
+    return [task.type for task in await lily.host.queue.list_tasks("due") if task.type != "reminders.send"]
+
+
 async def test_google_outage_delays_only_the_calendar(connected: Harness, google: FakeGoogle) -> None:
     lily = connected
     google.fail_next("POST", "/events", status=503, times=2)
@@ -152,7 +157,7 @@ async def test_google_outage_delays_only_the_calendar(connected: Harness, google
     await lily.run_due()
     assert await texts(lily) == [CONFIRMED_TEXT]
     assert event_id("acme", "bk1") not in google.events()
-    assert [task.type for task in await lily.host.queue.list_tasks("due")] == [CALENDAR_TASK]
+    assert await due_besides_reminders(lily) == [CALENDAR_TASK]
     await lily.advance(60)
     await lily.advance(120)
     assert google.events()[event_id("acme", "bk1")]["status"] == "confirmed"
@@ -163,11 +168,11 @@ async def test_calendar_waits_for_a_tenant_to_connect(lily: Harness, google: Fak
     await emit(lily, "booking.created", booking("bk1"))
     await lily.run_due()
     assert await texts(lily) == [CONFIRMED_TEXT]
-    waiting = await lily.host.queue.list_tasks("due")
+    waiting = [task for task in await lily.host.queue.list_tasks("due") if task.type != "reminders.send"]
     assert [task.type for task in waiting] == [CALENDAR_TASK]
     assert waiting[0].attempt <= 1
     await lily.advance(WAIT_SECONDS)
-    assert [task.type for task in await lily.host.queue.list_tasks("due")] == [CALENDAR_TASK]
+    assert await due_besides_reminders(lily) == [CALENDAR_TASK]
     await connect()
     await lily.advance(WAIT_SECONDS)
     assert google.events()[event_id("acme", "bk1")]["status"] == "confirmed"
@@ -189,7 +194,7 @@ async def test_only_calcom_installed_records_bookings(lily_harness: HarnessFacto
         raw, headers = signed(booking_delivery(uid="bk1", start=SLOT, customer_phone=None), CALCOM_SECRET)
         assert (await lily.client.post("/webhooks/calcom", data=raw, headers=headers)).status_code == 200
         await lily.run_due()
-        state = await BookingStore(lily.host.redis).state("acme", "bk1")
+        state = await BookingStore(lily.host.redis, pii=lily.host.pii).state("acme", "bk1")
         assert state is not None and state.status == "confirmed"
         assert not lily.host.has_capability("calendar")
         stats = await lily.host.queue.stats()

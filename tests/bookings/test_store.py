@@ -9,8 +9,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from lily_host.bookings import Booking, BookingStore, booking_link, format_when
-from lily_host.tenants import Tenant
+from lily_host.plugin_api.tenant import Tenant
+from lily_host.records.booking_store import Booking, BookingStore, booking_link, format_when
 
 SLOT = datetime(2030, 6, 5, 14, 0, tzinfo=UTC)
 

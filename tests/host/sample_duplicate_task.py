@@ -5,6 +5,9 @@ from typing import Any
 
 from lily_host import TaskContext, TaskHandler, hookimpl
 
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
+
 
 async def other(ctx: TaskContext, payload: dict[str, Any]) -> None:
     return None

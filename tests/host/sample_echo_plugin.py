@@ -25,13 +25,17 @@ from lily_host import (
     Simulation,
     TaskContext,
     TaskHandler,
+    Tenant,
+    TenantDirectory,
     WebhookContext,
     WebhookEndpoint,
     WebhookRequest,
     hookimpl,
+    require_tenant,
 )
-from lily_host.auth import require_tenant
-from lily_host.tenants import Tenant, TenantStore
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 
 class EchoSettings(BaseSettings):
@@ -62,7 +66,7 @@ class EchoJsonWebhook(WebhookEndpoint):
             raise InvalidPayload("body must be an object with a 'to' number")
         return payload
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantDirectory) -> Tenant | None:
         return await tenants.resolve("phone", payload["to"])
 
     def verify(self, request: WebhookRequest, payload: Any, tenant: Tenant | None) -> None:
@@ -90,7 +94,7 @@ class EchoFormWebhook(EchoJsonWebhook):
 
 
 async def record(ctx: TaskContext, payload: dict[str, Any]) -> None:
-    await ctx.host.redis.rpush("echo:seen", f"{ctx.tenant}:{payload['text']}")
+    await ctx.host.redis.rpush("echo:seen", f"{ctx.tenant_id}:{payload['text']}")
 
 
 async def health(host: Any) -> HealthResult:

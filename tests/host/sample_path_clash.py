@@ -5,8 +5,10 @@ from typing import Any
 
 from quart import Blueprint
 
-from lily_host import Routes, WebhookEndpoint, WebhookRequest, hookimpl
-from lily_host.tenants import Tenant
+from lily_host import Routes, Tenant, WebhookEndpoint, WebhookRequest, hookimpl
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 
 class ClashingWebhook(WebhookEndpoint):

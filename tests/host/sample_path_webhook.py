@@ -7,14 +7,16 @@ from typing import Any
 
 from quart import jsonify
 
-from lily_host import WebhookContext, WebhookEndpoint, WebhookRequest, hookimpl
-from lily_host.tenants import Tenant, TenantStore
+from lily_host import Tenant, TenantDirectory, WebhookContext, WebhookEndpoint, WebhookRequest, hookimpl
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 
 class TenantPathWebhook(WebhookEndpoint):
     path = "/webhooks/pathy/<tenant_id>"
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantDirectory) -> Tenant | None:
         return await tenants.get(request.path_params["tenant_id"])
 
     def verify(self, request: WebhookRequest, payload: Any, tenant: Tenant | None) -> None:

@@ -6,7 +6,7 @@ import inspect
 import re
 from pathlib import Path
 
-from lily_host import hookspecs
+from lily_host.plugin_api import hookspecs
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,10 +7,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from lily_host.automations.reviews import JobStore
-from lily_host.bookings import BookingStore
-from lily_host.erasure import erase_keys, glob_escape, glob_regex, host_key_patterns
-from lily_host.redis_server import RedisServer
+from lily_host.builtins.erasure import erase_keys, glob_escape, glob_regex, host_key_patterns
+from lily_host.builtins.review_requests import JobStore
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.records.booking_store import BookingStore
 from lily_host.testing import flush, on_cluster
 
 

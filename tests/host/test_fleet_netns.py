@@ -29,9 +29,9 @@ import pytest
 import redis
 from twilio.request_validator import RequestValidator
 
-from lily_host.app import build_host
-from lily_host.redis_server import find_redis_server
-from lily_host.settings import HostSettings
+from lily_host.config.host_settings import HostSettings
+from lily_host.dev.embedded_redis import find_redis_server
+from lily_host.web.app import build_host
 
 PUBLIC_URL = "https://lily.fleet"
 PATH = "/webhooks/twilio/voice"
@@ -223,7 +223,7 @@ def test_a_fleet_loses_nothing_and_texts_once_while_hosts_die(
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
     }
     asyncio.run(add_tenant(env, monkeypatch))
-    lily = [sys.executable, "-m", "lily_host.cli"]
+    lily = [sys.executable, "-m", "lily_host.cli.main"]
 
     def serve(name: str) -> None:
         fleet.run(name, [*lily, "serve", "--bind", f"{fleet.address(name)}:{PORT}"], env, tmp_path)

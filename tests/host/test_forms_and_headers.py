@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lily_host import InvalidPayload, WebhookResponse
-from lily_host.contract import RequestHeaders
-from lily_host.forms import parse_form, parse_form_text
+from lily_host.plugin_api.contract import RequestHeaders
+from lily_host.plugin_api.forms import parse_form, parse_form_text
 
 
 def grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:

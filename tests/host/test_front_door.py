@@ -14,7 +14,7 @@ import sample_path_webhook
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from lily_host.redis_server import free_port
+from lily_host.dev.embedded_redis import free_port
 from lily_host.testing import Harness, HarnessFactory, hmac_sha256_hex
 
 SECRET = "echo-secret"

@@ -8,9 +8,9 @@ import redis
 import sample_echo_plugin
 from click.testing import CliRunner
 
-from lily_host.plugins import PluginRegistry
-from lily_host.redis_server import RedisServer
-from lily_host.settings import HostSettings
+from lily_host.config.host_settings import HostSettings
+from lily_host.dev.embedded_redis import RedisServer
+from lily_host.runtime.registry import PluginRegistry
 from lily_host.testing import HarnessFactory
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import sample_echo_plugin
 
-from lily_host.shedding import SourceLimiter, client_source
 from lily_host.testing import Harness, HarnessFactory, hmac_sha256_hex
+from lily_host.web.load_shedding import SourceLimiter, client_source
 
 SECRET = "echo-secret"
 PHONE = "+15550001111"

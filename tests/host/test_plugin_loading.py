@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import sample_echo_plugin
 
-from lily_host.plugins import PluginRegistry, PluginState, StartupError
-from lily_host.settings import HostSettings
+from lily_host.config.host_settings import HostSettings
+from lily_host.runtime.registry import PluginRegistry, PluginState, StartupError
 from lily_host.testing import HarnessFactory
 
 

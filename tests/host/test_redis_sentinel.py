@@ -13,10 +13,10 @@ import pytest
 import redis.exceptions
 import sample_echo_plugin
 
-from lily_host.errors import ConfigurationError
-from lily_host.redis_connect import redis_target
-from lily_host.redis_sentinel import SentinelGroup
-from lily_host.settings import HostSettings
+from lily_host.config.host_settings import HostSettings
+from lily_host.config.redis_connection import redis_target
+from lily_host.dev.embedded_sentinel import SentinelGroup
+from lily_host.plugin_api.errors import ConfigurationError
 from lily_host.testing import Harness, HarnessFactory, hmac_sha256_hex
 
 SECRET = "echo-secret"
@@ -191,7 +191,7 @@ def test_bad_cluster_settings_are_one_clear_line(
 
 
 def test_the_host_refuses_a_cluster_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lily_host.app import build_host
+    from lily_host.web.app import build_host
 
     monkeypatch.setenv("LILY_ENV", "test")
     settings = settings_with(monkeypatch, REDIS_URL="redis+cluster://127.0.0.1:7000")

@@ -9,8 +9,8 @@ import sample_echo_plugin
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
-from lily_host.crypto import SecretBox
-from lily_host.tenants import TenantStore
+from lily_host.tenants.secret_box import SecretBox
+from lily_host.tenants.store import TenantStore
 from lily_host.testing import TEST_SECRET_KEY, Harness, HarnessFactory
 
 PLAINTEXT = "tok_super_secret_value_123"

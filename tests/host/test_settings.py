@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lily_host.errors import ConfigurationError
-from lily_host.settings import HostSettings
+from lily_host.config.host_settings import HostSettings
+from lily_host.plugin_api.errors import ConfigurationError
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lily_host.erasure import glob_escape, host_key_patterns
+from lily_host.builtins.tenant_erasure import host_key_patterns
+from lily_host.plugin_api.erasure import glob_escape
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
@@ -72,3 +73,21 @@ async def test_a_tenant_created_again_before_the_erasure_keeps_its_data(lily: Ha
 
 def test_tenant_ids_are_matched_literally() -> None:
     assert glob_escape("a*b?[c]\\") == "a\\*b\\?\\[c\\]\\\\"
+
+
+async def test_short_links_of_the_tenants_quotes_and_reviews_are_erased(lily: Harness) -> None:
+    from lily_host.builtins.review_requests import JobStore, link_key
+    from lily_host.records.quote_store import quote_key, token_key
+
+    redis = lily.host.redis
+    for tenant_id in ("acme", "acme-2"):
+        await redis.hset(quote_key(tenant_id, "Q1"), mapping={"token": f"tok-{tenant_id}-quote"})
+        await redis.set(token_key(f"tok-{tenant_id}-quote"), f"{tenant_id} Q1")
+        await redis.hset(JobStore.key(tenant_id, "J1"), mapping={"review_token": f"tok-{tenant_id}-review"})
+        await redis.set(link_key(f"tok-{tenant_id}-review"), f"{tenant_id} J1")
+
+    assert await lily.host.delete_tenant("acme")
+    await lily.run_due()
+
+    assert not await redis.exists(token_key("tok-acme-quote"), link_key("tok-acme-review"))
+    assert await redis.exists(token_key("tok-acme-2-quote"), link_key("tok-acme-2-review")) == 2

@@ -24,9 +24,9 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from lily_host.clock import Clock
-from lily_host.redis_cluster import RedisClusterGroup
-from lily_host.scheduler import TaskQueue
+from lily_host.dev.embedded_cluster import RedisClusterGroup
+from lily_host.plugin_api.clock import Clock
+from lily_host.queue import TaskQueue
 from lily_host.testing import on_cluster
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 import redis.asyncio as aioredis
 from click.testing import CliRunner
 
-from lily_host.clock import ManualClock
-from lily_host.scheduler import TaskQueue
-from lily_host.scheduler.cli import parse_duration, tasks
+from lily_host.cli.task_commands import parse_duration, tasks
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.queue import TaskQueue
 
 START = 1_700_000_000.0
 DAY = 86400.0
@@ -65,12 +66,22 @@ def seed(make_queue: QueueFactory, clock: ManualClock) -> dict[str, list[str]]:
     return asyncio.run(go())
 
 
-def test_stats_shows_totals_and_types(make_queue: QueueFactory, clock: ManualClock) -> None:
+@pytest.fixture
+def chicago_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Listings print the machine's local time: pin it to Chicago's."""
+    monkeypatch.setenv("TZ", "America/Chicago")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_stats_shows_totals_and_types(make_queue: QueueFactory, clock: ManualClock, chicago_time: None) -> None:
     seed(make_queue, clock)
     code, output = run(make_queue, "stats")
     assert code == 0
     lines = output.splitlines()
-    assert lines[0].startswith("queue cli at 2023-11-14 22:13:20")
+    assert lines[0] == "queue cli at 2023-11-14 16:13:20 CST"  # 22:13:20 UTC, in local time
     assert lines[2].split() == ["total", "2", "1", "1", "2"]
     assert {line.split()[0]: line.split()[1:] for line in lines[3:]} == {
         "t.review": ["0", "0", "1", "0"],
@@ -86,11 +97,15 @@ def test_list_due_dead_and_in_flight(make_queue: QueueFactory, clock: ManualCloc
     for flag, which in [("--due", "due"), ("--dead", "dead"), ("--in-flight", "in_flight")]:
         code, output = run(make_queue, "list", flag)
         assert code == 0
-        assert [line.split()[0] for line in output.splitlines()] == ids[which]
+        header, *rows = output.splitlines()
+        assert header.split()[:4] == ["id", "type", "tenant", "attempt"]
+        assert [line.split()[0] for line in rows] == ids[which]
     _, output = run(make_queue, "list", "--dead", "--limit", "1")
-    assert "attempt 1/5" in output and "last error: HTTPError: 500 from provider" in output
+    header, row = output.splitlines()
+    assert "last error" in header
+    assert " 1/5 " in row and row.endswith("HTTPError: 500 from provider")
     _, output = run(make_queue, "list")  # --due is the default
-    assert [line.split()[0] for line in output.splitlines()] == ids["due"]
+    assert [line.split()[0] for line in output.splitlines()[1:]] == ids["due"]
     _, output = run(make_queue, "list", "--dead", "--json")
     assert [t["id"] for t in json.loads(output)] == ids["dead"]
 
@@ -110,7 +125,7 @@ def test_purge_dead_older_than(make_queue: QueueFactory, clock: ManualClock) -> 
     ids = seed(make_queue, clock)
     assert run(make_queue, "purge-dead", "--older-than", "7d") == (0, "purged 1 dead task\n")
     _, output = run(make_queue, "list", "--dead")
-    assert [line.split()[0] for line in output.splitlines()] == [ids["dead"][1]]
+    assert [line.split()[0] for line in output.splitlines()[1:]] == [ids["dead"][1]]
     code, output = run(make_queue, "purge-dead", "--older-than", "soon")
     assert code == 2 and "not a duration" in output
 
@@ -126,3 +141,30 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_commands_without_a_queue_factory_say_so() -> None:
     result = CliRunner().invoke(tasks, ["stats"], obj=None)
     assert result.exit_code == 2 and "no queue configured" in result.output
+
+
+def test_run_now_makes_a_scheduled_task_due_now(
+    make_queue: QueueFactory, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LILY_ENV", "development")
+    ids = seed(make_queue, clock)
+    later = ids["due"][1]  # due in an hour
+    code, output = run(make_queue, "run-now", later)
+    assert code == 0 and f"{later} is due now" in output
+
+    async def claim_all() -> list[str]:
+        async with make_queue() as queue:
+            claimed, _ = await queue.claim("w2", limit=10, lease=30)
+            return [task.id for task in claimed]
+
+    assert later in asyncio.run(claim_all()), "claimable at once, without the clock moving"
+    code, output = run(make_queue, "run-now", ids["dead"][0])
+    assert code == 1 and "is not a scheduled task" in output
+    code, output = run(make_queue, "run-now", ids["in_flight"][0])
+    assert code == 1 and "is not a scheduled task" in output
+
+
+def test_run_now_is_refused_in_production(make_queue: QueueFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LILY_ENV", "production")
+    code, output = run(make_queue, "run-now", "t.sms:abc")
+    assert code == 1 and "refused when LILY_ENV=production" in output

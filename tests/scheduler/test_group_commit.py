@@ -7,9 +7,9 @@ import asyncio
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from lily_host.clock import ManualClock
-from lily_host.scheduler import TaskQueue
-from lily_host.scheduler.group_commit import ScriptBatcher
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.queue import TaskQueue
+from lily_host.queue.group_commit import ScriptBatcher
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 

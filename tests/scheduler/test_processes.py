@@ -9,9 +9,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from lily_host.clock import ManualClock
-from lily_host.contract import TaskContext, TaskHandler
-from lily_host.scheduler import TaskQueue, Worker
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.plugin_api.contract import TaskContext, TaskHandler
+from lily_host.queue import TaskQueue, Worker
 
 START = 1_700_000_000.0
 

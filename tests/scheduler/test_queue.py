@@ -7,9 +7,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from lily_host.clock import ManualClock
-from lily_host.contract import RetryPolicy
-from lily_host.scheduler import TaskQueue
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.plugin_api.contract import RetryPolicy
+from lily_host.queue import TaskQueue
 from lily_host.testing import on_cluster
 
 START = 1_700_000_000.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lily_host.contract import RetryPolicy
-from lily_host.retry import backoff_bounds, backoff_delay, parse_retry_after
+from lily_host.plugin_api.contract import RetryPolicy
+from lily_host.queue.retry import backoff_bounds, backoff_delay, parse_retry_after
 
 
 def test_backoff_doubles_from_the_base_and_stops_at_the_cap() -> None:

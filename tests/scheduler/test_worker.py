@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 import structlog
 from prometheus_client import REGISTRY
 
-from lily_host.clock import ManualClock
-from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
-from lily_host.errors import Defer, PermanentError, RetryLater
-from lily_host.retry import backoff_bounds
-from lily_host.scheduler import TaskQueue, Worker, collect_depth
+from lily_host.plugin_api.clock import ManualClock
+from lily_host.plugin_api.contract import RetryPolicy, TaskContext, TaskHandler
+from lily_host.plugin_api.errors import Defer, PermanentError, RetryLater
+from lily_host.queue import TaskQueue, Worker, collect_depth
+from lily_host.queue.retry import backoff_bounds
 
 START = 1_700_000_000.0
 Handler = Callable[[TaskContext, dict[str, Any]], Any]
@@ -233,12 +233,12 @@ async def test_follow_ups_due_now_run_in_the_same_run_due_with_the_same_tenant(
     seen: list[tuple[str, str | None]] = []
 
     async def first(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        seen.append((ctx.task_type, ctx.tenant))
+        seen.append((ctx.task_type, ctx.tenant_id))
         await ctx.schedule("t.second", {"from": ctx.task_id})
         await ctx.schedule("t.second", {"later": True}, delay=60)
 
     async def second(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        seen.append((ctx.task_type, ctx.tenant))
+        seen.append((ctx.task_type, ctx.tenant_id))
 
     queue, _, worker = setup(redis_client, fake_host, {"t.first": first, "t.second": second})
     await queue.schedule("t.first", {}, tenant="acme")

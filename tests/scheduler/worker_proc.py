@@ -16,9 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from lily_host.clock import SystemClock
-from lily_host.contract import TaskContext, TaskHandler
-from lily_host.scheduler import TaskQueue, Worker
+from lily_host.plugin_api.clock import SystemClock
+from lily_host.plugin_api.contract import TaskContext, TaskHandler
+from lily_host.queue import TaskQueue, Worker
 from lily_host.testing import on_cluster
 
 

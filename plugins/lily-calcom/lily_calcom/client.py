@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 
 from lily_calcom.settings import CalcomSettings
-from lily_host.contract import HealthResult, HealthState
-from lily_host.metrics import track_api_call
+from lily_host import HealthResult, HealthState, track_api_call
 
 
 async def check_api_key(settings: CalcomSettings) -> HealthResult:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from lily_calcom.signature import HEADER, sign
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request, json_reply
 
 DEFAULT_API_KEY = "cal_test_fake_" + "0" * 24
@@ -270,3 +271,13 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+#: The webhook secret of ``lily dev`` (no Cal.com account): `lily simulate calcom.*` signs with it.
+DEV_WEBHOOK_SECRET = "lily-dev-calcom-webhook-secret"
+
+
+def dev_standin(context: DevContext) -> DevStandIn | None:
+    if context.environ.get("CALCOM_WEBHOOK_SECRET"):
+        return None
+    return DevStandIn("a development webhook secret", {"CALCOM_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET})

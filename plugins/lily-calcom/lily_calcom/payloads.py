@@ -1,6 +1,8 @@
 """Cal.com webhook bodies: parsing and normalisation into the host's Booking.
 
-A delivery is ``{"triggerEvent", "createdAt", "payload"}``. Cal.com's booking form answers live in
+A delivery is ``{"triggerEvent", "createdAt", "payload"}`` (Cal.com's scheduled
+``MEETING_STARTED`` / ``MEETING_ENDED`` are flat: the booking's fields beside ``triggerEvent``).
+Cal.com's booking form answers live in
 ``payload.responses`` as ``{"<field>": {"label": ..., "value": ...}}`` (older senders put the bare
 value there); the phone number and the service address can come from several fields depending on
 how the event type's form is set up, so each is looked up in a documented order.
@@ -18,8 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import ValidationError
 
-from lily_host.bookings import Booking
-from lily_host.errors import InvalidPayload
+from lily_host import Booking, InvalidPayload
 
 #: Cal.com triggers Lily acts on, and the domain event each becomes.
 BOOKING_EVENTS: dict[str, str] = {
@@ -93,7 +94,13 @@ def parse_delivery(data: Any) -> Delivery:
         )
     payload = data.get("payload")
     if not isinstance(payload, Mapping):
-        raise InvalidPayload("payload must be a JSON object")
+        if trigger in BOOKING_EVENTS:
+            raise InvalidPayload("payload must be a JSON object")
+        # Triggers Lily ignores may come in any shape: Cal.com's scheduled MEETING_STARTED and
+        # MEETING_ENDED put the booking's fields at the top level, with no payload object. They are
+        # still verified and answered 200; their top-level fields stand in for the payload (so an
+        # eventTypeId there still finds the tenant whose secret signed it).
+        payload = {key: value for key, value in data.items() if key not in ("triggerEvent", "createdAt", "payload")}
     if trigger in BOOKING_EVENTS and not _text(payload.get("uid")):
         raise InvalidPayload(f"{trigger} without payload.uid")
     return Delivery(trigger=trigger, created_at=_timestamp(data.get("createdAt")), payload=payload)
@@ -246,7 +253,7 @@ def to_e164(value: Any, region: str = "US") -> str | None:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else region)
     except phonenumbers.NumberParseException:
         return None
-    # "Possible" (right length for the country), as lily_host.compliance checks it: a stricter check
+    # "Possible" (right length for the country), as lily_host.sms.compliance checks it: a stricter check
     # would drop real numbers that libphonenumber's tables do not know yet.
     if not phonenumbers.is_possible_number(parsed):
         return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.validators import split_comma_list, unique_emails
+from lily_host import split_comma_list, unique_emails
 
 DEFAULT_API_BASE = "https://api.cal.com"
 
@@ -15,6 +17,8 @@ class CalcomSettings(BaseSettings):
     ``not_configured`` while ``CALCOM_API_KEY`` is unset."""
 
     model_config = SettingsConfigDict(env_prefix="CALCOM_", extra="ignore")
+    #: ``lily dev`` without CALCOM_WEBHOOK_SECRET: a development secret, so `lily simulate calcom.*` signs.
+    lily_dev_standin: ClassVar[str] = "lily_calcom.fake:dev_standin"
 
     #: API key (``cal_live_...``) used for the health check against the Cal.com API.
     api_key: SecretStr | None = None

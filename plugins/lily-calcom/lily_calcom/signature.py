@@ -7,7 +7,7 @@ import hmac
 import re
 from collections.abc import Iterable
 
-from lily_host.errors import BadSignature
+from lily_host import BadSignature
 
 HEADER = "X-Cal-Signature-256"
 #: What Cal.com sends when the webhook has no secret: such a delivery cannot be trusted.

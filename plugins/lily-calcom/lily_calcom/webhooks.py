@@ -9,10 +9,16 @@ from quart import Response, jsonify
 from lily_calcom import signature
 from lily_calcom.payloads import Delivery, normalize, parse_delivery
 from lily_calcom.settings import CalcomSettings, CalcomTenantSettings
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest
-from lily_host.errors import UnknownTenant
-from lily_host.host import current_host
-from lily_host.tenants import TENANT_ID, Tenant, TenantStore
+from lily_host import (
+    TENANT_ID,
+    Tenant,
+    TenantDirectory,
+    UnknownTenant,
+    WebhookContext,
+    WebhookEndpoint,
+    WebhookRequest,
+    current_host,
+)
 
 PLUGIN = "calcom"
 
@@ -63,7 +69,9 @@ class CalcomWebhook(WebhookEndpoint):
     def parse(self, request: WebhookRequest) -> Delivery:
         return parse_delivery(request.json())
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: Delivery, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(
+        self, request: WebhookRequest, payload: Delivery, tenants: TenantDirectory
+    ) -> Tenant | None:
         if payload.event_type_id:
             tenant = await tenants.resolve("calcom_event_type", payload.event_type_id)
             if tenant is not None:
@@ -105,9 +113,11 @@ class TenantCalcomWebhook(CalcomWebhook):
 
     path = "/webhooks/calcom/<tenant_id>"
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: Delivery, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(
+        self, request: WebhookRequest, payload: Delivery, tenants: TenantDirectory
+    ) -> Tenant | None:
         tenant_id = request.path_params.get("tenant_id", "")
-        return await tenants.get(tenant_id) if TENANT_ID.match(tenant_id) else None
+        return await tenants.get(tenant_id) if TENANT_ID.fullmatch(tenant_id) else None
 
     def _unknown_tenant_message(self, payload: Delivery) -> str:
         return "no such tenant: check the tenant id at the end of the webhook URL"

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from lily_calcom.fake import FakeCalcom, signed
-from lily_host.clock import ManualClock
-from lily_host.testing import Harness, HarnessFactory
+from lily_host.testing import Harness, HarnessFactory, ManualClock
 
 PLATFORM_SECRET = "whsec-platform-calcom"
 BRAVO_SECRET = "whsec-bravo-own"

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from lily_calcom.fake import FakeCalcom
 from lily_calcom.settings import CalcomTenantSettings
-from lily_host.tenants import TenantError
+from lily_host import TenantError
 from lily_host.testing import Harness, HarnessFactory
 
 

@@ -10,7 +10,7 @@ import pytest
 from lily_calcom import signature
 from lily_calcom.fake import booking_delivery
 from lily_calcom.payloads import normalize, parse_delivery
-from lily_host.errors import BadSignature, InvalidPayload
+from lily_host import BadSignature, InvalidPayload
 
 SLOT = datetime(2030, 6, 5, 14, 0, tzinfo=UTC)
 

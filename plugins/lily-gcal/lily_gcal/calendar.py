@@ -30,14 +30,10 @@ from googleapiclient.errors import HttpError
 from lily_gcal.links import reconnect_hint
 from lily_gcal.settings import GcalSettings, GcalTenantSettings
 from lily_gcal.tokens import AuthFailed, NotConnected, TokenStore, _reason
-from lily_host.capabilities import CalendarEvent
-from lily_host.errors import Defer, PermanentError, RetryLater
-from lily_host.log import get_logger
-from lily_host.metrics import track_api_call
+from lily_host import CalendarEvent, Defer, PermanentError, RetryLater, get_logger, track_api_call
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host import LilyHost, Tenant
 
 PLUGIN = "gcal"
 #: How long calendar work waits before looking again at a tenant that is not (or no longer) connected.
@@ -105,19 +101,19 @@ def shared_key(tenant_id: str) -> str:
 
 
 class GoogleCalendar:
-    """CalendarProvider for lily_host.capabilities. ``attach(host)`` is called by the host at startup."""
+    """CalendarProvider for lily_host.plugin_api.capabilities. ``attach(host)`` is called by the host at startup."""
 
     name = PLUGIN
 
     def __init__(self, settings: GcalSettings) -> None:
         self.settings = settings
-        self._host: Host | None = None
+        self._host: LilyHost | None = None
 
-    def attach(self, host: Host) -> None:
+    def attach(self, host: LilyHost) -> None:
         self._host = host
 
     @property
-    def host(self) -> Host:
+    def host(self) -> LilyHost:
         if self._host is None:
             raise RuntimeError("the Google Calendar provider is used before the host attached it")
         return self._host

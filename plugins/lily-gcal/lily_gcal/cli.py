@@ -15,12 +15,11 @@ def gcal() -> None:
 @gcal.command(help="Print a one-time link that connects TENANT's Google Calendar (valid 24 h).")
 @click.argument("tenant")
 def connect(tenant: str) -> None:
-    from lily_host.cli import with_host
-    from lily_host.host import Host
+    from lily_host import LilyHost, with_host
 
-    async def work(host: Host) -> str:
+    async def work(host: LilyHost) -> str:
         await host.tenants.require(tenant)
-        if host.registry.records.get("gcal") is None or host.plugin_settings("gcal") is None:
+        if host.plugin_settings("gcal") is None:
             raise click.ClickException("lily-gcal is not configured: set GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET")
         return await connect_link(host, tenant)
 

@@ -34,10 +34,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request, json_reply
+
+if TYPE_CHECKING:
+    from lily_host import LilyHost
 
 DEFAULT_CLIENT_ID = "fake-client-id.apps.googleusercontent.com"
 DEFAULT_CLIENT_SECRET = "fake-client-secret"
@@ -582,3 +586,30 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def dev_standin(context: DevContext) -> DevStandIn | None:
+    """``lily dev`` without GOOGLE_* settings: this fake, with the demo tenant's calendar connected."""
+    if context.environ.get("GOOGLE_CLIENT_ID"):
+        return None
+    fake = FakeGoogle(port=0).start()
+
+    async def connect(host: LilyHost, tenant_id: str) -> None:
+        # The fake forgets its grants when it stops: connect afresh on every start.
+        from lily_gcal.oauth import tokens_from_response
+        from lily_gcal.settings import GcalSettings
+        from lily_gcal.tokens import TokenStore
+
+        settings = host.plugin_settings("gcal")
+        if isinstance(settings, GcalSettings):
+            store = TokenStore(host, settings)
+            await store.save(tenant_id, tokens_from_response(fake.issue_tokens(), host.clock.now()))
+            await store.clear_auth_failure(tenant_id)
+
+    redirect = context.public_url.rstrip("/") + "/auth/google/callback"
+    return DevStandIn(
+        f"fake Google Calendar at {fake.base_url}, demo tenant connected",
+        fake.env(redirect),
+        stop=fake.stop,
+        prepare_tenant=connect,
+    )

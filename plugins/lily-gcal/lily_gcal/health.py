@@ -15,19 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from lily_gcal.calendar import PLUGIN, GoogleCalendar
 from lily_gcal.links import reconnect_hint, reconnect_url
-from lily_host.contract import HealthResult, HealthState
-from lily_host.errors import Defer
+from lily_host import Defer, HealthResult, HealthState
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host import LilyHost, Tenant
 
 #: Calendars probed at once.
 PROBE_CONCURRENCY = 8
 
 
 async def tenant_health(
-    host: Host, provider: GoogleCalendar, tenant: Tenant, http_timeout: float
+    host: LilyHost, provider: GoogleCalendar, tenant: Tenant, http_timeout: float
 ) -> dict[str, Any] | None:
     """The tenant's entry, or None for a tenant that never had anything to do with Google Calendar."""
     tokens = provider.tokens
@@ -64,7 +62,7 @@ async def tenant_health(
     }
 
 
-async def check(host: Host, provider: GoogleCalendar, http_timeout: float) -> HealthResult:
+async def check(host: LilyHost, provider: GoogleCalendar, http_timeout: float) -> HealthResult:
     tenants = await host.tenants.all()
     gate = asyncio.Semaphore(PROBE_CONCURRENCY)
 

@@ -24,12 +24,10 @@ from quart import Blueprint, Response, jsonify, redirect, request
 from lily_gcal.links import STATE_TTL_SECONDS, save_state, take_state, use_link
 from lily_gcal.settings import SCOPES, GcalSettings
 from lily_gcal.tokens import StoredTokens, TokenStore
-from lily_host.host import current_host
-from lily_host.log import get_logger
-from lily_host.metrics import track_api_call
+from lily_host import current_host, get_logger, track_api_call
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host import LilyHost
 
 EVENTS_SCOPE = SCOPES[0]
 SHARE_TASK = "gcal.sync_sharing"
@@ -99,13 +97,13 @@ def _problem(status: int, error: str, message: str) -> Response:
     return response
 
 
-def _settings(host: Host) -> GcalSettings:
+def _settings(host: LilyHost) -> GcalSettings:
     settings = host.plugin_settings("gcal")
     assert isinstance(settings, GcalSettings)
     return settings
 
 
-async def _tenant_from_api_key(host: Host) -> str | Response:
+async def _tenant_from_api_key(host: LilyHost) -> str | Response:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return _problem(
@@ -208,7 +206,7 @@ async def callback() -> Any:
         stored = StoredTokens(stored.token, previous.refresh_token, stored.expiry, stored.scopes, stored.connected_at)
     await tokens.save(tenant_id, stored)
     await tokens.clear_auth_failure(tenant_id)
-    await host.queue.schedule(SHARE_TASK, {}, tenant=tenant_id, dedupe_key=f"gcal:share:{tenant_id}")
+    await host.schedule(SHARE_TASK, {}, tenant=tenant_id, dedupe_key=f"gcal:share:{tenant_id}")
     log.info("google calendar connected", tenant=tenant_id)
     page = (
         "<!doctype html><title>Google Calendar connected</title>"

@@ -15,8 +15,8 @@ from lily_gcal.health import check
 from lily_gcal.oauth import SHARE_TASK, blueprint
 from lily_gcal.settings import GcalSettings, GcalTenantSettings
 from lily_gcal.tokens import auth_failed_key
-from lily_host import hookimpl
-from lily_host.contract import (
+from lily_host import (
+    TENANT_DELETED,
     Capability,
     EventSubscription,
     HealthCheck,
@@ -24,12 +24,16 @@ from lily_host.contract import (
     Routes,
     TaskContext,
     TaskHandler,
+    deleted_tenant,
+    erase_keys,
+    hookimpl,
 )
-from lily_host.erasure import deleted_tenant, erase_keys
-from lily_host.events import TENANT_DELETED
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host import LilyHost
 
 ERASE_TASK = "gcal.erase_tenant"
 
@@ -60,9 +64,9 @@ def register_routes(register: Callable[[Routes], None]) -> None:
 @hookimpl
 def register_tasks(register: Callable[[TaskHandler], None], settings: GcalSettings | None) -> None:
     async def sync_sharing(ctx: TaskContext, payload: dict[str, Any]) -> None:
-        if settings is None or ctx.tenant is None:
+        if settings is None or ctx.tenant_id is None:
             return
-        tenant = await ctx.host.tenants.get(ctx.tenant)
+        tenant = ctx.tenant
         if tenant is None:
             return
         provider = GoogleCalendar(settings)
@@ -92,7 +96,7 @@ def register_capabilities(register: Callable[[Capability], None], settings: Gcal
 def register_health_checks(register: Callable[[HealthCheck], None], settings: GcalSettings) -> None:
     provider = GoogleCalendar(settings)
 
-    async def calendars(host: Host) -> HealthResult:
+    async def calendars(host: LilyHost) -> HealthResult:
         provider.attach(host)
         return await check(host, provider, PROBE_TIMEOUT)
 

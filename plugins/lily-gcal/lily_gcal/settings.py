@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.validators import split_comma_list, unique_emails
+from lily_host import split_comma_list, unique_emails
 
 #: What Lily asks Google for: write events, and share the calendar with the tenant's team.
 SCOPES = (
@@ -27,6 +27,8 @@ class GcalSettings(BaseSettings):
     secret the plugin is not configured and Lily runs without calendars."""
 
     model_config = SettingsConfigDict(env_prefix="GOOGLE_", extra="ignore")
+    #: ``lily dev`` without GOOGLE_* settings starts a local fake Google (OAuth + Calendar API).
+    lily_dev_standin: ClassVar[str] = "lily_gcal.fake:dev_standin"
 
     client_id: str = Field(min_length=3)
     client_secret: SecretStr

@@ -24,11 +24,10 @@ from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
 
 from lily_gcal.settings import SCOPES, GcalSettings
-from lily_host.log import get_logger
-from lily_host.metrics import track_api_call
+from lily_host import get_logger, track_api_call
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host import LilyHost
 
 TOKENS_SECRET = "gcal_tokens"
 #: Refresh this long before the access token expires, so no call races the expiry.
@@ -104,7 +103,7 @@ def auth_failed_key(tenant_id: str) -> str:
 class TokenStore:
     """Tokens and auth state of every tenant, for one host."""
 
-    def __init__(self, host: Host, settings: GcalSettings) -> None:
+    def __init__(self, host: LilyHost, settings: GcalSettings) -> None:
         self.host = host
         self.settings = settings
 

@@ -11,8 +11,7 @@ import pytest
 
 from lily_gcal.fake import FakeGoogle
 from lily_gcal.tokens import StoredTokens, TokenStore
-from lily_host.clock import ManualClock
-from lily_host.testing import Harness, HarnessFactory
+from lily_host.testing import Harness, HarnessFactory, ManualClock
 
 #: The tests' "now" on Lily's clock (Google's tokens live in real time, as they do in production).
 NOW = datetime(2030, 6, 3, 15, 0, tzinfo=UTC)

@@ -11,9 +11,7 @@ from googleapiclient.errors import HttpError
 from lily_gcal.calendar import GoogleCalendar, event_id
 from lily_gcal.fake import FakeGoogle
 from lily_gcal.tokens import StoredTokens, TokenStore
-from lily_host.bookings import BookingCalendarEvent
-from lily_host.capabilities import CalendarEvent, CalendarProvider
-from lily_host.errors import Defer, PermanentError, RetryLater
+from lily_host import BookingCalendarEvent, CalendarEvent, CalendarProvider, Defer, PermanentError, RetryLater
 from lily_host.testing import Harness
 
 EVENTS_PATH = "/calendar/v3/calendars/primary/events"

@@ -9,8 +9,7 @@ import redis
 from click.testing import CliRunner
 
 from lily_gcal.fake import FakeGoogle
-from lily_host.redis_server import RedisServer
-from lily_host.testing import TEST_SECRET_KEY, Harness, HarnessFactory
+from lily_host.testing import TEST_SECRET_KEY, Harness, HarnessFactory, RedisServer
 
 
 async def gcal_health(lily: Harness) -> dict[str, Any]:
@@ -103,7 +102,7 @@ async def test_without_client_settings_the_plugin_is_not_configured(
 def test_connect_command_prints_a_one_time_link(
     redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, google: FakeGoogle
 ) -> None:
-    from lily_host.cli import main
+    from lily_host.testing import lily_cli as main
 
     client = redis.Redis.from_url(redis_server.url)
     client.flushall()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError  # type: ignore[import-untyped]
 
-from lily_host.errors import PermanentError, RetryLater
+from lily_host import PermanentError, RetryLater
 
 #: The IAM action each S3 operation we call needs (HeadBucket is authorised as ListBucket).
 IAM_ACTION = {

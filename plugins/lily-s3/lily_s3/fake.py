@@ -20,6 +20,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import httpx
 
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request
 
 #: Bytes that start like a JPEG / PNG: S3 does not look, but people reading a sandbox bucket might.
@@ -224,3 +225,15 @@ def serve_sandbox(port: int, buckets: Iterable[str]) -> MotoS3:
     for bucket in buckets:
         moto.create_bucket(bucket)
     return moto
+
+
+#: The bucket of ``lily dev``'s local S3.
+DEV_BUCKET = "lily-dev-photos"
+
+
+def dev_standin(context: DevContext) -> DevStandIn | None:
+    """``lily dev`` without S3_BUCKET_NAME: moto's S3 server on a free port, with a bucket."""
+    if context.environ.get("S3_BUCKET_NAME"):
+        return None
+    moto = serve_sandbox(0, [DEV_BUCKET])
+    return DevStandIn(f"moto S3 at {moto.endpoint_url}, bucket {DEV_BUCKET}", moto.env(DEV_BUCKET), stop=moto.stop)

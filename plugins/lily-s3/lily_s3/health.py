@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 
-from lily_host.contract import HealthResult, HealthState
+from lily_host import HealthResult, HealthState
 from lily_s3.errors import (
     StorageAccessDenied,
     StorageCredentialsRejected,

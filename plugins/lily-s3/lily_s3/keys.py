@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from lily_host.errors import PermanentError
+from lily_host import PermanentError
 
 QUOTE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PHOTO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,95}$")

@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from lily_host.metrics import track_api_call
+from lily_host import track_api_call
 from lily_s3.settings import normalize_content_type
 
 MAX_REDIRECTS = 5

@@ -10,15 +10,25 @@ import click
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from lily_host import hookimpl
-from lily_host.contract import Capability, EventSubscription, HealthCheck, HealthResult, Routes, TaskHandler
-from lily_host.events import TENANT_DELETED
-from lily_host.host import Host
+from lily_host import (
+    TENANT_DELETED,
+    Capability,
+    EventSubscription,
+    HealthCheck,
+    HealthResult,
+    LilyHost,
+    Routes,
+    TaskHandler,
+    hookimpl,
+)
 from lily_s3.health import check_bucket
 from lily_s3.routes import make_blueprint
 from lily_s3.settings import PLUGIN_NAME, S3Settings, S3TenantSettings
 from lily_s3.storage import S3Bucket, S3StorageProvider
 from lily_s3.tasks import ERASE_TENANT, STORE_INBOUND_MEDIA, S3Tasks, schedule_retention
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 #: The event lily-twilio (or any SMS plugin) emits for an inbound SMS/MMS.
 MESSAGE_RECEIVED = "message.received"
@@ -59,7 +69,7 @@ def register_event_subscriptions(register: Callable[[EventSubscription], None], 
 def register_health_checks(register: Callable[[HealthCheck], None], settings: S3Settings) -> None:
     bucket = S3Bucket(settings)
 
-    async def bucket_health(host: Host) -> HealthResult:
+    async def bucket_health(host: LilyHost) -> HealthResult:
         return await check_bucket(bucket)
 
     register(HealthCheck("s3.bucket", bucket_health, timeout=10.0))
@@ -71,7 +81,7 @@ def register_capabilities(register: Callable[[Capability], None], settings: S3Se
 
 
 @hookimpl
-def startup(host: Host) -> Any:
+def startup(host: LilyHost) -> Any:
     settings: S3Settings | None = host.plugin_settings(PLUGIN_NAME)
     if settings is None:
         return None

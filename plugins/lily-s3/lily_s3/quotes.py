@@ -3,12 +3,13 @@
 Keys (``{tenant}`` is a Redis Cluster hash tag: one tenant's keys share a slot, so the scripts and
 transactions below also run on a cluster):
 
-- ``lily:s3:{<tenant>}:quote:<id>``         hash: created_at, source, customer
+- ``lily:s3:{<tenant>}:quote:<id>``         hash: created_at, source, customer (sealed with the host's key)
 - ``lily:s3:{<tenant>}:quote:<id>:photos``  hash: photo id → photo JSON
 - ``lily:s3:{<tenant>}:quotes``             zset: quote id by created_at
 - ``lily:s3:{<tenant>}:photos``             zset: "<quote id>/<photo id>" by stored_at (retention)
 - ``lily:s3:{<tenant>}:upload:<photo id>``  pending browser upload (JSON, expires)
-- ``lily:s3:{<tenant>}:open:<phone>``       the customer's open MMS quote: "<quote id>|<last photo at>"
+- ``lily:s3:{<tenant>}:open:<hash>``        the customer's open MMS quote: "<quote id>|<last photo at>"
+  (``<hash>``: the host's keyed hash of the number, ``host.pii``)
 - ``lily:s3:{<tenant>}:msg:<message sid>``  the quote an MMS message was filed under (retries agree)
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from lily_host.redis_typing import awaited
+from lily_host import PiiBox, awaited
 from lily_s3.keys import new_quote_id
 
 #: How long the message → quote link is kept: longer than any task retry schedule.
@@ -115,8 +116,10 @@ def records_prefix(tenant_id: str) -> str:
 class QuoteStore:
     """One tenant's quotes. Never reads or writes another tenant's keys."""
 
-    def __init__(self, redis: aioredis.Redis, tenant_id: str) -> None:
+    def __init__(self, redis: aioredis.Redis, tenant_id: str, pii: PiiBox | None = None) -> None:
         self.redis = redis
+        #: The host's PII box: with it, the customer's number is sealed in the quote and hashed in keys.
+        self.pii = pii
         self.tenant_id = tenant_id
         self.base = records_prefix(tenant_id)
         self._quote_for_message = redis.register_script(_QUOTE_FOR_MESSAGE)
@@ -149,7 +152,7 @@ class QuoteStore:
         pipe.hsetnx(quote_key, "created_at", repr(photo.stored_at))
         pipe.hsetnx(quote_key, "source", photo.source)
         if customer:
-            pipe.hsetnx(quote_key, "customer", customer)
+            pipe.hsetnx(quote_key, "customer", self.pii.seal(customer) if self.pii else customer)
         pipe.zadd(self._quotes_index, {photo.quote_id: photo.stored_at}, nx=True)
         pipe.zadd(self._photos_index, {f"{photo.quote_id}/{photo.photo_id}": photo.stored_at}, nx=True)
         results = await pipe.execute()
@@ -200,7 +203,9 @@ class QuoteStore:
             quote_id=quote_id,
             created_at=float(values.get("created_at", 0.0)),
             source=values.get("source", "upload"),
-            customer=values.get("customer"),
+            customer=self.pii.open(values["customer"])
+            if self.pii and values.get("customer")
+            else values.get("customer"),
             photo_count=int(count),
         )
 
@@ -216,12 +221,15 @@ class QuoteStore:
     async def quote_for_message(self, customer: str, message_sid: str, *, now: float, open_seconds: float) -> str:
         """The quote an inbound MMS belongs to: the customer's open quote, or a new one."""
         result = await self._quote_for_message(
-            keys=[f"{self.base}msg:{message_sid}", f"{self.base}open:{customer}"],
+            keys=[f"{self.base}msg:{message_sid}", f"{self.base}open:{await self._customer_key(customer)}"],
             args=[new_quote_id(), repr(now), repr(float(open_seconds)), int(open_seconds) + 86400, MESSAGE_LINK_TTL],
         )
         return _text(result)
 
     # --- pending browser uploads -------------------------------------------------------------------
+
+    async def _customer_key(self, customer: str) -> str:
+        return await self.pii.digest(customer) if self.pii else customer
 
     async def put_pending(self, pending: PendingUpload, *, ttl: int) -> None:
         await self.redis.set(f"{self.base}upload:{pending.photo_id}", pending.to_json(), ex=ttl)

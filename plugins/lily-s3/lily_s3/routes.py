@@ -13,10 +13,7 @@ from typing import Any
 from quart import Blueprint, g, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from lily_host.auth import require_tenant
-from lily_host.host import current_host
-from lily_host.log import get_logger
-from lily_host.tenants import Tenant
+from lily_host import Tenant, current_host, get_logger, require_tenant
 from lily_s3.errors import StorageRejected, StorageThrottled, StorageUnavailable
 from lily_s3.keys import QUOTE_ID, join, new_photo_id, new_quote_id, photo_id_of, photo_key, relative_to
 from lily_s3.quotes import PendingUpload, Photo, QuoteStore
@@ -141,7 +138,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         )
         host = current_host()
         now = host.clock.now()
-        await QuoteStore(host.redis, tenant.id).put_pending(
+        await QuoteStore(host.redis, tenant.id, host.pii).put_pending(
             PendingUpload(
                 photo_id=photo_id,
                 quote_id=quote_id,
@@ -180,7 +177,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
             return _error(403, "forbidden_key", "that key is outside this tenant's storage prefix")
         photo_id = photo_id_of(relative)
         host = current_host()
-        store = QuoteStore(host.redis, tenant.id)
+        store = QuoteStore(host.redis, tenant.id, host.pii)
         if photo_id is None:
             return _error(
                 404, "unknown_upload", "no upload was issued for that key; request one with POST /api/uploads"
@@ -238,7 +235,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         raw_limit = request.args.get("limit", "50")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_QUOTES_LISTED:
             return _error(400, "invalid_limit", f"limit must be 1..{MAX_QUOTES_LISTED}")
-        quotes = await QuoteStore(current_host().redis, tenant.id).recent_quotes(int(raw_limit))
+        quotes = await QuoteStore(current_host().redis, tenant.id, current_host().pii).recent_quotes(int(raw_limit))
         return jsonify({"quotes": [quote.as_dict() for quote in quotes]})
 
     @blueprint.get("/quotes/<quote_id>/photos")
@@ -254,7 +251,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         if not QUOTE_ID.match(quote_id):
             return _error(404, "unknown_quote", f"no quote {quote_id!r}")
         host = current_host()
-        store = QuoteStore(host.redis, tenant.id)
+        store = QuoteStore(host.redis, tenant.id, host.pii)
         quote = await store.get_quote(quote_id)
         if quote is None:
             return _error(404, "unknown_quote", f"no quote {quote_id!r}")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lily_host.tenants import Tenant
+from lily_host import Tenant
 
 PLUGIN_NAME = "s3"
 
@@ -32,6 +32,8 @@ class S3Settings(BaseSettings):
     default credential chain (instance role, ``AWS_PROFILE``, ...)."""
 
     model_config = SettingsConfigDict(extra="ignore")
+    #: ``lily dev`` without S3_BUCKET_NAME starts moto's S3 server (``lily-s3[sandbox]``) with a bucket.
+    lily_dev_standin: ClassVar[str] = "lily_s3.fake:dev_standin"
 
     s3_bucket_name: str
     aws_access_key_id: str | None = None

@@ -20,9 +20,7 @@ from botocore.client import BaseClient  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from lily_host.capabilities import StoredObject
-from lily_host.metrics import track_api_call
-from lily_host.tenants import Tenant
+from lily_host import StoredObject, Tenant, track_api_call
 from lily_s3 import __version__
 from lily_s3.errors import StorageNotFound, StorageRejected, translate
 from lily_s3.keys import join, relative_to

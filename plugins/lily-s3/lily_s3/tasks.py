@@ -7,12 +7,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lily_host.contract import RetryPolicy, TaskContext, TaskHandler
-from lily_host.erasure import deleted_tenant, erase_keys
-from lily_host.errors import PermanentError, RetryLater
-from lily_host.host import Host
-from lily_host.log import mask_phone
-from lily_host.tenants import Tenant
+from lily_host import (
+    QUOTE_PHOTOS_RECEIVED,
+    LilyHost,
+    PermanentError,
+    RetryLater,
+    RetryPolicy,
+    TaskContext,
+    TaskHandler,
+    Tenant,
+    deleted_tenant,
+    erase_keys,
+    mask_phone,
+)
 from lily_s3.errors import StorageUnavailable
 from lily_s3.keys import photo_id_of, photo_key, relative_to
 from lily_s3.media import MediaFetcher, MediaRejected, MediaUnavailable
@@ -44,8 +51,8 @@ def retention_dedupe_key(when: float, interval: int) -> str:
     return f"s3:retention:{int(when // interval)}"
 
 
-async def schedule_retention(host: Host, *, run_at: float, interval: int) -> None:
-    await host.queue.schedule(
+async def schedule_retention(host: LilyHost, *, run_at: float, interval: int) -> None:
+    await host.schedule(
         RETENTION_SWEEP, {}, tenant=None, run_at=run_at, dedupe_key=retention_dedupe_key(run_at, interval)
     )
 
@@ -71,9 +78,9 @@ class S3Tasks:
         return self.settings, self.bucket
 
     async def _tenant(self, ctx: TaskContext) -> Tenant | None:
-        if ctx.tenant is None:
+        if ctx.tenant_id is None:
             raise PermanentError(f"{ctx.task_type} needs a tenant", code="no_tenant")
-        tenant = await ctx.host.tenants.get(ctx.tenant)
+        tenant = ctx.tenant
         if tenant is None:
             ctx.log.warning("tenant no longer exists; nothing to do")
         return tenant
@@ -135,11 +142,18 @@ class S3Tasks:
         except TenantSettingsError as error:
             raise PermanentError(str(error), code="tenant_settings") from error
 
-        store = QuoteStore(ctx.host.redis, tenant.id)
+        store = QuoteStore(ctx.host.redis, tenant.id, ctx.host.pii)
         quote_id = await store.quote_for_message(
             customer, message_sid, now=ctx.now(), open_seconds=rules.quote_open_hours * 3600
         )
         log = ctx.log.bind(quote_id=quote_id, message_sid=message_sid, customer=mask_phone(customer))
+        if ctx.attempt == 1:
+            # The host's conversation inbox links the customer's texts to this quote.
+            await ctx.host.emit(
+                QUOTE_PHOTOS_RECEIVED,
+                {"quote_id": quote_id, "message_sid": message_sid, "from": customer},
+                tenant=tenant.id,
+            )
         fetcher = MediaFetcher(
             credentials=settings.twilio_credentials,
             credential_hosts=settings.media_credential_hosts,
@@ -208,9 +222,7 @@ class S3Tasks:
         interval = settings.s3_retention_interval_seconds
         sweep_key = retention_dedupe_key(now, interval)
         for tenant in await ctx.host.tenants.all():
-            await ctx.host.queue.schedule(
-                RETENTION_SWEEP_TENANT, {}, tenant=tenant.id, dedupe_key=f"{sweep_key}:{tenant.id}"
-            )
+            await ctx.schedule(RETENTION_SWEEP_TENANT, {}, tenant=tenant.id, dedupe_key=f"{sweep_key}:{tenant.id}")
         await schedule_retention(ctx.host, run_at=now + interval, interval=interval)
 
     async def retention_sweep_tenant(self, ctx: TaskContext, payload: dict[str, Any]) -> None:
@@ -225,7 +237,7 @@ class S3Tasks:
             raise PermanentError(str(error), code="tenant_settings") from error
         days = rules.retention_days_for(tenant)
         cutoff = ctx.now() - days * 86400
-        store = QuoteStore(ctx.host.redis, tenant.id)
+        store = QuoteStore(ctx.host.redis, tenant.id, ctx.host.pii)
         prefix = rules.prefix_for(tenant.id)
 
         recorded = 0

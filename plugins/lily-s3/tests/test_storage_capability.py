@@ -7,8 +7,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from lily_host.capabilities import StorageProvider
-from lily_host.errors import PermanentError
+from lily_host import PermanentError, StorageProvider
 from lily_host.testing import Harness
 from lily_s3.fake import SAMPLE_PNG as PNG
 from lily_s3.fake import MotoS3, decode_post_policy

@@ -221,7 +221,7 @@ async def test_link_lifetime_is_bounded_by_the_tenant_setting(lily: Harness, hea
 
 
 async def test_tenant_link_lifetime_cannot_exceed_seven_days(lily: Harness) -> None:
-    from lily_host.tenants import TenantError
+    from lily_host import TenantError
 
     try:
         await lily.host.tenants.set_plugin_settings(TENANT, "s3", {"link_lifetime_seconds": 7 * 24 * 3600 + 1})

@@ -14,10 +14,7 @@ import stripe
 from quart import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lily_host.auth import require_tenant
-from lily_host.host import current_host
-from lily_host.log import get_logger
-from lily_host.tenants import Tenant
+from lily_host import Tenant, current_host, get_logger, require_tenant
 from lily_stripe.errors import ApiFailure, api_failure
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import PLANS, StripeSettings

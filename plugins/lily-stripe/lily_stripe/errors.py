@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import stripe
 
-from lily_host.errors import PermanentError, RetryLater
+from lily_host import PermanentError, RetryLater
 from lily_stripe.gateway import retry_after
 
 #: Parameters that come straight from the tenant's request: Stripe refusing them is the caller's error.

@@ -14,6 +14,8 @@ Served:
 - ``GET /v1/balance``, ``GET /v1/account``
 - sandbox pages: ``GET /checkout/{id}`` (a "complete the checkout" button) and ``GET /portal/{id}``
   (cancel now / at period end); each action delivers a signed webhook to ``webhook_url``.
+  ``POST /checkout/{id}/complete-event`` completes Checkout and answers the event instead of
+  delivering it (``lily simulate stripe.checkout``).
 
 Tests drive subscriptions directly: :meth:`FakeStripe.complete_checkout`,
 :meth:`FakeStripe.update_subscription` and :meth:`FakeStripe.delete_subscription` change the
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from lily_host import DevContext, DevStandIn
 from lily_host.fakes import LocalHTTPServer, Reply, Request
 from lily_stripe import sandbox
 from lily_stripe.sandbox import SANDBOX_API_KEY, SANDBOX_PORT, SANDBOX_PRICES, SANDBOX_WEBHOOK_SECRET
@@ -602,6 +605,13 @@ class FakeStripe(LocalHTTPServer):
         try:
             if request.method == "GET":
                 return _reply(200, self.sandbox_page(request.target).encode(), "text/html; charset=utf-8")
+            segments = [part for part in request.target.split("?", 1)[0].split("/") if part]
+            if len(segments) == 3 and segments[0] == "checkout" and segments[2] == "complete-event":
+                # `lily simulate stripe.checkout`: complete Checkout, hand the event back undelivered
+                # (the simulation signs and posts it itself, like any other simulation).
+                with self._lock:
+                    event = self.complete_checkout(segments[1])
+                return _reply(200, json.dumps(event).encode(), "application/json")
             location, _message = self.sandbox_action(request.target)
             return _reply(303, b"", "text/plain", {"Location": location})
         except KeyError:
@@ -695,3 +705,16 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def dev_standin(context: DevContext) -> DevStandIn | None:
+    """``lily dev`` without STRIPE_* settings: this fake, delivering its sandbox pages' events to Lily."""
+    if context.environ.get("STRIPE_SECRET_KEY"):
+        return None
+    fake = FakeStripe(
+        port=0,
+        webhook_url=context.public_url.rstrip("/") + "/webhooks/stripe",
+        webhook_secrets=[SANDBOX_WEBHOOK_SECRET],
+    )
+    fake.start()
+    return DevStandIn(f"fake Stripe API at {fake.url}", fake.sandbox_env(), stop=fake.stop)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import stripe
 
-from lily_host.metrics import track_api_call
+from lily_host import track_api_call
 from lily_stripe.settings import StripeSettings
 
 INTEGRATION = "stripe"

@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING
 
 import stripe
 
-from lily_host.contract import HealthCheck, HealthResult, HealthState
-from lily_host.redis_typing import awaited
+from lily_host import HealthCheck, HealthResult, HealthState, awaited
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import StripeSettings
 from lily_stripe.sync import PAST_DUE_KEY, PLUGIN
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host import LilyHost
 
 #: Past-due tenants listed by name in the health message; the rest are counted.
 LISTED_TENANTS = 10
@@ -31,7 +30,7 @@ class ApiCheck:
     def __init__(self) -> None:
         self._cached: tuple[float, HealthResult] | None = None
 
-    async def __call__(self, host: Host) -> HealthResult:
+    async def __call__(self, host: LilyHost) -> HealthResult:
         now = host.clock.now()
         if self._cached is not None and now - self._cached[0] < self.CACHE_SECONDS:
             return self._cached[1]
@@ -39,7 +38,7 @@ class ApiCheck:
         self._cached = (now, result)
         return result
 
-    async def _check(self, host: Host) -> HealthResult:
+    async def _check(self, host: LilyHost) -> HealthResult:
         settings = host.plugin_settings(PLUGIN)
         if not isinstance(settings, StripeSettings):
             return HealthResult(HealthState.NOT_CONFIGURED, "set STRIPE_SECRET_KEY and the other STRIPE_* settings")
@@ -61,7 +60,7 @@ class ApiCheck:
         return HealthResult(HealthState.OK, "secret key accepted", details)
 
 
-async def check_subscriptions(host: Host) -> HealthResult:
+async def check_subscriptions(host: LilyHost) -> HealthResult:
     """Past-due tenants keep their automations, but someone should chase the payment."""
     past_due: list[str] = []
     for member in sorted(await awaited(host.redis.smembers(PAST_DUE_KEY))):

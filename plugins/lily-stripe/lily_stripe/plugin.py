@@ -8,13 +8,16 @@ from typing import Any
 import click
 from pydantic_settings import BaseSettings
 
-from lily_host import hookimpl
-from lily_host.contract import HealthCheck, RetryPolicy, Routes, TaskHandler, WebhookEndpoint
+from lily_host import HealthCheck, RetryPolicy, Routes, Simulation, TaskHandler, WebhookEndpoint, hookimpl
 from lily_stripe.api import URL_PREFIX, make_blueprint
 from lily_stripe.health import health_checks
 from lily_stripe.settings import StripeSettings
+from lily_stripe.simulations import checkout_simulation, talks_to_local_fake
 from lily_stripe.sync import SYNC_TASK, schedule_sync, sync_subscription
 from lily_stripe.webhook import StripeWebhook
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 #: Stripe outages are usually short; a sync that still fails after ~1 h lands in the dead letters.
 SYNC_RETRY = RetryPolicy(max_attempts=8, backoff_base=5.0, backoff_cap=900.0)
@@ -48,6 +51,12 @@ def register_health_checks(register: Callable[[HealthCheck], None]) -> None:
 
 
 @hookimpl
+def register_simulations(register: Callable[[Simulation], None], settings: StripeSettings) -> None:
+    if talks_to_local_fake(settings):
+        register(checkout_simulation(settings))
+
+
+@hookimpl
 def register_commands(cli: click.Group) -> None:
     @cli.group("billing")
     def billing() -> None:
@@ -57,8 +66,7 @@ def register_commands(cli: click.Group) -> None:
     @click.argument("tenant_id")
     def sync(tenant_id: str) -> None:
         """Fetch TENANT_ID's subscription from Stripe and apply it (e.g. after missed webhooks)."""
-        from lily_host.cli import with_host
-        from lily_host.errors import PermanentError
+        from lily_host import PermanentError, with_host
 
         async def work(host: Any) -> str | None:
             try:

@@ -8,8 +8,6 @@ import stripe
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_stripe.sandbox import SANDBOX_PORT, sandbox_env
-
 DEFAULT_API_BASE = "https://api.stripe.com"
 #: The plans a tenant can buy, in the order the API names them.
 PLANS: tuple[str, ...] = ("starter", "pro", "growth")
@@ -24,8 +22,8 @@ class StripeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STRIPE_", extra="ignore")
 
-    #: ``lily dev`` without credentials: talk to the local fake (``python -m lily_stripe.fake``).
-    lily_dev_env: ClassVar[dict[str, str]] = sandbox_env(f"http://127.0.0.1:{SANDBOX_PORT}")
+    #: ``lily dev`` without STRIPE_* settings starts the local fake Stripe API and points the plugin at it.
+    lily_dev_standin: ClassVar[str] = "lily_stripe.fake:dev_standin"
 
     secret_key: SecretStr
     #: One secret, or several separated by commas while Stripe rolls the endpoint secret.

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lily_host.errors import BadSignature
+from lily_host import BadSignature
 
 HEADER = "Stripe-Signature"
 #: Stripe's own default: a signed delivery is valid for five minutes either side of now.

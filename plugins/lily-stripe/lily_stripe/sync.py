@@ -24,10 +24,7 @@ import redis.asyncio as aioredis
 import stripe
 import structlog
 
-from lily_host.contract import TaskContext
-from lily_host.errors import PermanentError, RetryLater
-from lily_host.redis_typing import awaited
-from lily_host.tenants import IndexConflict, Tenant
+from lily_host import IndexConflict, PermanentError, RetryLater, TaskContext, Tenant, awaited
 from lily_stripe.errors import task_error
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import StripeSettings
@@ -40,7 +37,7 @@ from lily_stripe.subscription import (
 )
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host import LilyHost
 
 PLUGIN = "stripe"
 SYNC_TASK = "stripe.sync_subscription"
@@ -75,7 +72,7 @@ def sync_payload(
     }
 
 
-def require_settings(host: Host) -> StripeSettings:
+def require_settings(host: LilyHost) -> StripeSettings:
     settings = host.plugin_settings(PLUGIN)
     if not isinstance(settings, StripeSettings):
         raise PermanentError("the stripe plugin is not configured (STRIPE_* settings missing)", code="not_configured")
@@ -87,9 +84,9 @@ async def sync_subscription(ctx: TaskContext, payload: dict[str, Any]) -> None:
     settings = require_settings(ctx.host)
     subscription_id = payload.get("subscription")
     customer = payload.get("customer")
-    if ctx.tenant is None or not isinstance(subscription_id, str) or not isinstance(customer, str):
+    if ctx.tenant_id is None or not isinstance(subscription_id, str) or not isinstance(customer, str):
         raise PermanentError("sync_subscription needs a tenant, a subscription id and a customer id")
-    tenant_id = ctx.tenant
+    tenant_id = ctx.tenant_id
     log = ctx.log.bind(subscription=subscription_id, stripe_event=payload.get("event_id"))
     received_at = float(payload.get("received_at") or 0.0)
     # One sync of a tenant at a time: a task that waited for another's fetch usually finds it
@@ -137,7 +134,7 @@ async def _fetch(
 
 
 async def apply_subscription(
-    host: Host,
+    host: LilyHost,
     settings: StripeSettings,
     tenant_id: str,
     state: SubscriptionState,
@@ -154,7 +151,7 @@ async def apply_subscription(
 
 
 async def _apply(
-    host: Host,
+    host: LilyHost,
     settings: StripeSettings,
     tenant_id: str,
     state: SubscriptionState,
@@ -258,7 +255,7 @@ async def _tenant_lock(redis: aioredis.Redis, tenant_id: str, *, ttl_seconds: fl
         await awaited(redis.eval(_RELEASE_LUA, 1, key, token))
 
 
-async def schedule_sync(host: Host, tenant_id: str) -> str | None:
+async def schedule_sync(host: LilyHost, tenant_id: str) -> str | None:
     """Queue a sync of the tenant's linked subscription now (after missed webhooks, or on demand)."""
     tenant = await host.tenants.require(tenant_id)
     subscription, customer = tenant.billing.get("subscription_id"), tenant.billing.get("customer_id")
@@ -271,4 +268,4 @@ async def schedule_sync(host: Host, tenant_id: str) -> str | None:
         event_id="manual",
         received_at=await redis_time(host.redis),
     )
-    return await host.queue.schedule(SYNC_TASK, payload, tenant=tenant_id)
+    return await host.schedule(SYNC_TASK, payload, tenant=tenant_id)

@@ -8,10 +8,15 @@ from typing import Any
 
 from quart import Response, jsonify
 
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest
-from lily_host.errors import InvalidPayload
-from lily_host.host import current_host
-from lily_host.tenants import Tenant, TenantStore
+from lily_host import (
+    InvalidPayload,
+    Tenant,
+    TenantDirectory,
+    WebhookContext,
+    WebhookEndpoint,
+    WebhookRequest,
+    current_host,
+)
 from lily_stripe import signature
 from lily_stripe.metrics import EVENTS
 from lily_stripe.settings import StripeSettings
@@ -98,7 +103,7 @@ class StripeWebhook(WebhookEndpoint):
     def parse(self, request: WebhookRequest) -> StripeEvent:
         return parse_event(request.json())
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(self, request: WebhookRequest, payload: Any, tenants: TenantDirectory) -> Tenant | None:
         event: StripeEvent = payload
         if event.subscription is None:
             return None

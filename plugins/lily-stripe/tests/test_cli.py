@@ -9,10 +9,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from lily_host.app import build_host
-from lily_host.redis_server import RedisServer
-from lily_host.settings import HostSettings
-from lily_host.testing import TEST_SECRET_KEY
+from lily_host.testing import TEST_SECRET_KEY, HostSettings, RedisServer, build_host
 from lily_stripe import plugin
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import stripe
 
-from lily_host.errors import BadSignature
+from lily_host import BadSignature
 from lily_stripe.signature import TOLERANCE_SECONDS, signature_header, verify
 
 NOW = 1_760_000_000

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from lily_host.clock import ManualClock
-from lily_host.log import get_logger
-from lily_host.testing import Harness
+from lily_host import get_logger
+from lily_host.testing import Harness, ManualClock
 from lily_stripe.fake import FakeStripe
 from lily_stripe.sandbox import SANDBOX_PRICES
 from lily_stripe.signature import signature_header

@@ -1,6 +1,6 @@
 """The ``sms`` capability over Twilio's Messages API.
 
-Only ``lily_host.messaging`` calls it, after compliance cleared the message. The SDK call runs in a
+Only ``lily_host.sms.outbound`` calls it, after compliance cleared the message. The SDK call runs in a
 worker thread; Twilio's answers become Lily's task outcomes: 429/20429 → RetryLater (Retry-After
 when given), 5xx and timeouts → retried with backoff, 21610 → RecipientOptedOut (suppressed, no
 retry), any other 4xx → PermanentError (dead letter, with Twilio's code and message).
@@ -16,15 +16,12 @@ import requests
 from pydantic import ValidationError
 from twilio.base.exceptions import TwilioException
 
-from lily_host.capabilities import OutgoingSms, SentSms
-from lily_host.errors import PermanentError
-from lily_host.metrics import track_api_call
+from lily_host import OutgoingSms, PermanentError, SentSms, track_api_call
 from lily_twilio.client import make_client, map_error, map_transport_error
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host import LilyHost, Tenant
 
 PLUGIN = "twilio"
 STATUS_PATH = "/webhooks/twilio/status"
@@ -51,9 +48,9 @@ class TwilioSmsChannel:
         self._client, self._http = make_client(settings)
         self._public_url: str | None = None
 
-    def attach(self, host: Host) -> None:
+    def attach(self, host: LilyHost) -> None:
         """Called by the host once it exists: status callbacks go to its public URL."""
-        self._public_url = host.settings.public_url
+        self._public_url = host.public_url("").rstrip("/")
 
     def status_callback(self, tenant: Tenant) -> str | None:
         if self._public_url is None:

@@ -20,8 +20,7 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from lily_host.errors import PermanentError, RecipientOptedOut, RetryLater
-from lily_host.retry import parse_retry_after
+from lily_host import PermanentError, RecipientOptedOut, RetryLater, parse_retry_after
 from lily_twilio.settings import DEFAULT_API_BASE, TwilioSettings
 
 _logger = logging.getLogger("lily_twilio.http")

@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
-from lily_host.contract import HealthResult, HealthState
-from lily_host.metrics import track_api_call
+from lily_host import HealthResult, HealthState, track_api_call
 from lily_twilio.client import make_client
 from lily_twilio.settings import TwilioSettings
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
+    from lily_host import LilyHost
 
 
-def account_check(settings: TwilioSettings) -> Callable[[Host], Awaitable[HealthResult]]:
-    async def check(host: Host) -> HealthResult:
+def account_check(settings: TwilioSettings) -> Callable[[LilyHost], Awaitable[HealthResult]]:
+    async def check(host: LilyHost) -> HealthResult:
         def fetch() -> str:
             client, _http = make_client(settings)
             return str(client.api.v2010.accounts(settings.account_sid).fetch().status)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lily_host.errors import InvalidPayload
+from lily_host import InvalidPayload
 from lily_twilio.settings import to_e164
 
 #: Call outcomes that mean nobody picked up.

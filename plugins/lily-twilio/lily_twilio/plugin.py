@@ -7,14 +7,16 @@ from collections.abc import Callable
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
-from lily_host import hookimpl
-from lily_host.contract import Capability, HealthCheck, Simulation, TaskHandler, WebhookEndpoint
+from lily_host import Capability, HealthCheck, Simulation, TaskHandler, WebhookEndpoint, hookimpl
 from lily_twilio.channel import TwilioSmsChannel
 from lily_twilio.health import account_check
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 from lily_twilio.simulations import simulations
 from lily_twilio.tasks import STATUS_TASK, record_message_status
 from lily_twilio.webhooks import SmsWebhook, StatusWebhook, VoiceWebhook
+
+#: The plugin API version this plugin is written for (docs/api.md, "Versions").
+LILY_PLUGIN_API = 2
 
 
 @hookimpl

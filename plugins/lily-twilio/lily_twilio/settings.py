@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host.validators import normalize_e164
+from lily_host import normalize_e164
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 
@@ -21,6 +21,8 @@ class TwilioSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TWILIO_", extra="ignore")
 
+    #: ``lily dev``'s banner: with development credentials this plugin's texts go to the outbox.
+    lily_sends_sms: ClassVar[bool] = True
     #: ``lily dev`` without credentials: webhooks verify with this token, texts go to the outbox.
     lily_dev_env: ClassVar[dict[str, str]] = {
         "TWILIO_ACCOUNT_SID": "AC" + "00" * 16,

@@ -1,13 +1,18 @@
 """``X-Twilio-Signature`` checks, done by the SDK's own RequestValidator.
 
+Form webhooks are signed over the URL plus the sorted form fields; JSON-body webhooks over the URL
+alone, which then carries ``bodySHA256`` (the hex SHA-256 of the raw body), checked here too.
+
 The URL Twilio signed is the public one it called (LILY_PUBLIC_URL + path + query), never what
 the app sees behind a TLS-terminating proxy; ``WebhookRequest.public_url`` is exactly that.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
+from urllib.parse import parse_qs, urlsplit
 
 from twilio.request_validator import (
     HMAC_SHA1,
@@ -18,10 +23,15 @@ from twilio.request_validator import (
 )
 from werkzeug.datastructures import Headers
 
-from lily_host.contract import RequestHeaders
-from lily_host.errors import BadSignature
-from lily_host.forms import parse_form
+from lily_host import BadSignature, RequestHeaders, parse_form
 from lily_twilio.settings import TwilioSettings
+
+#: Query parameter of JSON-body webhooks: the hex SHA-256 of the raw body.
+BODY_HASH_PARAMETER = "bodySHA256"
+_MISMATCH = (
+    f"{SIGNATURE_HEADER} does not match; check TWILIO_AUTH_TOKEN and that LILY_PUBLIC_URL is the URL "
+    "configured in Twilio"
+)
 
 
 class FormParams(dict[str, list[str]]):
@@ -63,16 +73,30 @@ def verify_signature(
     if algorithm != HMAC_SHA1 and settings.webhook_shared_key is not None:
         secret = settings.webhook_shared_key
     validator = RequestValidator(secret.get_secret_value())
+    if BODY_HASH_PARAMETER in url:
+        body_hash = parse_qs(urlsplit(url).query).get(BODY_HASH_PARAMETER)
+        if body_hash:
+            _verify_body_hash_request(validator, url, body, body_hash[0], signature, algorithm)
+            return
     signed = FormParams(params) if params is not None else form_params(body)
     # The URL exactly as configured is what Twilio signs almost always: one HMAC. validate() then
-    # covers the rest (the URL with/without an explicit port, bodySHA256 requests).
+    # covers the URL with or without an explicit port.
     if hmac.compare_digest(validator.compute_signature(url, signed, algorithm), signature):
         return
     if not validator.validate(url, signed, signature, algorithm):
-        raise BadSignature(
-            f"{SIGNATURE_HEADER} does not match; check TWILIO_AUTH_TOKEN and that LILY_PUBLIC_URL is the URL "
-            "configured in Twilio"
-        )
+        raise BadSignature(_MISMATCH)
+
+
+def _verify_body_hash_request(
+    validator: RequestValidator, url: str, body: bytes, body_hash: str, signature: str, algorithm: str
+) -> None:
+    """A JSON-body request: Twilio signs the URL alone (``bodySHA256`` in its query) and the query
+    carries the SHA-256 of the raw body. Both are checked here, on the bytes as they arrived (the
+    SDK's validate() checks the hash only when handed the body as text, never a parsed form)."""
+    if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), body_hash.strip().lower()):
+        raise BadSignature(f"the body does not match the {BODY_HASH_PARAMETER} in the URL Twilio signed")
+    if not validator.validate(url, {}, signature, algorithm):
+        raise BadSignature(_MISMATCH)
 
 
 def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from lily_host.contract import Simulation
+from lily_host import Simulation, simulation_id
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 from lily_twilio.signature import sign
 
 if TYPE_CHECKING:
-    from lily_host.host import Host
-    from lily_host.tenants import Tenant
+    from lily_host import LilyHost, Tenant
 
 #: The caller of every simulation (a 555 number: it never reaches a real phone).
 SAMPLE_CALLER = "+15555550123"
+#: Where `lily dev` serves a sample JPEG (lily_host.builtins.core), the simulated MMS's media.
+SAMPLE_PHOTO_PATH = "/dev/sample-photo.jpg"
 
-Builder = Callable[["Host", "Tenant"], tuple[str, Mapping[str, str], bytes]]
+Builder = Callable[["LilyHost", "Tenant"], tuple[str, Mapping[str, str], bytes]]
 
 
 def _business_number(tenant: Tenant) -> str:
@@ -31,7 +31,7 @@ def _business_number(tenant: Tenant) -> str:
 
 
 def _signed(
-    settings: TwilioSettings, host: Host, path: str, params: dict[str, str]
+    settings: TwilioSettings, host: LilyHost, path: str, params: dict[str, str]
 ) -> tuple[str, Mapping[str, str], bytes]:
     signature = sign(settings.auth_token.get_secret_value(), host.public_url(path), params)
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
@@ -39,10 +39,10 @@ def _signed(
 
 
 def missed_call(settings: TwilioSettings) -> Builder:
-    def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+    def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
         params = {
             "AccountSid": settings.account_sid,
-            "CallSid": "CA" + secrets.token_hex(16),
+            "CallSid": simulation_id("CA"),
             "CallStatus": "no-answer",
             "Direction": "inbound",
             "From": SAMPLE_CALLER,
@@ -53,16 +53,23 @@ def missed_call(settings: TwilioSettings) -> Builder:
     return build
 
 
-def inbound_text(settings: TwilioSettings, body: str) -> Builder:
-    def build(host: Host, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
+def inbound_text(settings: TwilioSettings, body: str, *, photo: bool = False) -> Builder:
+    def build(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:
         params = {
             "AccountSid": settings.account_sid,
-            "MessageSid": "SM" + secrets.token_hex(16),
+            "MessageSid": simulation_id("MM" if photo else "SM"),
             "From": SAMPLE_CALLER,
             "To": _business_number(tenant),
             "Body": body,
             "NumMedia": "0",
         }
+        if photo:
+            # `lily dev` serves a sample photo, standing in for Twilio's media URL.
+            params.update(
+                NumMedia="1",
+                MediaUrl0=host.public_url(SAMPLE_PHOTO_PATH),
+                MediaContentType0="image/jpeg",
+            )
         return _signed(settings, host, "/webhooks/twilio/sms", params)
 
     return build
@@ -79,8 +86,23 @@ def simulations(settings: TwilioSettings) -> list[Simulation]:
         Simulation("twilio.sms_start", "the caller texts START → texts allowed again", inbound_text(settings, "START")),
         Simulation("twilio.sms_help", "the caller texts HELP → the tenant's help text", inbound_text(settings, "HELP")),
         Simulation(
+            "twilio.sms_confirm",
+            "the caller texts C → confirms the visit they were reminded of (booking.confirmed)",
+            inbound_text(settings, "C"),
+        ),
+        Simulation(
+            "twilio.sms_yes",
+            "the caller texts YES → accepts the quote they were sent (quote.accepted)",
+            inbound_text(settings, "YES"),
+        ),
+        Simulation(
             "twilio.sms",
-            "the caller texts a question → message.received",
+            "the caller texts a question → message.received (and the conversation inbox)",
             inbound_text(settings, "Do you clean gutters?"),
+        ),
+        Simulation(
+            "twilio.mms_photo",
+            "the caller texts a photo → stored in S3 (lily-s3) for a quote",
+            inbound_text(settings, "Here is the driveway", photo=True),
         ),
     ]

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from lily_host.contract import WebhookContext, WebhookEndpoint, WebhookRequest, WebhookResponse
+from lily_host import WebhookContext, WebhookEndpoint, WebhookRequest, WebhookResponse
 from lily_twilio.payloads import (
     CallUpdate,
     InboundMessage,
@@ -28,7 +28,7 @@ from lily_twilio.signature import verify_signature
 from lily_twilio.tasks import STATUS_TASK
 
 if TYPE_CHECKING:
-    from lily_host.tenants import Tenant, TenantStore
+    from lily_host import Tenant, TenantDirectory
 
 FORM = "application/x-www-form-urlencoded"
 #: Twilio's own request limit is far below this; anything bigger is not Twilio.
@@ -64,7 +64,9 @@ class VoiceWebhook(_TwilioWebhook):
     def parse(self, request: WebhookRequest) -> CallUpdate:
         return parse_call(request.form())
 
-    async def resolve_tenant(self, request: WebhookRequest, payload: CallUpdate, tenants: TenantStore) -> Tenant | None:
+    async def resolve_tenant(
+        self, request: WebhookRequest, payload: CallUpdate, tenants: TenantDirectory
+    ) -> Tenant | None:
         return await tenants.resolve("phone", payload.business_number)
 
     def delivery_id(self, request: WebhookRequest, payload: CallUpdate) -> str:
@@ -94,7 +96,7 @@ class SmsWebhook(_TwilioWebhook):
         return parse_inbound_message(request.form())
 
     async def resolve_tenant(
-        self, request: WebhookRequest, payload: InboundMessage, tenants: TenantStore
+        self, request: WebhookRequest, payload: InboundMessage, tenants: TenantDirectory
     ) -> Tenant | None:
         return await tenants.resolve("phone", payload.business_number)
 
@@ -118,7 +120,7 @@ class StatusWebhook(_TwilioWebhook):
         return parse_message_status(request.form())
 
     async def resolve_tenant(
-        self, request: WebhookRequest, payload: MessageStatus, tenants: TenantStore
+        self, request: WebhookRequest, payload: MessageStatus, tenants: TenantDirectory
     ) -> Tenant | None:
         tenant_ids = parse_qs(request.query_string).get("tenant", [])
         if len(tenant_ids) != 1 or not tenant_ids[0]:

@@ -12,8 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lily_host import hookimpl
-from lily_host.contract import EventSubscription, TaskContext, TaskHandler
+from lily_host import EventSubscription, TaskContext, TaskHandler, hookimpl
 from lily_host.testing import TEST_PUBLIC_URL, Harness, HarnessFactory
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import signed_headers
@@ -62,11 +61,11 @@ def event_log() -> EventLog:
 
 @pytest.fixture
 def recorder(event_log: EventLog) -> types.ModuleType:
-    """A test plugin that records every call.missed and message.received it is handed."""
+    """A test plugin that records every call.missed, message.received and quote.accepted it is handed."""
 
     def record(event: str) -> Callable[[TaskContext, dict[str, Any]], Awaitable[None]]:
         async def run(ctx: TaskContext, payload: dict[str, Any]) -> None:
-            event_log.append((event, ctx.tenant, payload))
+            event_log.append((event, ctx.tenant_id, payload))
 
         return run
 
@@ -76,11 +75,13 @@ def recorder(event_log: EventLog) -> types.ModuleType:
     def register_tasks(register: Callable[[TaskHandler], None]) -> None:
         register(TaskHandler("test.record_missed", record("call.missed")))
         register(TaskHandler("test.record_message", record("message.received")))
+        register(TaskHandler("test.record_quote_accepted", record("quote.accepted")))
 
     @hookimpl
     def register_event_subscriptions(register: Callable[[EventSubscription], None]) -> None:
         register(EventSubscription("call.missed", "test.record_missed"))
         register(EventSubscription("message.received", "test.record_message"))
+        register(EventSubscription("quote.accepted", "test.record_quote_accepted"))
 
     module.register_tasks = register_tasks  # type: ignore[attr-defined]
     module.register_event_subscriptions = register_event_subscriptions  # type: ignore[attr-defined]

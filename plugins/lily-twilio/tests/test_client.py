@@ -6,7 +6,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.response import Response
 
-from lily_host.errors import PermanentError, RecipientOptedOut, RetryLater
+from lily_host import PermanentError, RecipientOptedOut, RetryLater
 from lily_twilio.client import BaseUrlHttpClient, TwilioUnavailable, map_error
 from lily_twilio.settings import TwilioSettings, TwilioTenantSettings
 

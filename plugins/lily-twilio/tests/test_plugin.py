@@ -8,7 +8,7 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from lily_host.tenants import IndexConflict, TenantError
+from lily_host import IndexConflict, TenantError
 from lily_host.testing import Harness
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form, signed_headers

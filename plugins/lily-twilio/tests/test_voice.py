@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from lily_host.log import configure_logging
-from lily_host.testing import Harness
+from lily_host.testing import Harness, configure_logging
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form
 

@@ -1,5 +1,0 @@
-"""The ASGI entry point hypercorn imports in each worker process (`lily serve`)."""
-
-from lily_host.app import create_app
-
-app = create_app()

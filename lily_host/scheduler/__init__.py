@@ -1,9 +1,0 @@
-"""The Redis delayed-task queue: schedule, claim with a lease, ack, retry, dead letters; the worker."""
-
-from __future__ import annotations
-
-from lily_host.scheduler.metrics import collect_depth
-from lily_host.scheduler.queue import ClaimResult, QueueStats, Task, TaskQueue, TypeStats
-from lily_host.scheduler.worker import Worker
-
-__all__ = ["ClaimResult", "QueueStats", "Task", "TaskQueue", "TypeStats", "Worker", "collect_depth"]

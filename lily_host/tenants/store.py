@@ -1,0 +1,435 @@
+"""Tenants: the businesses Lily works for, their settings, secrets, API keys and lookup indexes.
+
+Storage (all in Redis):
+
+- ``lily:tenant:<id>``          the tenant record, one JSON string; secret fields hold ``enc:v1:...``
+- ``lily:tenants``              set of tenant ids
+- ``lily:index:<kind>``         hash value → tenant id (phone numbers, Stripe customers, ...)
+- ``lily:apikey:<sha256>``      JSON {tenant, key_id, label, created}; keys are stored hashed only
+- ``lily:tenant_keys:<id>``     hash key_id → sha256, to list and revoke a tenant's keys
+- ``lily:tenant_secret:<id>``   hash name → encrypted secret (OAuth tokens and the like)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, SecretStr, ValidationError
+from redis.exceptions import WatchError
+
+from lily_host.plugin_api.clock import Clock, SystemClock
+from lily_host.plugin_api.redis_typing import awaited
+from lily_host.plugin_api.tenant import (
+    IndexConflict,
+    Tenant,
+    TenantError,
+    is_stored_secret,
+    normalize_index_value,
+)
+from lily_host.tenants.secret_box import SecretBox
+
+
+def _secret_fields(model: type[BaseModel]) -> set[str]:
+    return {name for name, info in model.model_fields.items() if _annotation_has_secret(info.annotation)}
+
+
+def _annotation_has_secret(annotation: Any) -> bool:
+    if annotation is SecretStr:
+        return True
+    return any(_annotation_has_secret(arg) for arg in getattr(annotation, "__args__", ()))
+
+
+def index_fields(model: type[BaseModel]) -> dict[str, str]:
+    """Field name → index kind, from ``json_schema_extra={"lily_index": kind}``."""
+    result: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("lily_index"), str):
+            result[name] = str(extra["lily_index"])
+    return result
+
+
+def _index_entries(model: type[BaseModel], values: Mapping[str, Any]) -> set[tuple[str, str]]:
+    entries: set[tuple[str, str]] = set()
+    for field_name, kind in index_fields(model).items():
+        raw = values.get(field_name)
+        items: Iterable[Any] = raw if isinstance(raw, list | tuple | set) else ([] if raw is None else [raw])
+        for item in items:
+            text = normalize_index_value(kind, str(item))
+            if text:
+                entries.add((kind, text))
+    return entries
+
+
+# One round trip for webhook tenant lookups: index hash → tenant record.
+_RESOLVE_LUA = """
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if not id then return false end
+return redis.call('GET', ARGV[2] .. id)
+"""
+
+
+class TenantStore:
+    """All reads and writes of tenants go through here."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        secret_box: SecretBox,
+        models: Mapping[str, type[BaseModel]] | None = None,
+        clock: Clock | None = None,
+        resolve_cache_seconds: float = 0.0,
+    ) -> None:
+        self.redis = redis
+        self.clock: Clock = clock or SystemClock()
+        # Webhook tenant lookups are the hot path: a short per-process cache saves a round trip per
+        # request. Local writes clear it at once; another process's change is seen within the TTL.
+        self.resolve_cache_seconds = resolve_cache_seconds
+        self._resolved: dict[tuple[str, str], tuple[float, Tenant]] = {}
+        self.secret_box = secret_box
+        self.models: dict[str, type[BaseModel]] = dict(models or {})
+        self._resolve = redis.register_script(_RESOLVE_LUA)
+
+    # --- records --------------------------------------------------------------------------------
+
+    async def create(self, tenant_id: str, name: str, **fields: Any) -> Tenant:
+        plugin_values = fields.pop("plugins", None) or {}
+        try:
+            now = self.clock.now()
+            tenant = Tenant(id=tenant_id, name=name, **{"created_at": now, "updated_at": now, **fields})
+        except ValidationError as error:
+            raise TenantError(_validation_message(error)) from error
+        created = await awaited(self.redis.set(_key(tenant.id), tenant.model_dump_json(), nx=True))
+        if not created:
+            raise TenantError(f"tenant {tenant_id!r} already exists")
+        await awaited(self.redis.sadd("lily:tenants", tenant.id))
+        for plugin, values in plugin_values.items():
+            tenant = await self.set_plugin_settings(tenant.id, plugin, values)
+        return tenant
+
+    async def get(self, tenant_id: str) -> Tenant | None:
+        raw = await awaited(self.redis.get(_key(tenant_id)))
+        return None if raw is None else Tenant.model_validate_json(raw)
+
+    async def require(self, tenant_id: str) -> Tenant:
+        tenant = await self.get(tenant_id)
+        if tenant is None:
+            raise TenantError(f"no tenant {tenant_id!r}")
+        return tenant
+
+    async def all(self) -> list[Tenant]:
+        ids = sorted(await awaited(self.redis.smembers("lily:tenants")))
+        if not ids:
+            return []
+        raws = await awaited(self.redis.mget([_key(_text(i)) for i in ids]))
+        return [Tenant.model_validate_json(raw) for raw in raws if raw is not None]
+
+    async def update(self, tenant_id: str, **fields: Any) -> Tenant:
+        """Change top-level fields (not ``id``, not ``plugins``: use set_plugin_settings)."""
+        for forbidden in ("id", "plugins", "created_at"):
+            if forbidden in fields:
+                raise TenantError(f"{forbidden!r} cannot be changed this way")
+
+        async def change(tenant: Tenant) -> Tenant:
+            data = tenant.model_dump()
+            now = self.clock.now()
+            if "subscription_status" in fields and fields["subscription_status"] != tenant.subscription_status:
+                data["status_since"] = now
+            data.update(fields)
+            data["updated_at"] = now
+            try:
+                return Tenant.model_validate(data)
+            except ValidationError as error:
+                raise TenantError(_validation_message(error)) from error
+
+        return await self._modify(tenant_id, change)
+
+    async def _modify(self, tenant_id: str, change: Callable[[Tenant], Awaitable[Tenant]]) -> Tenant:
+        """Read-modify-write one tenant record under WATCH, so concurrent writers never lose an update."""
+        key = _key(tenant_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        raise TenantError(f"no tenant {tenant_id!r}")
+                    updated = await change(Tenant.model_validate_json(raw))
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    pipe.set(key, updated.model_dump_json())
+                    await pipe.execute()
+                    self.forget_cached()
+                    return updated
+                except WatchError:
+                    continue
+
+    async def delete(self, tenant_id: str, *, also: Callable[[Any, Tenant], None] | None = None) -> bool:
+        """Delete a tenant, its API keys, secrets and lookup entries. ``also(transaction, tenant)``
+        may queue more commands into the same MULTI (the host schedules the data purge there)."""
+        tenant = await self.get(tenant_id)
+        if tenant is None:
+            return False
+        for plugin, values in tenant.plugins.items():
+            model = self.models.get(plugin)
+            if model is not None:
+                await self._drop_index_entries(_index_entries(model, values), tenant_id)
+        for kind, value in await self._direct_index_entries(tenant_id):
+            await self.release_index(kind, value, tenant_id)
+        key_hashes = await awaited(self.redis.hvals(f"lily:tenant_keys:{tenant_id}"))
+        pipe = self.redis.pipeline(transaction=True)
+        for key_hash in key_hashes:
+            pipe.delete(f"lily:apikey:{_text(key_hash)}")
+        pipe.delete(
+            _key(tenant_id),
+            f"lily:tenant_keys:{tenant_id}",
+            f"lily:tenant_secret:{tenant_id}",
+            f"lily:tenant_index:{tenant_id}",
+        )
+        pipe.srem("lily:tenants", tenant_id)
+        if also is not None:
+            also(pipe, tenant)
+        await pipe.execute()
+        self.forget_cached()
+        return True
+
+    def plain_settings(self, tenant: Tenant) -> dict[str, dict[str, Any]]:
+        """Each plugin's tenant settings without the secret ones (what may travel in an event)."""
+        return {
+            plugin: {key: value for key, value in values.items() if not is_stored_secret(value)}
+            for plugin, values in tenant.plugins.items()
+        }
+
+    # --- per-plugin settings ------------------------------------------------------------------------
+
+    async def set_plugin_settings(self, tenant_id: str, plugin: str, values: Mapping[str, Any]) -> Tenant:
+        """Validate ``values`` (merged over the current ones) with the plugin's tenant model and store them.
+
+        Secret fields are encrypted; indexed fields claim their lookup values, refusing values that
+        belong to another tenant.
+        """
+        model = self.models.get(plugin)
+        if model is None:
+            raise TenantError(f"plugin {plugin!r} has no tenant settings (is it installed and loaded?)")
+        dropped: set[tuple[str, str]] = set()
+
+        async def change(tenant: Tenant) -> Tenant:
+            current_stored = tenant.plugins.get(plugin, {})
+            merged = {**self._decrypt_values(model, current_stored), **dict(values)}
+            try:
+                validated = model.model_validate(merged)
+            except ValidationError as error:
+                raise TenantError(f"{plugin}: {_validation_message(error)}") from error
+            stored = self._encrypt_values(model, validated)
+            old_entries = _index_entries(model, current_stored)
+            new_entries = _index_entries(model, stored)
+            for kind, value in sorted(new_entries - old_entries):
+                await self.claim_index(kind, value, tenant_id, _direct=False)
+            dropped.clear()
+            dropped.update(old_entries - new_entries)
+            plugins = dict(tenant.plugins)
+            plugins[plugin] = stored
+            return tenant.model_copy(update={"plugins": plugins, "updated_at": self.clock.now()})
+
+        updated = await self._modify(tenant_id, change)
+        await self._drop_index_entries(dropped, tenant_id)
+        return updated
+
+    def plugin_settings(self, tenant: Tenant, plugin: str) -> BaseModel | None:
+        """The tenant's settings for ``plugin``, validated and decrypted; None if the plugin has no model.
+
+        A tenant that never set anything gets the model's defaults (or None if the model has
+        required fields).
+        """
+        model = self.models.get(plugin)
+        if model is None:
+            return None
+        try:
+            return model.model_validate(self._decrypt_values(model, tenant.plugins.get(plugin, {})))
+        except ValidationError:
+            return None
+
+    def _encrypt_values(self, model: type[BaseModel], validated: BaseModel) -> dict[str, Any]:
+        data: dict[str, Any] = validated.model_dump(mode="json")
+        for name in _secret_fields(model):
+            value = getattr(validated, name)
+            if isinstance(value, SecretStr):
+                data[name] = self.secret_box.encrypt(value.get_secret_value())
+        return data
+
+    def _decrypt_values(self, model: type[BaseModel], stored: Mapping[str, Any]) -> dict[str, Any]:
+        data = dict(stored)
+        for name in _secret_fields(model):
+            value = data.get(name)
+            if isinstance(value, str) and SecretBox.is_encrypted(value):
+                data[name] = self.secret_box.decrypt(value)
+        return data
+
+    # --- lookup indexes -------------------------------------------------------------------------------
+
+    async def claim_index(self, kind: str, value: str, tenant_id: str, *, _direct: bool = True) -> None:
+        """Make ``value`` of ``kind`` resolve to ``tenant_id``; IndexConflict if another tenant has it."""
+        value = normalize_index_value(kind, value)
+        owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
+        if owner is not None and _text(owner) != tenant_id:
+            raise IndexConflict(f"{kind} {value!r} already belongs to tenant {_text(owner)!r}")
+        claimed = await awaited(self.redis.hsetnx(f"lily:index:{kind}", value, tenant_id))
+        if not claimed and owner is None:
+            raise IndexConflict(f"{kind} {value!r} was just claimed by another tenant")
+        if _direct:
+            await awaited(self.redis.sadd(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
+        self.forget_cached()
+
+    async def release_index(self, kind: str, value: str, tenant_id: str) -> None:
+        value = normalize_index_value(kind, value)
+        owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
+        if owner is not None and _text(owner) == tenant_id:
+            await awaited(self.redis.hdel(f"lily:index:{kind}", value))
+        await awaited(self.redis.srem(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
+        self.forget_cached()
+
+    async def resolve(self, kind: str, value: str) -> Tenant | None:
+        """The one tenant that owns ``value`` of ``kind``, or None. At most one Redis round trip."""
+        normalized = normalize_index_value(kind, value)
+        cache_key = (kind, normalized)
+        if self.resolve_cache_seconds > 0:
+            cached = self._resolved.get(cache_key)
+            if cached is not None:
+                if cached[0] > time.monotonic():
+                    return cached[1]
+                # Expired: this request refreshes it; the requests arriving meanwhile keep using the
+                # old value for that one round trip instead of all refreshing at once (a stall).
+                self._resolved[cache_key] = (time.monotonic() + self.resolve_cache_seconds, cached[1])
+        raw = await self._resolve(keys=[f"lily:index:{kind}"], args=[normalized, "lily:tenant:"])
+        if raw is None:
+            self._resolved.pop(cache_key, None)
+            return None  # never cached: a tenant created a moment ago must resolve at once
+        tenant = Tenant.model_validate_json(raw)
+        if self.resolve_cache_seconds > 0:
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[cache_key] = (time.monotonic() + self.resolve_cache_seconds, tenant)
+        return tenant
+
+    def forget_cached(self) -> None:
+        """Drop cached lookups (called on every local write)."""
+        self._resolved.clear()
+
+    async def _drop_index_entries(self, entries: Iterable[tuple[str, str]], tenant_id: str) -> None:
+        for kind, value in entries:
+            owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
+            if owner is not None and _text(owner) == tenant_id:
+                await awaited(self.redis.hdel(f"lily:index:{kind}", value))
+
+    async def _direct_index_entries(self, tenant_id: str) -> list[tuple[str, str]]:
+        members = await awaited(self.redis.smembers(f"lily:tenant_index:{tenant_id}"))
+        entries = []
+        for member in members:
+            kind, _, value = _text(member).partition("\x00")
+            entries.append((kind, value))
+        return entries
+
+    # --- secrets (OAuth tokens, ...) -------------------------------------------------------------------
+
+    async def put_secret(self, tenant_id: str, name: str, value: str) -> None:
+        await awaited(self.redis.hset(f"lily:tenant_secret:{tenant_id}", name, self.secret_box.encrypt(value)))
+
+    async def get_secret(self, tenant_id: str, name: str) -> str | None:
+        raw = await awaited(self.redis.hget(f"lily:tenant_secret:{tenant_id}", name))
+        return None if raw is None else self.secret_box.decrypt(_text(raw))
+
+    async def delete_secret(self, tenant_id: str, name: str) -> None:
+        await awaited(self.redis.hdel(f"lily:tenant_secret:{tenant_id}", name))
+
+    async def rotate_secrets(self) -> int:
+        """Re-encrypt every stored secret with the newest key; returns how many were rewritten."""
+        count = 0
+        for tenant in await self.all():
+            plugins: dict[str, dict[str, Any]] = {}
+            for plugin, values in tenant.plugins.items():
+                rotated = {}
+                for key, value in values.items():
+                    if is_stored_secret(value):
+                        rotated[key] = self.secret_box.rotate(value)
+                        count += 1
+                    else:
+                        rotated[key] = value
+                plugins[plugin] = rotated
+            await awaited(
+                self.redis.set(_key(tenant.id), tenant.model_copy(update={"plugins": plugins}).model_dump_json())
+            )
+            secret_key = f"lily:tenant_secret:{tenant.id}"
+            for name, value in (await awaited(self.redis.hgetall(secret_key))).items():
+                await awaited(self.redis.hset(secret_key, _text(name), self.secret_box.rotate(_text(value))))
+                count += 1
+        return count
+
+    # --- API keys ------------------------------------------------------------------------------------
+
+    async def mint_key(self, tenant_id: str, label: str = "") -> tuple[str, str]:
+        """Create an API key for the tenant. Returns (key_id, secret); the secret is shown only now."""
+        await self.require(tenant_id)
+        key_id = secrets.token_hex(4)
+        secret = f"lily_{tenant_id}_{key_id}_{secrets.token_urlsafe(24)}"
+        digest = _hash_key(secret)
+        record = json.dumps({"tenant": tenant_id, "key_id": key_id, "label": label, "created": self.clock.now()})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(f"lily:apikey:{digest}", record)
+        pipe.hset(f"lily:tenant_keys:{tenant_id}", key_id, digest)
+        await pipe.execute()
+        return key_id, secret
+
+    async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
+        digests = await awaited(self.redis.hvals(f"lily:tenant_keys:{tenant_id}"))
+        if not digests:
+            return []
+        raws = await awaited(self.redis.mget([f"lily:apikey:{_text(d)}" for d in digests]))
+        keys = [json.loads(raw) for raw in raws if raw is not None]
+        return sorted(keys, key=lambda item: float(item["created"]))
+
+    async def revoke_key(self, tenant_id: str, key_id: str) -> bool:
+        digest = await awaited(self.redis.hget(f"lily:tenant_keys:{tenant_id}", key_id))
+        if digest is None:
+            return False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(f"lily:apikey:{_text(digest)}")
+        pipe.hdel(f"lily:tenant_keys:{tenant_id}", key_id)
+        await pipe.execute()
+        return True
+
+    async def authenticate(self, secret: str) -> Tenant | None:
+        """The tenant an API key belongs to, or None for an unknown or revoked key."""
+        raw = await awaited(self.redis.get(f"lily:apikey:{_hash_key(secret)}"))
+        if raw is None:
+            return None
+        return await self.get(str(json.loads(raw)["tenant"]))
+
+
+def _key(tenant_id: str) -> str:
+    return f"lily:tenant:{tenant_id}"
+
+
+def hash_api_key(secret: str) -> str:
+    """The stored (and rate-limited) identity of an API key: its SHA-256, never the key itself."""
+    return _hash_key(secret)
+
+
+def _hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "value"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)

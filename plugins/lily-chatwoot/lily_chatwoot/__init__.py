@@ -1,0 +1,1 @@
+"""lily-chatwoot: Chatwoot for Lily. The hooks are in :mod:`lily_chatwoot.plugin`."""
