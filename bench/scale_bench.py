@@ -154,7 +154,8 @@ async def arq_memory(url: str, jobs: int) -> float:
 async def erase_one(url: str, tenant_id: str) -> tuple[float, int]:
     import redis.asyncio as aioredis
 
-    from lily_host.builtins.erasure import erase_keys, host_key_patterns
+    from lily_host.builtins.tenant_erasure import host_key_patterns
+    from lily_host.plugin_api.erasure import erase_keys
 
     client = aioredis.Redis.from_url(url)
     started = time.perf_counter()

@@ -7,9 +7,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
-from lily_host.builtins.erasure import erase_keys, glob_escape, glob_regex, host_key_patterns
 from lily_host.builtins.review_requests import JobStore
+from lily_host.builtins.tenant_erasure import host_key_patterns
 from lily_host.dev.embedded_redis import RedisServer
+from lily_host.plugin_api.erasure import erase_keys, glob_escape, glob_regex
 from lily_host.records.booking_store import BookingStore
 from lily_host.testing import flush, on_cluster
 

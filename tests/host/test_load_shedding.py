@@ -11,7 +11,7 @@ import pytest
 import sample_echo_plugin
 
 from lily_host.testing import Harness, HarnessFactory, hmac_sha256_hex
-from lily_host.web.load_shedding import SourceLimiter, client_source
+from lily_host.web.load_shedding import SHEDDER, SourceLimiter, client_source
 
 SECRET = "echo-secret"
 PHONE = "+15550001111"
@@ -81,14 +81,14 @@ async def test_a_ready_backlog_past_the_bound_sheds_webhooks_with_503(lily_harne
         await lily.create_tenant("acme", plugins={"echo": {"numbers": [PHONE]}})
         for i in range(3):
             await lily.host.queue.schedule("echo.record", {"text": str(i)}, tenant="acme")
-        assert await lily.host.shedding.sample() is not None
+        assert await lily.app.extensions[SHEDDER].sample() is not None
         shed = await deliver(lily, "d1", source=PROVIDER)
         assert shed.status_code == 503
         assert shed.headers["Retry-After"] == "45"
         assert (await shed.get_json())["error"] == "shed"
         assert (await lily.host.queue.stats()).due == 3  # nothing was stored for it
         await lily.run_due()
-        assert await lily.host.shedding.sample() is None
+        assert await lily.app.extensions[SHEDDER].sample() is None
         assert (await deliver(lily, "d1", source=PROVIDER)).status_code == 200
 
 
@@ -97,7 +97,7 @@ async def test_a_slow_redis_sheds_webhooks(lily_harness: HarnessFactory) -> None
     env = {"ECHO_SECRET": SECRET, "LILY_SHED_REDIS_MS": "0.001"}
     async with lily_harness(extra_modules={"echo": sample_echo_plugin}, env=env) as lily:
         await lily.create_tenant("acme", plugins={"echo": {"numbers": [PHONE]}})
-        overload = await lily.host.shedding.sample()
+        overload = await lily.app.extensions[SHEDDER].sample()
         assert overload is not None and "LILY_SHED_REDIS_MS" in overload.reason
         assert (await deliver(lily, "d1", source=PROVIDER)).status_code == 503
 

@@ -147,14 +147,15 @@ def test_the_sentinel_url_form(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"REDIS_SENTINELS": "h1:26379"}, "REDIS_SENTINEL_SERVICE is not"),
         (
             {"REDIS_SENTINELS": "h1:port", "REDIS_SENTINEL_SERVICE": "lily"},
-            "REDIS_SENTINELS: 'h1:port' is not host:port",
+            "REDIS_SENTINELS='h1:port' is not host:port; write it like 10.0.0.5:26379",
         ),
         (
             {"REDIS_SENTINELS": "h1:26379", "REDIS_SENTINEL_SERVICE": "lily", "REDIS_URL": "redis://h:6379/0"},
-            "set either REDIS_URL or REDIS_SENTINELS",
+            "REDIS_URL='redis://h:6379/0' and REDIS_SENTINELS are both set; unset one of them",
         ),
         ({"REDIS_URL": "redis+sentinel://h1:26379"}, "must look like redis+sentinel://"),
-        ({"REDIS_URL": "http://h1:6379"}, "REDIS_URL must start with redis://"),
+        ({"REDIS_SENTINEL_SERVICE": "lily"}, "REDIS_SENTINEL_SERVICE is set but REDIS_SENTINELS is not"),
+        ({"REDIS_URL": "http://h1:6379"}, "REDIS_URL='http://h1:6379' is not a Redis URL"),
     ],
 )
 def test_bad_redis_settings_are_one_clear_line(
