@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
-from lily_host.config.redis_url import REACH_TIMEOUT, check_redis_url, display_url, ensure_reachable
+from lily_host.config.redis_url import EXAMPLE_URL, REACH_TIMEOUT, check_redis_url, display_url, ensure_reachable
 from lily_host.plugin_api.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -118,9 +118,8 @@ def redis_target(settings: HostSettings) -> RedisTarget | None:
         return None
     try:
         scheme = urlsplit(url).scheme
-    except ValueError:
-        check_redis_url(url)  # says what is wrong with it, in one line
-        raise
+    except ValueError as error:  # e.g. an unclosed IPv6 bracket; the value may hold a password
+        raise ConfigurationError(f"REDIS_URL is not a Redis URL ({error}); write it like {EXAMPLE_URL}") from None
     if scheme == SENTINEL_SCHEME:
         if settings.redis_cluster:
             raise ConfigurationError("REDIS_CLUSTER=1 cannot be used with a redis+sentinel:// REDIS_URL")
