@@ -15,7 +15,6 @@ import enum
 import functools
 import importlib
 import importlib.metadata
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pydantic_settings import BaseSettings
 
 from lily_host.config.host_settings import HostSettings
 from lily_host.config.settings_errors import describe
+from lily_host.config.settings_introspection import missing_env_names, settings_with_dev_values
 from lily_host.observability.log import get_logger
 from lily_host.plugin_api import hookspecs
 from lily_host.plugin_api.contract import (
@@ -351,7 +351,7 @@ class PluginRegistry:
         try:
             record.settings = record.settings_model()
         except ValidationError as error:
-            missing = _missing_env_names(record.settings_model, error)
+            missing = missing_env_names(record.settings_model, error)
             if missing and self.settings.dev_credentials and isinstance(dev_env, Mapping):
                 record.settings = self._configure_with_dev_env(record, dev_env)
                 if record.settings is not None:
@@ -362,27 +362,15 @@ class PluginRegistry:
                 log.info("plugin not configured", plugin=record.name, missing=", ".join(missing))
             else:
                 record.settings_invalid = True
-                self._fail(record, f"invalid settings: {_settings_error_text(record.settings_model, error)}")
+                self._fail(record, f"invalid settings: {describe(record.settings_model, error)}")
 
     def _configure_with_dev_env(self, record: PluginRecord, dev_env: Mapping[str, str]) -> BaseSettings | None:
-        """``lily dev``: fill a plugin's missing settings with its documented development values.
-
-        Values set in the environment win; the process environment itself is left untouched.
-        """
-        model = record.settings_model
-        assert model is not None
-        by_env_name = {_env_name(model, field_name): _init_key(model, field_name) for field_name in model.model_fields}
-        overrides: dict[str, Any] = {
-            by_env_name[name]: value
-            for name, value in dev_env.items()
-            if name in by_env_name and name not in os.environ
-        }
-        try:
-            settings = model(**overrides)
-        except ValidationError:
-            return None
-        record.dev_credentials = True
-        log.info("plugin uses development credentials", plugin=record.name)
+        """``lily dev``: fill a plugin's missing settings with its documented development values."""
+        assert record.settings_model is not None
+        settings = settings_with_dev_values(record.settings_model, dev_env)
+        if settings is not None:
+            record.dev_credentials = True
+            log.info("plugin uses development credentials", plugin=record.name)
         return settings
 
     # --- registration ------------------------------------------------------------------------------
@@ -567,28 +555,6 @@ class PluginRegistry:
         return [r.module for r in self.records.values() if r.active and r.module is not None]
 
 
-def _env_name(model: type[BaseSettings], field_name: str) -> str:
-    info = model.model_fields[field_name]
-    alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
-    if alias:
-        return alias.upper()
-    prefix = str(model.model_config.get("env_prefix", ""))
-    return f"{prefix}{field_name}".upper()
-
-
-def _missing_env_names(model: type[BaseSettings], error: ValidationError) -> list[str]:
-    names = []
-    for item in error.errors():
-        if item["type"] == "missing" and item["loc"]:
-            field_name = str(item["loc"][0])
-            names.append(_env_name(model, field_name) if field_name in model.model_fields else field_name.upper())
-    return names
-
-
-def _settings_error_text(model: type[BaseSettings], error: ValidationError) -> str:
-    return describe(model, error)
-
-
 def _identity(module: ModuleType) -> ModuleType:
     return module
 
@@ -602,13 +568,6 @@ def _source_of(loader: Callable[[], Any], entry_point: EntryPointLike | None) ->
         module = loader.args[0]
         return getattr(module, "__name__", None)
     return None
-
-
-def _init_key(model: type[BaseSettings], field_name: str) -> str:
-    """The keyword a settings model accepts for a field: its alias when it has one."""
-    info = model.model_fields[field_name]
-    alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
-    return alias or field_name
 
 
 def _wraps_and_implements(pm: pluggy.PluginManager, module: Any) -> list[str]:
