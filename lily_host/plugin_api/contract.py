@@ -195,7 +195,8 @@ class WebhookResponse:
     body: bytes = b""
     status: int = 200
     content_type: str = "application/json"
-    #: Headers beyond content type and length (e.g. ``Lily-Outcome: duplicate``).
+    #: Headers beyond content type and length (e.g. ``Lily-Outcome: duplicate``, or
+    #: ``(("Retry-After", "5"),)`` on a 429 or 503).
     headers: tuple[tuple[str, str], ...] = ()
     #: The ASGI header list, built once.
     asgi_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
@@ -206,10 +207,10 @@ class WebhookResponse:
         object.__setattr__(self, "asgi_headers", headers + extra)
 
     @classmethod
-    def json(cls, data: Any, status: int = 200) -> WebhookResponse:
+    def json(cls, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> WebhookResponse:
         import json
 
-        return cls(json.dumps(data).encode(), status, "application/json")
+        return cls(json.dumps(data).encode(), status, "application/json", headers)
 
     def to_quart(self) -> Response:
         from quart import Response

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from quart import g, jsonify, request
+from quart import current_app, g, jsonify, request
 
 from lily_host.plugin_api.host_api import current_host
 from lily_host.plugin_api.tenant import Tenant
@@ -22,6 +22,12 @@ T = TypeVar("T")
 
 #: What a request without a tenant API key is told.
 MISSING_TENANT_KEY = "send Authorization: Bearer <tenant API key> (lily tenants key mint TENANT)"
+
+#: ``app.extensions[API_RATE_LIMIT]``: the host's per-key rate limit of the tenant API, as
+#: ``await limit(token)`` → None (go on) or the seconds to wait. The web layer installs it
+#: (``lily_host.web.load_shedding``); an app without one does not limit.
+API_RATE_LIMIT = "lily.api_rate_limit"
+ApiRateLimit = Callable[[str], Awaitable[int | None]]
 
 
 def bearer_token() -> str | None:
@@ -90,7 +96,21 @@ def require_tenant(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R |
         tenant = await tenant_or_refusal()
         if not isinstance(tenant, Tenant):
             return tenant
+        token = bearer_token()
+        wait = await _rate_limit_wait(token) if token is not None else None
+        if wait is not None:
+            response = jsonify(
+                {"error": "rate_limited", "message": f"too many requests with this API key; retry in {wait} s"}
+            )
+            response.status_code = 429
+            response.headers["Retry-After"] = str(wait)
+            return response
         g.tenant = tenant
         return await view(*args, **kwargs)
 
     return wrapper
+
+
+async def _rate_limit_wait(token: str) -> int | None:
+    limit: ApiRateLimit | None = current_app.extensions.get(API_RATE_LIMIT)
+    return await limit(token) if limit is not None else None

@@ -69,6 +69,8 @@ class Host:
             name=settings.queue_name,
             clock=self.clock,
             policies={name: handler.retry for name, handler in registry.tasks.items()},
+            min_replicas=settings.redis_min_replicas,
+            replica_timeout=settings.redis_replica_timeout,
         )
         self.events = EventBus(registry.subscriptions, self.queue)
         # One throttle for every credential door (tenant keys, the admin token, plugins' own doors).

@@ -511,6 +511,11 @@ def _key(tenant_id: str) -> str:
     return f"lily:tenant:{tenant_id}"
 
 
+def hash_api_key(secret: str) -> str:
+    """The stored (and rate-limited) identity of an API key: its SHA-256, never the key itself."""
+    return _hash_key(secret)
+
+
 def _hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 

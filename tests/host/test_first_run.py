@@ -26,7 +26,7 @@ from lily_host.runtime.registry import PluginRegistry, PluginState
 from lily_host.testing import TEST_SECRET_KEY, HarnessFactory
 from lily_host.web.app import create_app
 
-PROVIDER_VARIABLES = ("TWILIO_", "STRIPE_", "CALCOM_", "GOOGLE_", "AWS_", "S3_", "REDIS_URL", "LILY_")
+PROVIDER_VARIABLES = ("TWILIO_", "STRIPE_", "CALCOM_", "GOOGLE_", "AWS_", "S3_", "REDIS_", "LILY_")
 #: Every command that needs Redis, as a user types it.
 REDIS_COMMANDS = (
     ("serve", "--bind", "127.0.0.1:0"),
@@ -81,6 +81,22 @@ def test_an_unreachable_redis_is_one_line_and_a_failure_from_every_command(
     assert "cannot reach Redis at redis://:***@127.0.0.1:" in line, "names the URL, password hidden"
     assert "hunter2" not in line
     assert "check that redis-server is running" in line
+
+
+@pytest.mark.parametrize("command", REDIS_COMMANDS, ids=lambda c: " ".join(c))
+def test_unreachable_sentinels_are_one_line_and_a_failure_from_every_command(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    sentinels = f"127.0.0.1:{free_port()}"
+    env = clean_env(REDIS_SENTINELS=sentinels, REDIS_SENTINEL_SERVICE="lily")
+    line = one_line_error(lily(tmp_path, *command, env=env))
+    assert f"cannot reach Redis at primary 'lily' of sentinels {sentinels} (REDIS_SENTINELS)" in line
+    assert "no sentinel named a primary" in line
+
+
+def test_sentinels_without_a_service_name_are_refused_in_one_line(tmp_path: Path) -> None:
+    line = one_line_error(lily(tmp_path, "tasks", "stats", env=clean_env(REDIS_SENTINELS="127.0.0.1:26379")))
+    assert "REDIS_SENTINELS is set but REDIS_SENTINEL_SERVICE is not" in line
 
 
 def test_a_redis_url_naming_a_database_by_name_is_refused(tmp_path: Path) -> None:
