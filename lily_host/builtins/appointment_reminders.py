@@ -33,6 +33,7 @@ from lily_host.plugin_api.errors import Defer, PermanentError
 from lily_host.plugin_api.event_names import BOOKING_CONFIRMED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
+from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 from lily_host.records.booking_store import Booking, BookingState, booking_link, format_when
 from lily_host.runtime.host import current_host, host_of
 from lily_host.sms.message_templates import (
@@ -55,7 +56,7 @@ RESCHEDULE_WORDS = frozenset({"R", "RESCHEDULE"})
 #: Booking records and reminder plans outlive the appointment by this much.
 PLAN_GRACE_SECONDS = 7 * 24 * 3600
 LOCK_RETRY_SECONDS = 5.0
-BOOKING_UID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+BOOKING_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")  # used with fullmatch
 
 
 def _store(host: Host, tenant: Tenant) -> BookingStore:
@@ -251,13 +252,16 @@ async def on_my_way(uid: str) -> Any:
     if await request.get_data():
         if request.mimetype != "application/json":
             return _problem(415, "unsupported_media_type", 'send {"eta_minutes": N} as JSON, or no body')
-        body = await request.get_json(silent=True)
+        try:
+            body = loads_json(await request.get_data(as_text=False))
+        except UntrustedInput as error:
+            return _problem(400, "invalid", str(error))
     if not isinstance(body, dict) or set(body) - {"eta_minutes"}:
         return _problem(400, "invalid", 'the body must be empty or {"eta_minutes": 1-600}')
     eta = body.get("eta_minutes")
     if eta is not None and (isinstance(eta, bool) or not isinstance(eta, int) or not 1 <= eta <= 600):
         return _problem(400, "invalid", "eta_minutes must be a whole number from 1 to 600")
-    state = await _store(host, tenant).state(tenant.id, uid) if BOOKING_UID.match(uid) else None
+    state = await _store(host, tenant).state(tenant.id, uid) if BOOKING_UID.fullmatch(uid) else None
     if state is None:
         return _problem(404, "not_found", f"no booking {uid!r} for this tenant")
     if state.cancelled:
@@ -282,7 +286,7 @@ async def on_my_way(uid: str) -> Any:
 @require_tenant
 async def show_reminders(uid: str) -> Any:
     host = current_host()
-    state = await _store(host, g.tenant).state(g.tenant.id, uid) if BOOKING_UID.match(uid) else None
+    state = await _store(host, g.tenant).state(g.tenant.id, uid) if BOOKING_UID.fullmatch(uid) else None
     if state is None:
         return _problem(404, "not_found", f"no booking {uid!r} for this tenant")
     plan_state = await ReminderStore(host.redis, host.pii).state(g.tenant.id, state.root_uid)

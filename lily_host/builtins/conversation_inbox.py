@@ -26,6 +26,7 @@ from lily_host.plugin_api.errors import PermanentError
 from lily_host.plugin_api.event_names import MESSAGE_RECEIVED, QUOTE_PHOTOS_RECEIVED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
+from lily_host.plugin_api.untrusted import UntrustedInput, ascii_int, loads_json
 from lily_host.plugin_api.validators import normalize_e164
 from lily_host.runtime.host import current_host, host_of
 from lily_host.sms.message_templates import CONVERSATION_REPLY
@@ -91,12 +92,13 @@ def _problem(status: int, error: str, message: str) -> Any:
 
 
 def _limit(default: int, maximum: int) -> int | None:
-    raw = request.args.get("limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    try:
+        limit = ascii_int(request.args.get("limit"), name="limit")
+    except UntrustedInput:
         return None
-    return int(raw)
+    if limit is None:
+        return default
+    return limit if 1 <= limit <= maximum else None
 
 
 def _valid_id(cid: str) -> bool:
@@ -137,7 +139,10 @@ async def reply(cid: str) -> Any:
         return _problem(404, "not_found", f"no conversation {cid!r} for this tenant")
     if request.mimetype != "application/json":
         return _problem(415, "unsupported_media_type", 'send {"body": "..."} with Content-Type: application/json')
-    body = await request.get_json(silent=True)
+    try:
+        body = loads_json(await request.get_data(as_text=False))
+    except UntrustedInput as error:
+        return _problem(400, "invalid", str(error))
     if not isinstance(body, dict) or set(body) != {"body"} or not isinstance(body["body"], str):
         return _problem(400, "invalid", 'the body must be {"body": "<text of the reply>"}')
     text = body["body"].strip()

@@ -13,6 +13,8 @@ from lily_host.plugin_api.markers import hookimpl
 from lily_host.runtime.host import current_host
 from lily_host.sms.outbox import Outbox, OutboxChannel
 
+#: The outbox holds customers' numbers and texts: the web app guards these routes (open only in a
+#: ``lily dev`` session, otherwise behind the admin token; see ``lily_host.web.api_auth``).
 dev_routes = Blueprint("lily_dev", __name__)
 
 

@@ -31,6 +31,7 @@ from lily_host.plugin_api.errors import PermanentError
 from lily_host.plugin_api.event_names import QUOTE_ACCEPTED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
+from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 from lily_host.plugin_api.validators import normalize_e164
 from lily_host.records import followup_registry as followups
 from lily_host.records.quote_store import QUOTE_ID, Quote, QuoteStore, format_amount, parse_amount
@@ -142,11 +143,14 @@ def _problem(status: int, error: str, message: str) -> Any:
 async def send_quote(quote_id: str) -> Any:
     host = current_host()
     tenant: Tenant = g.tenant
-    if not QUOTE_ID.match(quote_id):
+    if not QUOTE_ID.fullmatch(quote_id):
         return _problem(400, "invalid", "quote id must be 1-128 letters, digits and . _ : -")
     if request.mimetype != "application/json":
         return _problem(415, "unsupported_media_type", "send the quote as JSON (Content-Type: application/json)")
-    body = await request.get_json(silent=True)
+    try:
+        body = loads_json(await request.get_data(as_text=False))
+    except UntrustedInput as error:
+        return _problem(400, "invalid", str(error))
     allowed = {"amount", "description", "link", "to", "conversation"}
     if not isinstance(body, dict) or set(body) - allowed:
         return _problem(400, "invalid", f"the body must be a JSON object with: {', '.join(sorted(allowed))}")
@@ -229,7 +233,7 @@ async def text_quote(
 async def quote_status(quote_id: str) -> Any:
     quote = (
         await QuoteStore(current_host().redis, current_host().pii).get(g.tenant.id, quote_id)
-        if QUOTE_ID.match(quote_id)
+        if QUOTE_ID.fullmatch(quote_id)
         else None
     )
     if quote is None:

@@ -8,7 +8,7 @@ the link, texts anything (a reply, STOP; :mod:`lily_host.records.followup_regist
 Every customer gets the same request and the same follow-up: nothing asks how the job went first,
 and nothing depends on an answer (Google forbids review gating; so does the FTC's rule on reviews).
 
-Redis keys: ``lily:review_link:<token>`` → "<tenant> <job id>" (kept for the tenant's retention);
+Redis keys: ``lily:review_link:<sha256 of token>`` → "<tenant> <job id>" (kept for the tenant's retention);
 on the job record: review_token, review_clicked_at, review_follow_up_due, review_follow_up_sent_at.
 """
 
@@ -19,11 +19,12 @@ from typing import Any
 
 from quart import Blueprint, Response, redirect
 
-from lily_host.builtins.review_requests import FOLLOW_UP_TASK, KIND, JobStore, link_key
+from lily_host.builtins.review_requests import FOLLOW_UP_TASK, KIND, link_key
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import Routes, TaskContext, TaskHandler
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records import followup_registry as followups
+from lily_host.records.job_store import JobStore
 from lily_host.runtime.host import current_host, host_of
 from lily_host.sms.message_templates import REVIEW_FOLLOW_UP
 

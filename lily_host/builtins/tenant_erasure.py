@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lily_host.builtins.review_requests import JobStore
 from lily_host.builtins.review_requests import link_key as review_link_key
 from lily_host.operations.correlation import effects_pattern
 from lily_host.operations.webhook_log import stream_key
@@ -27,6 +26,7 @@ from lily_host.plugin_api.event_names import TENANT_DELETED
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records.booking_store import BookingStore
 from lily_host.records.followup_registry import followup_key_pattern
+from lily_host.records.job_store import JobStore
 from lily_host.records.quote_store import quote_key_patterns, token_key
 from lily_host.sms.compliance import cap_key, keyword_marker_key
 from lily_host.sms.conversation_store import conversation_key_pattern

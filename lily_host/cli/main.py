@@ -59,12 +59,12 @@ def quiet_logging() -> Iterator[None]:
 
 @asynccontextmanager
 async def open_host() -> AsyncIterator[Host]:
-    from lily_host.config.redis_url import ensure_reachable
+    from lily_host.config.redis_connection import ensure_redis
     from lily_host.web.app import build_host
 
     host = build_host(cli_settings())
     try:
-        await ensure_reachable(host.redis, host.settings.redis_url or "")
+        await ensure_redis(host.redis, host.settings)
         yield host
     finally:
         await host.redis.aclose()
@@ -193,7 +193,7 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
     from hypercorn.config import Config
     from hypercorn.run import run
 
-    from lily_host.config.redis_url import require_redis
+    from lily_host.config.redis_connection import require_redis
     from lily_host.web.app import build_host, refuse_failed_plugins
 
     if trusted_proxies:
@@ -204,7 +204,7 @@ def serve(bind: str, workers: int, trusted_proxies: tuple[str, ...], access_log:
     with quiet_logging():
         host = build_host(settings)
     refuse_failed_plugins(host)
-    require_redis(settings.redis_url)
+    require_redis(settings)
     asyncio.run(_check_secret_key(host))  # a wrong LILY_SECRET_KEY: one line, before forking workers
     config = Config()
     config.application_path = "lily_host.web.asgi:app"

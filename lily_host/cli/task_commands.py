@@ -25,12 +25,12 @@ QueueFactory = Callable[[], AbstractAsyncContextManager["TaskQueue"]]
 T = TypeVar("T")
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)\s*")
 
 
 def parse_duration(text: str) -> float:
     """Seconds in ``30s``, ``15m``, ``12h``, ``7d``, ``2w`` or a bare number of seconds."""
-    match = _DURATION.match(text.lower())
+    match = _DURATION.fullmatch(text.lower())
     if match is None:
         raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 15m, 12h or 7d")
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lily_host.plugin_api.cli_output import Column, echo_json, json_option, local_time, print_listing
+from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 
 if TYPE_CHECKING:  # the host (Redis, Quart, plugins) loads when a command runs, not for `lily --help`
     from lily_host.runtime.host import Host
@@ -24,8 +25,8 @@ def _with_host(work: Any) -> Any:
 
 def _parse_value(text: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError:
+        return loads_json(text)
+    except UntrustedInput:  # not JSON (or unusable JSON): the text as typed
         return text
 
 
@@ -203,10 +204,8 @@ def set_(tenant_id: str, assignments: tuple[str, ...]) -> None:
             )
 
     async def work(host: Host) -> None:
-        if top:
-            await host.tenants.update(tenant_id, **top)
-        for plugin, values in per_plugin.items():
-            await host.tenants.set_plugin_settings(tenant_id, plugin, values)
+        # One change: a refused plugin value leaves the top-level fields untouched too.
+        await host.tenants.change(tenant_id, top, per_plugin)
 
     _with_host(work)
     click.echo(f"tenant {tenant_id} updated")

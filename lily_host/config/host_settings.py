@@ -20,6 +20,16 @@ class HostSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LILY_", extra="ignore", populate_by_name=True)
 
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Sentinel: the primary named REDIS_SENTINEL_SERVICE, as these sentinels see it (config/redis_connection.py).
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias="REDIS_SENTINELS")
+    redis_sentinel_service: str | None = Field(default=None, validation_alias="REDIS_SENTINEL_SERVICE")
+    redis_password: str | None = Field(default=None, validation_alias="REDIS_PASSWORD")
+    # Cluster: REDIS_URL names a seed node of a Redis Cluster (or use redis+cluster://h1:p1,h2:p2).
+    redis_cluster: bool = Field(default=False, validation_alias="REDIS_CLUSTER")
+    #: Replicas that must hold a webhook's commit before it is answered 2xx (Redis WAIT); 0: none.
+    redis_min_replicas: int = Field(default=0, ge=0, le=16)
+    #: How long the commit waits for them before the webhook answers 503 (the provider retries).
+    redis_replica_timeout: float = Field(default=1.0, gt=0, le=60)
     env: Environment = "development"
     public_url: str = "http://localhost:8000"
     admin_token: str | None = None
@@ -36,6 +46,18 @@ class HostSettings(BaseSettings):
     tenant_cache_seconds: float = Field(default=1.0, ge=0, le=60)
     plugins: Annotated[list[str], NoDecode] | None = None
     disable_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Load shedding (lily_host/web/load_shedding.py). A source's rejected webhooks: burst, then per second.
+    bad_request_burst: int = Field(default=50, ge=0)
+    bad_request_rate: float = Field(default=5.0, ge=0)
+    #: Seconds a 429 to such a source is held before it is sent: each of its connections slows down.
+    bad_request_hold: float = Field(default=1.0, ge=0, le=30)
+    #: Webhooks answer 503 past this many ready tasks / this Redis round trip (0: not watched).
+    shed_backlog: int = Field(default=0, ge=0)
+    shed_redis_ms: float = Field(default=0.0, ge=0)
+    shed_retry_after: int = Field(default=30, ge=1, le=3600)
+    #: The tenant API, per key: requests a minute on average (0: no limit) and at once.
+    api_rate_per_minute: int = Field(default=600, ge=0)
+    api_burst: int = Field(default=60, ge=1)
     queue_name: str = "default"
     health_timeout: float = Field(default=5.0, gt=0)
     #: Seconds between two provider checks of one tenant (spread over time, cached in between).
@@ -57,7 +79,7 @@ class HostSettings(BaseSettings):
     data_dir: str = ".lily"
     log_level: str = "INFO"
 
-    @field_validator("secret_key", "trusted_proxies", "disable_plugins", mode="before")
+    @field_validator("secret_key", "trusted_proxies", "disable_plugins", "redis_sentinels", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         return _split(value)
@@ -89,6 +111,11 @@ class HostSettings(BaseSettings):
         return self.secret_key
 
     @property
+    def redis_configured(self) -> bool:
+        """Whether a Redis is named at all (a URL or sentinels); ``lily dev`` embeds one otherwise."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
     def is_production(self) -> bool:
         return self.env == "production"
 
@@ -104,12 +131,28 @@ class HostSettings(BaseSettings):
             problems.append("LILY_ADMIN_TOKEN is required")
         if not self.secret_key:
             problems.append("LILY_SECRET_KEY is required (generate one with `lily keygen`)")
-        if not self.redis_url:
-            problems.append("REDIS_URL is required")
+        if not self.redis_configured:
+            problems.append("REDIS_URL (or REDIS_SENTINELS + REDIS_SENTINEL_SERVICE) is required")
         if not self.public_url.startswith("https://"):
             problems.append(f"LILY_PUBLIC_URL={self.public_url!r} must be an https:// URL")
+        if self.admin_token and not strong_token(self.admin_token):
+            problems.append(
+                f"LILY_ADMIN_TOKEN is too weak: use at least {MIN_ADMIN_TOKEN_CHARS} random characters; "
+                f"make one with: {ADMIN_TOKEN_COMMAND}"
+            )
         if problems:
             raise ConfigurationError("with LILY_ENV=production: " + "; ".join(problems))
+
+
+#: Production's admin token: long and varied enough that guessing it (throttled) is hopeless.
+MIN_ADMIN_TOKEN_CHARS = 32
+MIN_ADMIN_TOKEN_DISTINCT = 12
+ADMIN_TOKEN_COMMAND = """python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"""
+
+
+def strong_token(token: str) -> bool:
+    """At least 32 characters, of at least 12 different ones (a random 32-char hex or base64 token passes)."""
+    return len(token) >= MIN_ADMIN_TOKEN_CHARS and len(set(token)) >= MIN_ADMIN_TOKEN_DISTINCT
 
 
 def _split(value: object) -> object:

@@ -1,9 +1,10 @@
-"""Is ``REDIS_URL`` usable? Its shape, and whether Redis answers: one place for serve, worker, dev and the CLI.
+"""Is Lily's Redis usable? A plain ``REDIS_URL``'s shape, and whether Redis answers.
 
 A bad URL or an unreachable Redis must end a command with one line that names the URL (password
-hidden), what failed and what to check, never a traceback or a process that starts and then
-retries forever. Everything that opens Redis at start-up asks here first, so a different way of
-making clients (Sentinel, Cluster) needs to change only this module and the client factory.
+hidden) or the sentinels, what failed and what to check, never a traceback or a process that starts
+and then retries forever. Everything that opens Redis at start-up asks here first, through
+:mod:`lily_host.config.redis_connection` (the client factory: a URL, Sentinel or Cluster), whose
+``check_redis`` / ``require_redis`` / ``ensure_redis`` run these checks on the configured target.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.connection import parse_url
 
 from lily_host.plugin_api.errors import ConfigurationError
@@ -47,7 +49,10 @@ def check_redis_url(url: str | None) -> str:
     if not url:
         raise ConfigurationError("REDIS_URL is not set (`lily dev` starts an embedded Redis for you)")
     shown = display_url(url)
-    hint = f"write it like {EXAMPLE_URL} (rediss:// for TLS, unix:///path/to/redis.sock for a socket)"
+    hint = (
+        f"write it like {EXAMPLE_URL} (rediss:// for TLS, unix:///path/to/redis.sock for a socket, "
+        "redis+sentinel://h1:26379,h2:26379/<service> for Sentinel)"
+    )
     try:
         parse_url(url)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     except (ValueError, TypeError) as error:
@@ -57,46 +62,40 @@ def check_redis_url(url: str | None) -> str:
         if not parts.hostname:
             raise ConfigurationError(f"REDIS_URL={shown!r} names no host; {hint}")
         database = parts.path.strip("/")
-        if database and not database.isdigit():
+        if database and not (database.isascii() and database.isdigit()):  # "²".isdigit() is true
             raise ConfigurationError(
                 f"REDIS_URL={shown!r}: the database after the last '/' must be a number, got {database!r}; {hint}"
             )
     return url
 
 
-async def ensure_reachable(client: aioredis.Redis, url: str, *, within: float = REACH_TIMEOUT) -> None:
-    """PING through ``client``; ConfigurationError naming ``url`` and what to check when Redis does not
-    answer within ``within`` seconds."""
+async def ensure_reachable(
+    client: aioredis.Redis, where: str, *, variable: str = "REDIS_URL", within: float = REACH_TIMEOUT
+) -> None:
+    """PING through ``client``; ConfigurationError naming ``where`` (a URL, password hidden, or the
+    sentinels), the variable that set it and what to check when Redis does not answer within
+    ``within`` seconds."""
     try:
         await asyncio.wait_for(client.ping(), within)
     except TimeoutError:
         raise ConfigurationError(
-            f"cannot reach Redis at {display_url(url)} (REDIS_URL): no answer within {within:g} s; "
+            f"cannot reach Redis at {where} ({variable}): no answer within {within:g} s; "
             "check that redis-server runs there and that no firewall is in the way"
+        ) from None
+    except MasterNotFoundError:
+        # Sentinel: no sentinel answered, or none knows a primary of that name.
+        raise ConfigurationError(
+            f"cannot reach Redis at {where} ({variable}): no sentinel named a primary; check that the "
+            "sentinels run and are reachable, and that REDIS_SENTINEL_SERVICE is the name they monitor"
         ) from None
     except redis.exceptions.AuthenticationError as error:
         raise ConfigurationError(
-            f"Redis at {display_url(url)} (REDIS_URL) refused the login ({error}); "
-            "check the user and password in REDIS_URL"
+            f"Redis at {where} ({variable}) refused the login ({error}); check the user and password in "
+            f"{'REDIS_URL' if variable == 'REDIS_URL' else 'REDIS_PASSWORD'}"
         ) from None
     except (redis.exceptions.RedisError, OSError) as error:
-        reason = str(error).strip().rstrip(".") or type(error).__name__
+        reason = " ".join(str(error).split()).rstrip(".") or type(error).__name__
         raise ConfigurationError(
-            f"cannot reach Redis at {display_url(url)} (REDIS_URL): {reason}; "
-            "check that redis-server is running and REDIS_URL points at it"
+            f"cannot reach Redis at {where} ({variable}): {reason}; "
+            f"check that redis-server is running and {variable} points at it"
         ) from None
-
-
-async def check_redis(url: str | None, *, within: float = REACH_TIMEOUT) -> None:
-    """The URL's shape, then a PING over a client of its own (closed again)."""
-    checked = check_redis_url(url)
-    client = aioredis.Redis.from_url(checked, socket_connect_timeout=within, socket_timeout=within)
-    try:
-        await ensure_reachable(client, checked, within=within)
-    finally:
-        await client.aclose()
-
-
-def require_redis(url: str | None, *, within: float = REACH_TIMEOUT) -> None:
-    """:func:`check_redis` for synchronous callers (``lily serve`` before it forks its workers)."""
-    asyncio.run(check_redis(url, within=within))

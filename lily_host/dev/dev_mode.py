@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from lily_host.config.host_settings import HostSettings
-from lily_host.config.redis_url import require_redis
+from lily_host.config.redis_connection import redis_target, require_redis
 from lily_host.config.settings_errors import load_settings
 from lily_host.console import signin_link
 from lily_host.dev.dev_lock import check_port_free, dev_lock, running_dev
@@ -29,6 +29,7 @@ from lily_host.dev.standins import StandIn, start_standins, stop_standins, tenan
 from lily_host.plugin_api.dev_standin import DevContext
 from lily_host.runtime.host import Host
 from lily_host.runtime.registry import PluginRecord, PluginRegistry, PluginState
+from lily_host.web.api_auth import DEV_SESSION
 from lily_host.web.app import create_app
 
 DEMO_TENANT = "demo"
@@ -36,6 +37,8 @@ DEV_ENV_FILE = "dev.env"
 #: What `lily dev` shares with the other commands run beside it.
 SHARED_VARIABLES = (
     "REDIS_URL",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_SERVICE",
     "LILY_ENV",
     "LILY_DEV_CREDENTIALS",
     "LILY_PUBLIC_URL",
@@ -61,11 +64,11 @@ def run_dev(*, port: int, bind_host: str) -> None:
         embedded: RedisServer | None = None
         standins: dict[str, StandIn] = {}
         try:
-            if not os.environ.get("REDIS_URL"):
+            if not os.environ.get("REDIS_URL") and not os.environ.get("REDIS_SENTINELS"):
                 embedded = RedisServer(data_dir / "redis", appendonly=True).start()
                 os.environ["REDIS_URL"] = embedded.url
             else:
-                require_redis(os.environ["REDIS_URL"])
+                require_redis(load_settings(HostSettings))
             # Local stand-ins first (a plugin's fake provider): their variables configure the plugins.
             context = DevContext(data_dir, os.environ["LILY_PUBLIC_URL"], dict(os.environ))
             standins = start_standins(PluginRegistry(load_settings(HostSettings)), context)
@@ -83,6 +86,7 @@ def run_dev(*, port: int, bind_host: str) -> None:
 
 def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, StandIn]) -> None:
     app = create_app(load_settings(HostSettings), run_worker=True)
+    app.config[DEV_SESSION] = True  # GET /dev/outbox without the admin token, on this laptop only
     host: Host = app.extensions["lily"]
 
     @app.before_serving
@@ -158,7 +162,7 @@ def banner(
     lines = [
         "",
         f"Lily is running at {base}  (Ctrl-C stops it)",
-        f"  Redis:       {'embedded, data in .lily/redis' if embedded else os.environ['REDIS_URL']}",
+        f"  Redis:       {'embedded, data in .lily/redis' if embedded else _redis_where(host)}",
         f"  Admin token: {host.settings.admin_token}",
         f"  Demo tenant: {DEMO_TENANT}   API key: {api_key}",
         f"  Health:      {base}/health     Metrics: {base}/metrics     Outbox: {base}/dev/outbox",
@@ -203,6 +207,11 @@ def _texts(record: PluginRecord) -> bool:
     return bool(getattr(model, "lily_sends_sms", False))
 
 
+def _redis_where(host: Host) -> str:
+    target = redis_target(host.settings)
+    return target.describe() if target is not None else "(not configured)"
+
+
 def write_dev_environment(data_dir: Path, extra: Sequence[str] = ()) -> None:
     """``extra``: more variables to share (the stand-ins': the commands beside must see the same fakes)."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -212,7 +221,7 @@ def write_dev_environment(data_dir: Path, extra: Sequence[str] = ()) -> None:
 
 def load_dev_environment() -> None:
     """In a folder where `lily dev` runs, point this command at it (variables already set win)."""
-    if os.environ.get("REDIS_URL") or os.environ.get("LILY_ENV") == "production":
+    if os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS") or os.environ.get("LILY_ENV") == "production":
         return
     data_dir = Path(os.environ.get("LILY_DATA_DIR", ".lily"))
     path = data_dir / DEV_ENV_FILE

@@ -198,7 +198,8 @@ class WebhookResponse:
     body: bytes = b""
     status: int = 200
     content_type: str = "application/json"
-    #: Headers beyond content type and length (e.g. ``Lily-Outcome: duplicate``).
+    #: Headers beyond content type and length (e.g. ``Lily-Outcome: duplicate``, or
+    #: ``(("Retry-After", "5"),)`` on a 429 or 503).
     headers: tuple[tuple[str, str], ...] = ()
     #: The ASGI header list, built once.
     asgi_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
@@ -209,10 +210,10 @@ class WebhookResponse:
         object.__setattr__(self, "asgi_headers", headers + extra)
 
     @classmethod
-    def json(cls, data: Any, status: int = 200) -> WebhookResponse:
+    def json(cls, data: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> WebhookResponse:
         import json
 
-        return cls(json.dumps(data).encode(), status, "application/json")
+        return cls(json.dumps(data).encode(), status, "application/json", headers)
 
     def to_quart(self) -> Response:
         from quart import Response
@@ -249,15 +250,14 @@ class WebhookRequest:
         return self._form_lists
 
     def json(self) -> Any:
-        """The JSON body; a malformed one raises InvalidPayload (400)."""
-        import json
-
+        """The JSON body; a malformed, too deep or not-UTF-8 one raises InvalidPayload (400)."""
         from lily_host.plugin_api.errors import InvalidPayload
+        from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise InvalidPayload(f"body is not valid JSON: {error}") from error
+            return loads_json(self.body)
+        except UntrustedInput as error:
+            raise InvalidPayload(str(error)) from error
 
 
 #: Builds the tasks that deliver an event: ``(event, data, tenant=)`` → task descriptions.

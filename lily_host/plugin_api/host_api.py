@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import structlog
     from pydantic import BaseModel
 
+    from lily_host.plugin_api.auth_throttle import FailureThrottle
     from lily_host.plugin_api.clock import Clock
     from lily_host.plugin_api.tenant import Tenant
 
@@ -161,6 +162,11 @@ class LilyHost(Protocol):
     @property
     def is_production(self) -> bool:
         """True when ``LILY_ENV=production``."""
+        ...
+
+    @property
+    def auth_throttle(self) -> FailureThrottle:
+        """Wrong credentials counted per client address; past the limit a client waits (429 + Retry-After)."""
         ...
 
     @property

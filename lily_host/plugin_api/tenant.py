@@ -21,6 +21,7 @@ from lily_host.plugin_api.validators import check_timezone
 STORED_SECRET_PREFIX = "enc:v1:"
 
 
+# Used with fullmatch: "$" also matches before a trailing newline, and "acme\n" is not a slug.
 TENANT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62})")
 HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 #: Subscription states in which a tenant's automations run. ``none``: billing not managed by Lily.

@@ -20,7 +20,9 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
-__all__ = ["ScriptBatcher"]
+from lily_host.config.redis_connection import is_cluster
+
+__all__ = ["NotReplicated", "ScriptBatcher"]
 
 _Call = tuple[Sequence[str], Sequence[str], "asyncio.Future[Any]"]
 #: A packed command sent along with a batch, nobody waiting for it, and what to call with its error.
@@ -33,12 +35,43 @@ def _pack_evalsha(sha: bytes, keys: Sequence[str], args: Sequence[str]) -> bytes
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(part), part) for part in parts)
 
 
-class ScriptBatcher:
-    """Runs one Lua script for many callers, batching the calls of each loop turn into a pipeline."""
+class NotReplicated(Exception):
+    """Fewer replicas than required confirmed a commit in time (``LILY_REDIS_MIN_REPLICAS``).
 
-    def __init__(self, redis: aioredis.Redis, script: AsyncScript) -> None:
+    The commit is on the primary but may die with it: the caller must not acknowledge it (a webhook
+    answers 503 and its provider delivers again; the delivery guard makes that a no-op if the
+    primary survived).
+    """
+
+    def __init__(self, wanted: int, got: int) -> None:
+        super().__init__(f"{got} of {wanted} required Redis replicas confirmed the write in time")
+        self.wanted = wanted
+        self.got = got
+
+
+def _pack(*parts: bytes) -> bytes:
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%b\r\n" % (len(part), part) for part in parts)
+
+
+class ScriptBatcher:
+    """Runs one Lua script for many callers, batching the calls of each loop turn into a pipeline.
+
+    With ``min_replicas`` > 0 each batch ends with ``WAIT min_replicas timeout`` on the same
+    connection, so every caller's reply means "on the primary and on that many replicas".
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        script: AsyncScript,
+        *,
+        min_replicas: int = 0,
+        replica_timeout: float = 1.0,
+    ) -> None:
         self._redis = redis
         self._script = script
+        self.min_replicas = min_replicas
+        self._wait = _pack(b"WAIT", b"%d" % min_replicas, b"%d" % max(1, int(replica_timeout * 1000)))
         self._pending: list[_Call] = []
         self._side: list[_Side] = []
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -99,7 +132,7 @@ class ScriptBatcher:
         for (_, _, future), result in zip(batch, results, strict=True):
             if future.done():  # the caller was cancelled; its call ran all the same
                 continue
-            if isinstance(result, Exception):
+            if isinstance(result, BaseException):
                 future.set_exception(result)
             else:
                 future.set_result(result)
@@ -114,9 +147,16 @@ class ScriptBatcher:
         connection rather than return it half-read to the pool.
         """
         sha = self._script.sha.encode() if isinstance(self._script.sha, str) else self._script.sha
+        if is_cluster(self._redis):
+            for _, on_error in side:
+                # A side command (a webhook log append) names keys of several slots: not on a cluster.
+                on_error(RuntimeError("not sent: on a Redis Cluster this write spans hash slots"))
+            return await self._cluster_pipeline(sha, batch)
         packed = b"".join(_pack_evalsha(sha, keys, args) for keys, args, _ in batch)
         if side:
             packed += b"".join(command for command, _ in side)
+        if self.min_replicas:
+            packed += self._wait
         pool = self._redis.connection_pool
         connection = await pool.get_connection()
         try:
@@ -132,9 +172,24 @@ class ScriptBatcher:
                     await connection.read_response()
                 except ResponseError as error:
                     on_error(error)
+            if self.min_replicas:
+                # WAIT counts the replicas that hold every write this connection made so far.
+                replicas = int(await connection.read_response())
+                if replicas < self.min_replicas:
+                    shortfall = NotReplicated(self.min_replicas, replicas)
+                    results = [result if isinstance(result, ResponseError) else shortfall for result in results]
             return results
         finally:
             await pool.release(connection)
+
+    async def _cluster_pipeline(self, sha: bytes, batch: Sequence[_Call]) -> list[Any]:
+        """On a Redis Cluster: redis-py's cluster pipeline, which sends each node its calls in one
+        write (every call names keys of one slot: the queue's hash tag) and follows MOVED."""
+        pipe: Any = self._redis.pipeline()
+        for keys, args, _ in batch:
+            pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     async def drain(self) -> None:
         """Wait for every batch already sent (on shutdown, before the connection pool closes)."""

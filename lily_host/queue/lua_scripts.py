@@ -379,6 +379,16 @@ return {fmt(now), redis.call('ZCARD', KEYS[1]), redis.call('ZCOUNT', KEYS[1], '-
 """
 )
 
+# KEYS: due
+# ARGV: now
+# Returns how many tasks are due now (the ready backlog), for load shedding's probe.
+READY = (
+    _PRELUDE
+    + r"""
+return redis.call('ZCOUNT', KEYS[1], '-inf', now_from(ARGV[1]))
+"""
+)
+
 # KEYS: one of due|inflight|dead, tasks, attempts, owners
 # ARGV: limit
 # Returns {{id, score, ...}, {record...}, {attempts...}, {owner...}} (missing values are nil).

@@ -15,6 +15,7 @@ instead of looping); a deferral or a hand-back on shutdown refunds it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import json
@@ -26,12 +27,13 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
+from lily_host.config.redis_connection import is_cluster
 from lily_host.operations.correlation import current_delivery
 from lily_host.plugin_api.clock import Clock, SystemClock
 from lily_host.plugin_api.contract import RetryPolicy
 from lily_host.queue import lua_scripts as scripts
 from lily_host.queue import queue_metrics as metrics
-from lily_host.queue.group_commit import ScriptBatcher, _pack_evalsha
+from lily_host.queue.group_commit import NotReplicated, ScriptBatcher, _pack_evalsha
 
 __all__ = ["ClaimResult", "QueueStats", "Task", "TaskQueue", "TypeStats"]
 
@@ -203,7 +205,11 @@ class TaskQueue:
         name: str = "default",
         clock: Clock | None = None,
         policies: Mapping[str, RetryPolicy] | None = None,
+        min_replicas: int = 0,
+        replica_timeout: float = 1.0,
     ) -> None:
+        """``min_replicas``: schedule calls return only once that many replicas hold the tasks
+        (Redis ``WAIT``, at most ``replica_timeout`` seconds), else raise :class:`NotReplicated`."""
         if not name or any(c in name for c in "{}"):
             raise ValueError(f"invalid queue name {name!r}")
         self.redis = redis
@@ -225,7 +231,11 @@ class TaskQueue:
             channel=prefix + "wake",
         )
         self._schedule = redis.register_script(scripts.SCHEDULE)
-        self._schedule_batched = ScriptBatcher(redis, self._schedule)
+        self.min_replicas = min_replicas
+        self._replica_timeout_ms = max(1, int(replica_timeout * 1000))
+        self._schedule_batched = ScriptBatcher(
+            redis, self._schedule, min_replicas=min_replicas, replica_timeout=replica_timeout
+        )
         self._claim_script = redis.register_script(scripts.CLAIM)
         self._ack = redis.register_script(scripts.ACK)
         self._extend = redis.register_script(scripts.EXTEND)
@@ -234,6 +244,7 @@ class TaskQueue:
         self._retry_dead = redis.register_script(scripts.RETRY_DEAD)
         self._purge_dead = redis.register_script(scripts.PURGE_DEAD)
         self._stats = redis.register_script(scripts.STATS)
+        self._ready = redis.register_script(scripts.READY)
         self._list = redis.register_script(scripts.LIST)
         self._get = redis.register_script(scripts.GET)
         self._run_now = redis.register_script(scripts.RUN_NOW)
@@ -259,6 +270,25 @@ class TaskQueue:
 
     def has_policy(self, task_type: str) -> bool:
         return task_type in self._policies
+
+    async def wake_subscription(self) -> Any:
+        """A pub/sub object for :attr:`channel`. On a Redis Cluster (whose client has none) it is on a
+        connection of its own to the node that holds the queue's slot: PUBLISH reaches every node
+        of a cluster, and that node is where the scripts publish from."""
+        if not is_cluster(self.redis):
+            return self.redis.pubsub(ignore_subscribe_messages=True)
+        cluster: Any = self.redis
+        await cluster.initialize()
+        node = cluster.get_node_from_key(self.keys.due)
+        options = node.connection_kwargs
+        client = aioredis.Redis(
+            host=node.host,
+            port=node.port,
+            username=options.get("username"),
+            password=options.get("password"),
+            ssl=bool(options.get("ssl", False)),
+        )
+        return _NodeSubscription(client)
 
     @property
     def channel(self) -> str:
@@ -409,11 +439,25 @@ class TaskQueue:
         if len(entries) <= CHUNK:
             return await self._run_schedule(entries, None) if entries else []
         chunks = [entries[start : start + CHUNK] for start in range(0, len(entries), CHUNK)]
+        if is_cluster(self.redis):
+            # A cluster pipeline refuses scripts; group commit pipelines these calls all the same.
+            results = await asyncio.gather(*(self._schedule_batched(*self._schedule_call(c, None)) for c in chunks))
+            return [
+                task_id
+                for chunk, result in zip(chunks, results, strict=True)
+                for task_id in self._scheduled(chunk, result)
+            ]
         async with self.redis.pipeline(transaction=False) as pipe:
             for chunk in chunks:
                 keys, args = self._schedule_call(chunk, None)
                 await self._schedule(keys=keys, args=args, client=pipe)
+            if self.min_replicas:
+                pipe.execute_command("WAIT", self.min_replicas, self._replica_timeout_ms)
             results = await pipe.execute()
+        if self.min_replicas:
+            replicas = int(results.pop())
+            if replicas < self.min_replicas:
+                raise NotReplicated(self.min_replicas, replicas)
         ids: list[str] = []
         for chunk, result in zip(chunks, results, strict=True):
             ids.extend(self._scheduled(chunk, result))
@@ -548,6 +592,10 @@ class TaskQueue:
             by_type=dict(sorted(by_type.items())),
         )
 
+    async def ready_count(self) -> int:
+        """How many tasks are due now: one round trip, O(log n)."""
+        return int(await self._ready(keys=[self.keys.due], args=[self._now_arg()]))
+
     # --- dead letters --------------------------------------------------------------------------
 
     async def retry_dead(self, task_id: str | None = None, *, all_dead: bool = False) -> int:
@@ -658,8 +706,9 @@ class TaskQueue:
             self.keys.counts,
         ]
         lost: list[str] = []
-        if len(tasks) <= CHUNK:
-            lost.extend(_text(x) for x in await self._ack(keys=keys, args=_ack_args(tasks)))
+        if len(tasks) <= CHUNK or is_cluster(self.redis):
+            for start in range(0, len(tasks), CHUNK):
+                lost.extend(_text(x) for x in await self._ack(keys=keys, args=_ack_args(tasks[start : start + CHUNK])))
             return lost
         # One round trip for any number of acks; each chunk is its own short script call.
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -730,6 +779,27 @@ class TaskQueue:
         """Hand claimed tasks back (due now, attempt refunded), e.g. on shutdown. Returns how many."""
         results = await self._resched([(task, "defer", "", "d", 0.0) for task in tasks])
         return sum(1 for r in results if r is not None)
+
+
+class _NodeSubscription:
+    """A pub/sub on a client of its own (one cluster node): closing it closes that client too."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
+
+    async def subscribe(self, *channels: str) -> None:
+        await self._pubsub.subscribe(*channels)
+
+    # The signature of redis-py's PubSub.get_message, which the worker calls.
+    async def get_message(self, *, ignore_subscribe_messages: bool, timeout: float) -> Any:  # noqa: ASYNC109
+        return await self._pubsub.get_message(ignore_subscribe_messages=ignore_subscribe_messages, timeout=timeout)
+
+    async def aclose(self) -> None:
+        try:
+            await self._pubsub.aclose()
+        finally:
+            await self._client.aclose()
 
 
 def _ack_args(tasks: Sequence[Task]) -> list[str]:

@@ -576,8 +576,9 @@ class Worker:
     async def _listen(self) -> None:
         failures = 0
         while True:
-            pubsub = self.queue.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: Any = None
             try:
+                pubsub = await self.queue.wake_subscription()
                 await pubsub.subscribe(self.queue.channel)
                 # Anything scheduled while we were not subscribed was not announced to us.
                 self._wake.set()
@@ -593,7 +594,8 @@ class Worker:
                 self._log.warning("worker.wake_unavailable", error=_describe(error), retry_in=delay)
                 await asyncio.sleep(delay)
             finally:
-                await _close_quietly(pubsub)
+                if pubsub is not None:
+                    await _close_quietly(pubsub)
 
     async def _drain(self) -> None:
         if self._running:

@@ -9,7 +9,7 @@ Redis keys:
 
 - ``lily:quote:{<tenant>}:<id>``         hash: to* (sealed), amount, description, link, status, token,
   sent_at, viewed_at, accepted_at, accepted_via, message_task, follow_up_due
-- ``lily:quote_token:<token>``           "<tenant> <id>": the short link (tokens are global and unguessable)
+- ``lily:quote_token:<sha256 of token>`` "<tenant> <id>": the short link (tokens are global and unguessable)
 - ``lily:quotes:{<tenant>}:awaiting:<hash>``  JSON {id, at}: the quote a YES from this number accepts
 
 Kept for the tenant's retention period; erased with the tenant (tokens included).
@@ -17,6 +17,7 @@ Kept for the tenant's retention period; erased with the tenant (tokens included)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 
     from lily_host.plugin_api.host_api import PiiBox
 
-QUOTE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-TOKEN = re.compile(r"^[A-Za-z0-9_-]{12,32}$")
+# Used with fullmatch: "$" also matches before a trailing newline.
+QUOTE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+TOKEN = re.compile(r"[A-Za-z0-9_-]{12,32}")
 
 # Accept once: returns 1 when this call accepted the quote, 0 if it was already accepted, -1 if unknown.
 _ACCEPT_LUA = """
@@ -81,7 +83,8 @@ def quote_key(tenant_id: str, quote_id: str) -> str:
 
 
 def token_key(token: str) -> str:
-    return f"lily:quote_token:{token}"
+    """The short link's key: a hash of the token, so bearer material never sits in a key name."""
+    return f"lily:quote_token:{hashlib.sha256(token.encode()).hexdigest()}"
 
 
 def quote_key_patterns(tenant_id: str) -> tuple[str, ...]:
@@ -129,7 +132,7 @@ class QuoteStore:
         return self.pii.open(quote.fields["to"])
 
     async def by_token(self, token: str) -> Quote | None:
-        if not TOKEN.match(token):
+        if not TOKEN.fullmatch(token):
             return None
         raw = await self.redis.get(token_key(token))
         if raw is None:

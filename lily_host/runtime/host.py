@@ -18,6 +18,7 @@ from lily_host.observability.metrics import track_api_call
 from lily_host.operations.audit_log import AuditLog
 from lily_host.operations.integration_health import IntegrationHealth
 from lily_host.operations.webhook_log import WebhookLog
+from lily_host.plugin_api.auth_throttle import FailureThrottle
 from lily_host.plugin_api.clock import Clock, SystemClock
 from lily_host.plugin_api.contract import TaskContext, TaskHandler, WebhookContext, delivery_guard
 from lily_host.plugin_api.erasure import erase_keys
@@ -71,8 +72,12 @@ class Host:
             name=settings.queue_name,
             clock=self.clock,
             policies={name: handler.retry for name, handler in registry.tasks.items()},
+            min_replicas=settings.redis_min_replicas,
+            replica_timeout=settings.redis_replica_timeout,
         )
         self.events = EventBus(registry.subscriptions, self.queue)
+        # One throttle for every credential door (tenant keys, the admin token, plugins' own doors).
+        self.auth_throttle = FailureThrottle(redis, trusted_proxies=settings.trusted_proxies)
         self._messaging: Messaging | None = None
         self._pii: Pii | None = None
         # Operability (webhook log, audit, integration health): see docs/operations.md.

@@ -50,7 +50,7 @@ BUILTINS: tuple[tuple[str, str], ...] = (
     ("lily.core", "lily_host.builtins.core"),
     ("lily.messaging", "lily_host.builtins.sms_keywords"),
     ("lily.missed_call", "lily_host.builtins.missed_call"),
-    ("lily.reviews", "lily_host.builtins.review_requests"),
+    ("lily.reviews", "lily_host.builtins.reviews_plugin"),
     ("lily.bookings", "lily_host.builtins.booking_messages"),
     ("lily.conversations", "lily_host.builtins.conversation_inbox"),
     ("lily.reminders", "lily_host.builtins.appointment_reminders"),

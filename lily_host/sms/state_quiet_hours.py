@@ -152,7 +152,7 @@ class AreaRule:
 
 def area_code(number: str) -> str | None:
     """The NANP area code of an E.164 number (``+1NXX...``), else None."""
-    if len(number) == 12 and number.startswith("+1") and number[2:].isdigit():
+    if len(number) == 12 and number.startswith("+1") and number[2:].isascii() and number[2:].isdigit():
         return number[2:5]
     return None
 

@@ -16,8 +16,10 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -32,6 +34,7 @@ from lily_host.plugin_api.tenant import (
     is_stored_secret,
     normalize_index_value,
 )
+from lily_host.plugin_api.validators import normalize_e164
 from lily_host.tenants.secret_box import SecretBox
 
 
@@ -99,19 +102,24 @@ class TenantStore:
     # --- records --------------------------------------------------------------------------------
 
     async def create(self, tenant_id: str, name: str, **fields: Any) -> Tenant:
-        plugin_values = fields.pop("plugins", None) or {}
+        """Create a tenant with its fields and plugin settings, all at once or not at all.
+
+        Everything is validated (plugin settings and their lookup values included) before one
+        transaction writes the record and its index entries: a refused request leaves no trace.
+        """
+        plugins = _plugin_values(fields.pop("plugins", None))
+        now = self.clock.now()
         try:
-            now = self.clock.now()
-            tenant = Tenant(id=tenant_id, name=name, **{"created_at": now, "updated_at": now, **fields})
+            base = Tenant(id=tenant_id, name=name, **{"created_at": now, "updated_at": now, **_checked_input(fields)})
         except ValidationError as error:
             raise TenantError(_validation_message(error)) from error
-        created = await awaited(self.redis.set(_key(tenant.id), tenant.model_dump_json(), nx=True))
-        if not created:
-            raise TenantError(f"tenant {tenant_id!r} already exists")
-        await awaited(self.redis.sadd("lily:tenants", tenant.id))
-        for plugin, values in plugin_values.items():
-            tenant = await self.set_plugin_settings(tenant.id, plugin, values)
-        return tenant
+
+        def build(current: Tenant | None) -> _Change:
+            if current is not None:
+                raise TenantError(f"tenant {tenant_id!r} already exists")
+            return self._with_plugins(base, plugins)
+
+        return await self._commit(base.id, build, create=True)
 
     async def get(self, tenant_id: str) -> Tenant | None:
         raw = await awaited(self.redis.get(_key(tenant_id)))
@@ -142,37 +150,101 @@ class TenantStore:
         for forbidden in ("id", "plugins", "created_at"):
             if forbidden in fields:
                 raise TenantError(f"{forbidden!r} cannot be changed this way")
+        return await self.change(tenant_id, fields)
 
-        async def change(tenant: Tenant) -> Tenant:
-            data = tenant.model_dump()
+    async def change(self, tenant_id: str, fields: Mapping[str, Any] | None = None, plugins: Any = None) -> Tenant:
+        """Change top-level ``fields`` and ``plugins`` (plugin → settings to merge), all or nothing."""
+        fields = dict(fields or {})
+        for forbidden in ("id", "plugins", "created_at"):
+            if forbidden in fields:
+                raise TenantError(f"{forbidden!r} cannot be changed this way")
+        checked = _checked_input(fields)
+        plugin_values = _plugin_values(plugins)
+
+        def build(current: Tenant | None) -> _Change:
+            if current is None:
+                raise TenantError(f"no tenant {tenant_id!r}")
+            data = current.model_dump()
             now = self.clock.now()
-            if "subscription_status" in fields and fields["subscription_status"] != tenant.subscription_status:
+            if "subscription_status" in checked and checked["subscription_status"] != current.subscription_status:
                 data["status_since"] = now
-            data.update(fields)
+            data.update(checked)
             data["updated_at"] = now
             try:
-                return Tenant.model_validate(data)
+                tenant = Tenant.model_validate(data)
             except ValidationError as error:
                 raise TenantError(_validation_message(error)) from error
+            return self._with_plugins(tenant, plugin_values, current.plugins)
 
-        return await self._modify(tenant_id, change)
+        return await self._commit(tenant_id, build, create=False)
 
-    async def _modify(self, tenant_id: str, change: Callable[[Tenant], Awaitable[Tenant]]) -> Tenant:
-        """Read-modify-write one tenant record under WATCH, so concurrent writers never lose an update."""
+    def _with_plugins(
+        self,
+        tenant: Tenant,
+        plugins: Mapping[str, Mapping[str, Any]],
+        stored_before: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> _Change:
+        """``tenant`` with each plugin's settings merged and validated; the index entries to claim and drop."""
+        stored_before = stored_before or {}
+        merged_plugins = dict(tenant.plugins)
+        claims: set[tuple[str, str]] = set()
+        drops: set[tuple[str, str]] = set()
+        for plugin, values in plugins.items():
+            model = self.models.get(plugin)
+            if model is None:
+                raise TenantError(f"plugin {plugin!r} has no tenant settings (is it installed and loaded?)")
+            current_stored = merged_plugins.get(plugin, {})
+            merged = {**self._decrypt_values(model, current_stored), **dict(values)}
+            try:
+                validated = model.model_validate(merged)
+            except ValidationError as error:
+                raise TenantError(f"{plugin}: {_validation_message(error)}") from error
+            stored = self._encrypt_values(model, validated)
+            old_entries = _index_entries(model, stored_before.get(plugin, {}))
+            new_entries = _index_entries(model, stored)
+            claims |= new_entries - old_entries
+            drops |= old_entries - new_entries
+            merged_plugins[plugin] = stored
+        if plugins:
+            tenant = tenant.model_copy(update={"plugins": merged_plugins, "updated_at": self.clock.now()})
+        return _Change(tenant, claims, drops - claims)
+
+    async def _commit(self, tenant_id: str, build: Callable[[Tenant | None], _Change], *, create: bool) -> Tenant:
+        """Read, build and write one tenant and its index entries in one transaction (WATCH, MULTI).
+
+        ``build`` validates and may raise TenantError: then nothing at all was written. A lookup
+        value another tenant owns is refused (IndexConflict) before anything is written too.
+        """
         key = _key(tenant_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
-                    if raw is None:
-                        raise TenantError(f"no tenant {tenant_id!r}")
-                    updated = await change(Tenant.model_validate_json(raw))
+                    change = build(None if raw is None else Tenant.model_validate_json(raw))
+                    entries = sorted(change.claims | change.drops)
+                    if entries:
+                        await pipe.watch(*sorted({f"lily:index:{kind}" for kind, _ in entries}))
+                    owners: dict[tuple[str, str], str | None] = {}
+                    for kind, value in entries:
+                        found = await awaited(pipe.hget(f"lily:index:{kind}", value))
+                        owners[(kind, value)] = None if found is None else _text(found)
+                    for kind, value in sorted(change.claims):
+                        owner = owners[(kind, value)]
+                        if owner is not None and owner != tenant_id:
+                            raise IndexConflict(f"{kind} {value!r} already belongs to tenant {owner!r}")
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-                    pipe.set(key, updated.model_dump_json())
+                    pipe.set(key, change.tenant.model_dump_json())
+                    if create:
+                        pipe.sadd("lily:tenants", tenant_id)
+                    for kind, value in sorted(change.claims):
+                        pipe.hset(f"lily:index:{kind}", value, tenant_id)
+                    for kind, value in sorted(change.drops):
+                        if owners[(kind, value)] == tenant_id:
+                            pipe.hdel(f"lily:index:{kind}", value)
                     await pipe.execute()
                     self.forget_cached()
-                    return updated
+                    return change.tenant
                 except WatchError:
                     continue
 
@@ -218,34 +290,9 @@ class TenantStore:
         """Validate ``values`` (merged over the current ones) with the plugin's tenant model and store them.
 
         Secret fields are encrypted; indexed fields claim their lookup values, refusing values that
-        belong to another tenant.
+        belong to another tenant (and then storing nothing).
         """
-        model = self.models.get(plugin)
-        if model is None:
-            raise TenantError(f"plugin {plugin!r} has no tenant settings (is it installed and loaded?)")
-        dropped: set[tuple[str, str]] = set()
-
-        async def change(tenant: Tenant) -> Tenant:
-            current_stored = tenant.plugins.get(plugin, {})
-            merged = {**self._decrypt_values(model, current_stored), **dict(values)}
-            try:
-                validated = model.model_validate(merged)
-            except ValidationError as error:
-                raise TenantError(f"{plugin}: {_validation_message(error)}") from error
-            stored = self._encrypt_values(model, validated)
-            old_entries = _index_entries(model, current_stored)
-            new_entries = _index_entries(model, stored)
-            for kind, value in sorted(new_entries - old_entries):
-                await self.claim_index(kind, value, tenant_id, _direct=False)
-            dropped.clear()
-            dropped.update(old_entries - new_entries)
-            plugins = dict(tenant.plugins)
-            plugins[plugin] = stored
-            return tenant.model_copy(update={"plugins": plugins, "updated_at": self.clock.now()})
-
-        updated = await self._modify(tenant_id, change)
-        await self._drop_index_entries(dropped, tenant_id)
-        return updated
+        return await self.change(tenant_id, plugins={plugin: values})
 
     def plugin_settings(self, tenant: Tenant, plugin: str) -> BaseModel | None:
         """The tenant's settings for ``plugin``, validated and decrypted; None if the plugin has no model.
@@ -422,8 +469,63 @@ class TenantStore:
         return await self.get(str(json.loads(raw)["tenant"]))
 
 
+@dataclass(frozen=True)
+class _Change:
+    """A tenant as it will be stored, and the lookup entries it claims and gives up."""
+
+    tenant: Tenant
+    claims: set[tuple[str, str]]
+    drops: set[tuple[str, str]]
+
+
+def _plugin_values(plugins: Any) -> dict[str, Mapping[str, Any]]:
+    """``plugins`` as plugin name → settings; TenantError naming what is not an object."""
+    if plugins is None:
+        return {}
+    if not isinstance(plugins, Mapping):
+        raise TenantError("'plugins' must be an object of plugin name → settings object")
+    for plugin, values in plugins.items():
+        if not isinstance(values, Mapping):
+            raise TenantError(f"plugins.{plugin} must be an object of settings, not {type(values).__name__}")
+    return {str(plugin): values for plugin, values in plugins.items()}
+
+
+def _checked_input(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields as given by an operator, with what is texted to customers checked and normalised.
+
+    Checked here, on input, and not in the model, so that a record stored before these checks
+    still loads (and is fixed by setting the field again).
+    """
+    checked = dict(fields)
+    link = checked.get("review_link")
+    if link is not None:
+        if not isinstance(link, str):
+            raise TenantError("review_link must be an http(s) URL such as https://g.page/r/your-business/review")
+        link = link.strip()
+        parts = urlsplit(link)
+        if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in link):
+            raise TenantError(
+                f"review_link {link!r} is not an http(s) URL (e.g. https://g.page/r/your-business/review)"
+            )
+        checked["review_link"] = link
+    phone = checked.get("contact_phone")
+    if phone is not None:
+        if not isinstance(phone, str):
+            raise TenantError("contact_phone must be a phone number written like +15551234567")
+        try:
+            checked["contact_phone"] = normalize_e164(phone)
+        except ValueError as error:
+            raise TenantError(f"contact_phone: {error}") from error
+    return checked
+
+
 def _key(tenant_id: str) -> str:
     return f"lily:tenant:{tenant_id}"
+
+
+def hash_api_key(secret: str) -> str:
+    """The stored (and rate-limited) identity of an API key: its SHA-256, never the key itself."""
+    return _hash_key(secret)
 
 
 def _hash_key(secret: str) -> str:

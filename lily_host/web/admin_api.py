@@ -7,11 +7,15 @@ from typing import Any
 from quart import Blueprint, g, jsonify, request
 
 from lily_host.plugin_api.route_auth import require_tenant
-from lily_host.plugin_api.tenant import TenantError
+from lily_host.plugin_api.tenant import IndexConflict, TenantError
+from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 from lily_host.runtime.host import current_host
 from lily_host.web.api_auth import require_admin
 
 admin = Blueprint("lily_admin", __name__)
+
+#: A key's label names where it is used ("crm", "zapier"): short text, shown in listings.
+MAX_KEY_LABEL_CHARS = 100
 
 _TENANT_FIELDS = {
     "name",
@@ -41,7 +45,10 @@ def _problem(status: int, error: str, message: str) -> Any:
 async def _json_object() -> dict[str, Any] | Any:
     if request.mimetype != "application/json":
         return _problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
-    body = await request.get_json(silent=True)
+    try:
+        body = loads_json(await request.get_data(as_text=False))
+    except UntrustedInput as error:
+        return _problem(400, "invalid", str(error))
     if not isinstance(body, dict):
         return _problem(400, "invalid", "the body must be a JSON object")
     return body
@@ -101,20 +108,13 @@ async def update_tenant(tenant_id: str) -> Any:
     problem = _unknown_fields(body, _TENANT_FIELDS | {"plugins"})
     if problem is not None:
         return problem
-    store = current_host().tenants
-    if await store.get(tenant_id) is None:
-        return _problem(404, "not_found", f"no tenant {tenant_id!r}")
-    plugins = body.pop("plugins", None) or {}
-    if not isinstance(plugins, dict):
-        return _problem(400, "invalid", "'plugins' must be an object of plugin name → settings")
+    plugins = body.pop("plugins", None)
     try:
-        tenant = await store.update(tenant_id, **body) if body else await store.require(tenant_id)
-        for plugin, values in plugins.items():
-            if not isinstance(values, dict):
-                return _problem(400, "invalid", f"plugins.{plugin} must be an object")
-            tenant = await store.set_plugin_settings(tenant_id, plugin, values)
+        tenant = await current_host().tenants.change(tenant_id, body, plugins)
     except TenantError as error:
-        return _problem(409 if "belongs to" in str(error) else 400, "invalid", str(error))
+        if await current_host().tenants.get(tenant_id) is None:
+            return _problem(404, "not_found", f"no tenant {tenant_id!r}")
+        return _problem(409 if isinstance(error, IndexConflict) else 400, "invalid", str(error))
     return jsonify(tenant.public_view())
 
 
@@ -129,10 +129,17 @@ async def delete_tenant(tenant_id: str) -> Any:
 @admin.post("/tenants/<tenant_id>/keys")
 @require_admin
 async def mint_key(tenant_id: str) -> Any:
-    body = await request.get_json(silent=True) or {}
+    body: Any = {}
+    if request.mimetype == "application/json":  # the body is optional: {"label": "..."}
+        try:
+            body = loads_json(await request.get_data(as_text=False) or b"{}")
+        except UntrustedInput as error:
+            return _problem(400, "invalid", str(error))
     label = body.get("label", "") if isinstance(body, dict) else ""
+    if not isinstance(label, str) or len(label) > MAX_KEY_LABEL_CHARS:
+        return _problem(400, "invalid", f"'label' must be text of at most {MAX_KEY_LABEL_CHARS} characters")
     try:
-        key_id, secret = await current_host().tenants.mint_key(tenant_id, str(label))
+        key_id, secret = await current_host().tenants.mint_key(tenant_id, label)
     except TenantError as error:
         return _problem(404, "not_found", str(error))
     return jsonify({"key_id": key_id, "key": secret, "note": "store this key now: it is not shown again"}), 201

@@ -9,25 +9,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from lily_host.builtins.core import dev_routes
 from lily_host.config.host_settings import HostSettings
-from lily_host.config.redis_url import check_redis_url, ensure_reachable
+from lily_host.config.redis_connection import ensure_redis, redis_client, redis_target
 from lily_host.config.settings_errors import load_settings
 from lily_host.observability.log import configure_logging, get_logger
 from lily_host.observability.metrics import render_latest
 from lily_host.plugin_api.clock import Clock
 from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.plugin_api.route_auth import API_RATE_LIMIT
 from lily_host.queue.depth import collect_depth
 from lily_host.runtime.health import collect_health, public_health, readiness
 from lily_host.runtime.host import Host, current_host
 from lily_host.runtime.registry import PluginRegistry, PluginState, StartupError
 from lily_host.tenants.secret_box import SecretBox
 from lily_host.web.admin_api import admin
+from lily_host.web.api_auth import dev_routes_refusal
 from lily_host.web.consent_api import consent_api
 from lily_host.web.front_door import WebhookFrontDoor
+from lily_host.web.load_shedding import SHEDDER, ApiRateLimiter, LoadShedder
 from lily_host.web.webhook_pipeline import WebhookRoute
 
 log = get_logger("lily.app")
@@ -59,9 +62,15 @@ def build_host(
 ) -> Host:
     """A Host (plugins loaded, Redis client made, no connection yet) for the app, a worker or the CLI."""
     settings.check_production()
-    redis_url = check_redis_url(settings.redis_url)
+    target = redis_target(settings)
+    if target is not None and target.is_cluster:
+        raise ConfigurationError(
+            "REDIS_CLUSTER: the task queue runs on a Redis Cluster, but Lily's tenant store, messaging and "
+            "bookings still commit multi-key transactions a cluster refuses; point REDIS_URL at one primary "
+            "(or Sentinel) for now (docs/operations.md, Redis Cluster)"
+        )
+    redis = redis_client(settings)  # a URL or Sentinel; one clear line when the settings are wrong
     registry = registry if registry is not None else PluginRegistry(settings)
-    redis = aioredis.Redis.from_url(redis_url)
     return Host(settings, registry, redis, secret_box=SecretBox(resolve_secret_keys(settings)), clock=clock)
 
 
@@ -96,8 +105,12 @@ def create_app(
     app = Quart("lily_host")
     app.extensions["lily"] = host
     app.config["MAX_CONTENT_LENGTH"] = settings.max_webhook_bytes
+    # Load shedding (web/load_shedding.py): webhooks and the tenant API, per app.
+    shedder = app.extensions[SHEDDER] = LoadShedder(settings, host.queue)
+    api_limiter = ApiRateLimiter(host.redis, per_minute=settings.api_rate_per_minute, burst=settings.api_burst)
+    app.extensions[API_RATE_LIMIT] = api_limiter.retry_after_for_token
     _mount_host_routes(app)
-    mount_plugins(app, host.registry)
+    mount_plugins(app, host.registry, shedder=shedder)
     _install_lifecycle(app, host, run_worker=run_worker, worker_options=worker_options or {})
     return app
 
@@ -109,6 +122,9 @@ def _mount_host_routes(app: Quart) -> None:
 
     app.register_blueprint(admin, url_prefix="/api")
     app.register_blueprint(ops, url_prefix="/api")
+    # The core plugin's /dev routes (the outbox) are guarded here, by the admin token's guard:
+    # only a `lily dev` session leaves them open.
+    app.before_request_funcs.setdefault(dev_routes.name, []).append(dev_routes_refusal)
     app.register_blueprint(consent_api, url_prefix="/api/sms/consent")
     api_audit.install(app)
     install_console(app)
@@ -161,13 +177,15 @@ def _is_admin(expected: str | None, header: str) -> bool:
     return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), str(expected).encode())
 
 
-def mount_plugins(app: Quart, registry: PluginRegistry) -> None:
-    """Mount every plugin's webhooks and routes; records each plugin's routes; collisions are errors."""
+def mount_plugins(app: Quart, registry: PluginRegistry, *, shedder: LoadShedder | None = None) -> None:
+    """Mount every plugin's webhooks and routes; records each plugin's routes; collisions are errors.
+
+    ``shedder`` guards the webhooks (load shedding); without one (``lily plugins``) nothing is shed."""
     blueprint_owner: dict[str, str] = {}
     gated_blueprints: dict[str, str] = {}
     fixed_paths: dict[str, WebhookRoute] = {}
     for plugin, endpoint in registry.webhooks:
-        route = WebhookRoute(plugin, endpoint)
+        route = WebhookRoute(plugin, endpoint, shedder)
         app.add_url_rule(
             endpoint.path, endpoint=f"webhook:{plugin}:{endpoint.path}", view_func=route.quart_view(), methods=["POST"]
         )
@@ -227,14 +245,16 @@ def _check_route_collisions(app: Quart, registry: PluginRegistry, blueprint_owne
 
 def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_options: Mapping[str, Any]) -> None:
     state: dict[str, Any] = {}
+    shedder: LoadShedder = app.extensions[SHEDDER]
 
     @app.before_serving
     async def start() -> None:
         from lily_host.tenants.canary import require_secret_key
 
-        await ensure_reachable(host.redis, host.settings.redis_url or "")
+        await ensure_redis(host.redis, host.settings)
         await require_secret_key(host.redis, host.tenants.secret_box)
         await host.startup()
+        shedder.start()
         if run_worker:
             worker = host.make_worker(**worker_options)
             state["worker"] = worker
@@ -251,6 +271,7 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
         if worker is not None:
             worker.stop()
             await state["worker_task"]
+        await shedder.stop()
         await host.shutdown()
         await host.queue.drain()
         await host.webhook_log.drain()

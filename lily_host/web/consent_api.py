@@ -12,6 +12,7 @@ from typing import Any
 from quart import Blueprint, jsonify, request
 
 from lily_host.observability.log import mask_phone
+from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 from lily_host.plugin_api.validators import normalize_e164
 from lily_host.runtime.host import current_host
 from lily_host.sms.consent_ledger import consent_history
@@ -50,7 +51,10 @@ async def change_consent(number: str) -> Any:
         return _problem(400, "invalid", f"number: {error}")
     if request.mimetype != "application/json":
         return _problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
-    body = await request.get_json(silent=True)
+    try:
+        body = loads_json(await request.get_data(as_text=False))
+    except UntrustedInput as error:
+        return _problem(400, "invalid", str(error))
     if not isinstance(body, dict) or set(body) - {"tenant", "action"}:
         return _problem(400, "invalid", 'the body must be {"tenant": "<id>", "action": "opt_out" or "opt_in"}')
     tenant_id, action = body.get("tenant"), body.get("action")

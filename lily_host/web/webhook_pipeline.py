@@ -37,8 +37,10 @@ from lily_host.plugin_api.contract import (
     delivery_guard,
 )
 from lily_host.plugin_api.errors import ConfigurationError, UnknownTenant, WebhookRejected
+from lily_host.queue.group_commit import NotReplicated
 from lily_host.runtime.host import Host, current_host
 from lily_host.runtime.registry import PluginState
+from lily_host.web.load_shedding import LoadShedder, client_source
 
 log = get_logger("lily.webhooks")
 
@@ -63,9 +65,11 @@ class Inbound:
 class WebhookRoute:
     """One plugin's endpoint, with its metric children looked up once."""
 
-    def __init__(self, plugin: str, endpoint: WebhookEndpoint) -> None:
+    def __init__(self, plugin: str, endpoint: WebhookEndpoint, shedder: LoadShedder | None = None) -> None:
         self.plugin = plugin
         self.endpoint = endpoint
+        #: Load shedding (one per app); None: every request goes on to the pipeline.
+        self.shedder = shedder
         self.integration = endpoint.integration or plugin
         # ``labels()`` takes a lock and builds a key on every call: look each child up once.
         self._seconds = WEBHOOK_SECONDS.labels(self.integration)
@@ -74,13 +78,39 @@ class WebhookRoute:
     async def respond(self, host: Host, inbound: Inbound) -> Response | WebhookResponse:
         started = time.perf_counter()
         trail = Trail(route=self.endpoint.path, params=inbound.path_params)
-        outcome, response = await _run(host, self, inbound, trail)
-        counter = self._counters.get(outcome)
-        if counter is None:
-            counter = self._counters[outcome] = WEBHOOKS.labels(self.integration, outcome)
-        counter.inc()
+        shedding = self.shedder
+        if shedding is None:
+            outcome, response = await _run(host, self, inbound, trail)
+            self._finish(host, inbound, trail, outcome, response, started)
+            return response
+        source = None
+        if shedding.sources.enabled:
+            source = client_source(inbound.remote_addr, inbound.headers.get("X-Forwarded-For"), shedding.trusted)
+        outcome, response = _shed(shedding, source)
+        if outcome == "rate_limited":
+            await shedding.hold()
+        elif not outcome:
+            outcome, response = await _run(host, self, inbound, trail)
+            # A rejected request (bad signature, no such tenant, malformed) spends its source's budget.
+            if source is not None and outcome not in _NOT_CHARGED:
+                shedding.sources.charge(source)
+            self._finish(host, inbound, trail, outcome, response, started)
+            return response
+        # Shed before it was read: counted, not logged (logging is work the shedding saves).
+        self._count(outcome, time.perf_counter() - started)
+        return response
+
+    def _finish(
+        self,
+        host: Host,
+        inbound: Inbound,
+        trail: Trail,
+        outcome: str,
+        response: Response | WebhookResponse,
+        started: float,
+    ) -> None:
         elapsed = time.perf_counter() - started
-        self._seconds.observe(elapsed)
+        self._count(outcome, elapsed)
         webhook_log = host.webhook_log
         if webhook_log.enabled:
             status = response.status if isinstance(response, WebhookResponse) else response.status_code
@@ -98,7 +128,13 @@ class WebhookRoute:
                 )
             except Exception as error:  # the answer is decided; a log write must not turn it into a 500
                 log.warning("webhook log write failed", integration=self.integration, error=repr(error))
-        return response
+
+    def _count(self, outcome: str, elapsed: float) -> None:
+        counter = self._counters.get(outcome)
+        if counter is None:
+            counter = self._counters[outcome] = WEBHOOKS.labels(self.integration, outcome)
+        counter.inc()
+        self._seconds.observe(elapsed)
 
     def quart_view(self) -> View:
         """The Quart view: the same pipeline for requests the front door leaves to Quart."""
@@ -140,9 +176,15 @@ async def _read_quart_body(body: AsyncIterator[bytes], limit: int) -> bytes | No
     return b"".join(chunks)
 
 
-def _error(status: int, outcome: str, message: str, **extra: Any) -> tuple[str, WebhookResponse]:
-    return outcome, WebhookResponse.json({"error": outcome, "message": message, **extra}, status)
+def _error(
+    status: int, outcome: str, message: str, *, retry_after: int | None = None, **extra: Any
+) -> tuple[str, WebhookResponse]:
+    headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
+    return outcome, WebhookResponse.json({"error": outcome, "message": message, **extra}, status, headers)
 
+
+#: Seconds a provider is asked to wait when the commit could not be confirmed on the replicas.
+REPLICA_RETRY_AFTER = 5
 
 #: The answers every request may share.
 _OK = WebhookResponse.json({"ok": True})
@@ -194,7 +236,7 @@ async def _pipeline(
     limit = endpoint.max_body_bytes or settings.max_webhook_bytes
     declared = headers.get("Content-Length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # "²".isdigit() is true, int("²") fails
             return _error(400, "invalid", "Content-Length is not a number")
         if int(declared) > limit:
             return _error(413, "too_large", f"body exceeds {limit} bytes")
@@ -255,6 +297,12 @@ async def _pipeline(
             response = await endpoint.handle(wreq, payload, ctx)
         guard = (delivery_guard(integration, delivery_id), endpoint.dedupe_ttl) if delivery_id else None
         committed = await host.queue.schedule_many(ctx.pending, guard=guard)
+    except NotReplicated as shortfall:
+        # Stored on the primary only: not yet safe to acknowledge. The provider delivers again; if
+        # the primary survived, the delivery guard turns that into a duplicate (nothing twice).
+        bound.warning("webhook not acknowledged: replicas behind", error=str(shortfall))
+        trail.reason = str(shortfall)
+        return _error(503, "unavailable", "storage is catching up; please retry", retry_after=REPLICA_RETRY_AFTER)
     except WebhookRejected as rejection:
         bound.warning("webhook rejected", integration=integration, outcome=rejection.outcome, reason=rejection.reason)
         trail.reason = rejection.reason
@@ -280,6 +328,31 @@ async def _pipeline(
         return "duplicate", _marked_duplicate(duplicate if duplicate is not None else response)
     bound.info("webhook accepted", tasks=len(committed))
     return "accepted", response if response is not None else _OK
+
+
+#: Outcomes that do not spend a source's budget: work done, or refusals that are Lily's doing.
+_NOT_CHARGED = frozenset({"accepted", "duplicate", "error", "unavailable", "not_configured", "shed", "rate_limited"})
+
+
+_RATE_LIMITED: dict[int, WebhookResponse] = {}
+
+
+def _shed(shedding: LoadShedder, source: str | None) -> tuple[str, Response | WebhookResponse]:
+    """The answer when the request is shed before any work ("" when it goes on)."""
+    if source is not None:
+        wait = shedding.sources.retry_after(source)
+        if wait is not None:
+            # The flood's answer: built once per wait, since it is what a flood gets thousands of times.
+            response = _RATE_LIMITED.get(wait)
+            if response is None:
+                response = _RATE_LIMITED[wait] = _error(
+                    429, "rate_limited", "too many rejected requests from this address; slow down", retry_after=wait
+                )[1]
+            return "rate_limited", response
+    overload = shedding.overload
+    if overload is not None:
+        return _error(503, "shed", "Lily is overloaded; please retry later", retry_after=overload.retry_after)
+    return "", _OK
 
 
 #: The header that tells a duplicate apart (for people and `lily simulate`): providers want the same

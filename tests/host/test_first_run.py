@@ -26,7 +26,7 @@ from lily_host.runtime.registry import PluginRegistry, PluginState
 from lily_host.testing import TEST_SECRET_KEY, HarnessFactory
 from lily_host.web.app import create_app
 
-PROVIDER_VARIABLES = ("TWILIO_", "STRIPE_", "CALCOM_", "GOOGLE_", "AWS_", "S3_", "REDIS_URL", "LILY_")
+PROVIDER_VARIABLES = ("TWILIO_", "STRIPE_", "CALCOM_", "GOOGLE_", "AWS_", "S3_", "REDIS_", "LILY_")
 #: Every command that needs Redis, as a user types it.
 REDIS_COMMANDS = (
     ("serve", "--bind", "127.0.0.1:0"),
@@ -83,6 +83,22 @@ def test_an_unreachable_redis_is_one_line_and_a_failure_from_every_command(
     assert "check that redis-server is running" in line
 
 
+@pytest.mark.parametrize("command", REDIS_COMMANDS, ids=lambda c: " ".join(c))
+def test_unreachable_sentinels_are_one_line_and_a_failure_from_every_command(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    sentinels = f"127.0.0.1:{free_port()}"
+    env = clean_env(REDIS_SENTINELS=sentinels, REDIS_SENTINEL_SERVICE="lily")
+    line = one_line_error(lily(tmp_path, *command, env=env))
+    assert f"cannot reach Redis at primary 'lily' of sentinels {sentinels} (REDIS_SENTINELS)" in line
+    assert "no sentinel named a primary" in line
+
+
+def test_sentinels_without_a_service_name_are_refused_in_one_line(tmp_path: Path) -> None:
+    line = one_line_error(lily(tmp_path, "tasks", "stats", env=clean_env(REDIS_SENTINELS="127.0.0.1:26379")))
+    assert "REDIS_SENTINELS is set but REDIS_SENTINEL_SERVICE is not" in line
+
+
 def test_a_redis_url_naming_a_database_by_name_is_refused(tmp_path: Path) -> None:
     line = one_line_error(lily(tmp_path, "tasks", "stats", env=clean_env(REDIS_URL="redis://localhost:6379/jobs")))
     assert "the database after the last '/' must be a number, got 'jobs'" in line
@@ -109,7 +125,7 @@ def test_a_plugin_with_a_bad_setting_stops_a_production_start_unless_disabled(
 ) -> None:
     production = {
         "LILY_ENV": "production",
-        "LILY_ADMIN_TOKEN": "admin-token-for-tests",
+        "LILY_ADMIN_TOKEN": "admin-token-for-tests-0123456789abcdef",  # strong enough for production
         "LILY_PUBLIC_URL": "https://lily.example.com",
         "REDIS_URL": redis_server.url,
         "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
@@ -176,7 +192,7 @@ async def test_a_failed_plugin_answers_its_webhooks_503_and_logs_why(
 def test_production_app_refuses_a_failed_plugin(monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer) -> None:
     for name, value in {
         "LILY_ENV": "production",
-        "LILY_ADMIN_TOKEN": "t",
+        "LILY_ADMIN_TOKEN": "admin-token-for-tests-0123456789abcdef",
         "LILY_SECRET_KEY": TEST_SECRET_KEY,
         "LILY_PUBLIC_URL": "https://lily.example.com",
         "REDIS_URL": redis_server.url,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from lily_host.config.host_settings import HostSettings
+from lily_host.config.host_settings import ADMIN_TOKEN_COMMAND, HostSettings, strong_token
 from lily_host.plugin_api.errors import ConfigurationError
+
+#: Long and varied enough for production.
+STRONG_TOKEN = "settings-test-admin-token-0123456789abcdef"
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,7 +42,7 @@ def test_production_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("LILY_ENV", "production")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("LILY_PUBLIC_URL", "https://lily.example.com")
-    monkeypatch.setenv("LILY_ADMIN_TOKEN", "t")
+    monkeypatch.setenv("LILY_ADMIN_TOKEN", STRONG_TOKEN)
     monkeypatch.setenv("LILY_SECRET_KEY", "k")
     monkeypatch.delenv(missing)
     with pytest.raises(ConfigurationError, match=missing):
@@ -47,8 +52,24 @@ def test_production_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch, 
 def test_production_wants_an_https_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LILY_ENV", "production")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
-    monkeypatch.setenv("LILY_ADMIN_TOKEN", "t")
+    monkeypatch.setenv("LILY_ADMIN_TOKEN", STRONG_TOKEN)
     monkeypatch.setenv("LILY_SECRET_KEY", "k")
     monkeypatch.setenv("LILY_PUBLIC_URL", "http://lily.example.com")
     with pytest.raises(ConfigurationError, match="LILY_PUBLIC_URL"):
         HostSettings().check_production()
+
+
+@pytest.mark.parametrize("token", ["t", "a" * 64, "short-but-varied-123"])
+def test_production_refuses_a_weak_admin_token_and_says_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    monkeypatch.setenv("LILY_ENV", "production")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("LILY_PUBLIC_URL", "https://lily.example.com")
+    monkeypatch.setenv("LILY_SECRET_KEY", "k")
+    monkeypatch.setenv("LILY_ADMIN_TOKEN", token)
+    with pytest.raises(ConfigurationError, match="LILY_ADMIN_TOKEN is too weak") as refused:
+        HostSettings().check_production()
+    assert ADMIN_TOKEN_COMMAND in str(refused.value)
+    made = subprocess.run(["sh", "-c", ADMIN_TOKEN_COMMAND], capture_output=True, text=True, check=True)
+    assert strong_token(made.stdout.strip())  # the advice works as printed

@@ -76,7 +76,8 @@ def test_tenant_ids_are_matched_literally() -> None:
 
 
 async def test_short_links_of_the_tenants_quotes_and_reviews_are_erased(lily: Harness) -> None:
-    from lily_host.builtins.review_requests import JobStore, link_key
+    from lily_host.builtins.review_requests import link_key
+    from lily_host.records.job_store import JobStore
     from lily_host.records.quote_store import quote_key, token_key
 
     redis = lily.host.redis

@@ -157,7 +157,12 @@ async def test_webhook_of_unconfigured_plugin_is_503_naming_the_missing_setting(
 
 
 async def test_production_refuses_plain_http_unless_a_trusted_proxy_says_https(lily_harness: HarnessFactory) -> None:
-    env = {"ECHO_SECRET": SECRET, "LILY_ENV": "production", "LILY_TRUSTED_PROXIES": "127.0.0.1"}
+    env = {
+        "ECHO_SECRET": SECRET,
+        "LILY_ENV": "production",
+        "LILY_TRUSTED_PROXIES": "127.0.0.1",
+        "LILY_ADMIN_TOKEN": "production-admin-token-0123456789abcdef",
+    }
     async with lily_harness(extra_modules={"echo": sample_echo_plugin}, env=env) as lily:
         await lily.create_tenant("acme", plugins={"echo": {"numbers": ["+15550001111"]}})
         body, headers = signed({"id": "p1", "to": "+15550001111"})

@@ -22,9 +22,12 @@ import pytest
 import pytest_asyncio
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
+from lily_host.dev.embedded_cluster import RedisClusterGroup
 from lily_host.plugin_api.clock import Clock
 from lily_host.queue import TaskQueue
+from lily_host.testing import on_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_SCRIPT = Path(__file__).with_name("worker_proc.py")
@@ -100,22 +103,30 @@ class RedisProcess:
 
 
 @pytest.fixture(scope="session")
-def queue_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("queue-redis")).start()
+def queue_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess | RedisClusterGroup]:
+    # LILY_TEST_REDIS=cluster: the same tests on a three-primary Redis Cluster (noxfile, tests session).
+    server: RedisProcess | RedisClusterGroup
+    if on_cluster():
+        server = RedisClusterGroup(tmp_path_factory.mktemp("queue-redis-cluster")).start()
+    else:
+        server = RedisProcess(tmp_path_factory.mktemp("queue-redis")).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_url(queue_redis: RedisProcess) -> str:
-    with redis.Redis.from_url(queue_redis.url) as client:
-        client.flushall()
+def redis_url(queue_redis: RedisProcess | RedisClusterGroup) -> str:
+    if isinstance(queue_redis, RedisClusterGroup):
+        queue_redis.flushall()
+    else:
+        with redis.Redis.from_url(queue_redis.url) as client:
+            client.flushall()
     return queue_redis.url
 
 
 @pytest_asyncio.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url)
+    client: Any = RedisCluster.from_url(redis_url) if on_cluster() else aioredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
 

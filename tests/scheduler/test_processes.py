@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from lily_host.plugin_api.clock import ManualClock
 from lily_host.plugin_api.contract import TaskContext, TaskHandler
@@ -21,6 +22,12 @@ async def _hash(client: aioredis.Redis, key: str) -> dict[str, int]:
 
 
 async def _subscribers(client: aioredis.Redis, queue: TaskQueue, n: int) -> bool:
+    if isinstance(client, RedisCluster):
+        # Workers subscribe on the node that holds the queue's slot (TaskQueue.wake_subscription).
+        await client.initialize()
+        node = client.get_node_from_key(queue.keys.due)
+        reply = await client.execute_command("PUBSUB", "NUMSUB", queue.channel, target_nodes=node)
+        return int(reply[1]) >= n
     counts = dict(await client.pubsub_numsub(queue.channel))
     return int(counts.get(queue.channel.encode(), 0)) >= n
 

@@ -14,10 +14,12 @@ import os
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from lily_host.plugin_api.clock import SystemClock
 from lily_host.plugin_api.contract import TaskContext, TaskHandler
 from lily_host.queue import TaskQueue, Worker
+from lily_host.testing import on_cluster
 
 
 class _Host:
@@ -35,7 +37,8 @@ async def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=10.0)
     options = parser.parse_args()
 
-    client = aioredis.Redis.from_url(options.url)
+    # The suite's cluster run (LILY_TEST_REDIS=cluster) reaches this child through its environment.
+    client: Any = RedisCluster.from_url(options.url) if on_cluster() else aioredis.Redis.from_url(options.url)
     queue = TaskQueue(client, name=options.queue)
     prefix = f"test:{options.queue}"
 

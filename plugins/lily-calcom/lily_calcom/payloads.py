@@ -37,7 +37,7 @@ ADDRESS_FIELDS = ("address", "service_address", "serviceAddress", "property_addr
 SERVICE_FIELDS = ("service", "service_type", "serviceType", "services")
 #: Location types whose ``optionValue`` is the place the meeting happens.
 IN_PERSON_TYPES = ("attendeeInPerson", "inPerson", "attendeeAddress")
-_TRIGGER = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+_TRIGGER = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Delivery:
         if isinstance(value, bool) or value is None:
             return None
         text = str(value).strip()
-        return text if text.isdigit() else None
+        return text if text.isascii() and text.isdigit() else None
 
     def delivery_id(self) -> str:
         """Cal.com signs no timestamp, so a replay is only caught by this: trigger + uid (+ rescheduleUid)."""
@@ -88,7 +88,7 @@ def parse_delivery(data: Any) -> Delivery:
     if not isinstance(data, Mapping):
         raise InvalidPayload("a Cal.com webhook body is a JSON object")
     trigger = data.get("triggerEvent")
-    if not isinstance(trigger, str) or not _TRIGGER.match(trigger):
+    if not isinstance(trigger, str) or not _TRIGGER.fullmatch(trigger):
         raise InvalidPayload(
             "triggerEvent is missing: this is not a Cal.com webhook body (custom payload templates are not supported)"
         )

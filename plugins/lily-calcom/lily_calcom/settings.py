@@ -72,7 +72,7 @@ class CalcomTenantSettings(BaseModel):
         ids: list[str] = []
         for item in value:
             text = item.strip()
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true
                 raise ValueError(f"event type id {item!r} must be a number (Cal.com shows it in the event type URL)")
             if text not in ids:
                 ids.append(text)

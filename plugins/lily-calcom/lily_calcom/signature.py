@@ -12,7 +12,7 @@ from lily_host import BadSignature
 HEADER = "X-Cal-Signature-256"
 #: What Cal.com sends when the webhook has no secret: such a delivery cannot be trusted.
 NO_SECRET = "no-secret-provided"
-_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -34,7 +34,7 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str]) -> None:
         raise BadSignature(
             f"{HEADER} is {NO_SECRET!r}: the Cal.com webhook has no secret; add the one Lily expects", missing=True
         )
-    if not _HEX.match(value):
+    if not _HEX.fullmatch(value):
         raise BadSignature(f"{HEADER} is not a hex SHA-256 HMAC")
     expected = value.lower()
     # Compare against every candidate (no early exit) so timing does not reveal which secret matched.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import phonenumbers
 from prometheus_client import Counter
 from quart import Response, jsonify
@@ -18,7 +20,12 @@ from lily_host import (
     WebhookEndpoint,
     WebhookRequest,
     current_host,
+    get_logger,
 )
+
+log = get_logger("lily.calcom")
+#: Checked against when no secret is configured: fresh per process, known to nobody, matches nothing.
+_UNMATCHABLE_SECRET = secrets.token_hex(32)
 
 PLUGIN = "calcom"
 
@@ -81,7 +88,18 @@ class CalcomWebhook(WebhookEndpoint):
         return None
 
     def verify(self, request: WebhookRequest, payload: Delivery, tenant: Tenant | None) -> None:
-        signature.verify(request.body, request.headers.get(signature.HEADER), webhook_secrets(request.settings, tenant))
+        candidates = [secret for secret in webhook_secrets(request.settings, tenant) if secret]
+        if not candidates:
+            # No secret for this tenant (or no such tenant): answer exactly as for a wrong signature,
+            # so that the answers do not tell which tenants (or organizers) exist. The operator
+            # learns the real reason from the log.
+            log.warning(
+                "cal.com delivery refused: no webhook secret is configured for it "
+                "(set CALCOM_WEBHOOK_SECRET or the tenant's calcom webhook_secret)",
+                tenant=tenant.id if tenant else None,
+            )
+            candidates = [_UNMATCHABLE_SECRET]
+        signature.verify(request.body, request.headers.get(signature.HEADER), candidates)
         if tenant is None and payload.event is not None:
             raise UnknownTenant(self._unknown_tenant_message(payload))
 

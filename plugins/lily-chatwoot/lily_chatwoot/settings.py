@@ -129,7 +129,7 @@ class ChatwootTenantSettings(BaseModel):
             value = value.strip()
             if not value:
                 return None
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):  # "²".isdigit() is true
                 raise ValueError("account_id is the number in Chatwoot's URLs (/app/accounts/<id>/...), e.g. 12")
         return value
 

@@ -19,11 +19,11 @@ from lily_host import (
     InvalidPayload,
     Tenant,
     TenantDirectory,
-    UnknownTenant,
     WebhookContext,
     WebhookEndpoint,
     WebhookRequest,
     WebhookResponse,
+    get_logger,
 )
 
 REPLY_TASK = f"{PLUGIN}.send_reply"
@@ -66,7 +66,7 @@ def _id(value: Any) -> str | None:
         return None
     if isinstance(value, int) and value >= 0:
         return str(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # not "²"
         return value.strip()
     return None
 
@@ -106,6 +106,9 @@ def _answer(**fields: Any) -> WebhookResponse:
 IGNORED = _answer(replied=False)
 
 
+log = get_logger("lily.chatwoot")
+
+
 class ChatwootWebhook(WebhookEndpoint):
     path = "/webhooks/chatwoot"
     integration = PLUGIN
@@ -119,17 +122,24 @@ class ChatwootWebhook(WebhookEndpoint):
         return await tenants.resolve("chatwoot_account", payload.account_id)
 
     def verify(self, request: WebhookRequest, payload: Delivery, tenant: Tenant | None) -> None:
-        if tenant is None:
-            raise UnknownTenant(
-                f"no tenant has Chatwoot account {payload.account_id}: "
-                f"`lily tenants set TENANT {PLUGIN}.account_id={payload.account_id}`"
-            )
-        own = tenant.plugin_settings
+        own = tenant.plugin_settings if tenant is not None else None
         if not isinstance(own, ChatwootTenantSettings) or own.webhook_secret is None:
-            raise BadSignature(
-                f"tenant {tenant.id} has no {PLUGIN} webhook_secret: copy the secret of the account's "
-                f"Chatwoot webhook into `lily tenants set {tenant.id} {PLUGIN}.webhook_secret=...`"
-            )
+            # Answered exactly like a wrong signature, so unsigned callers cannot probe for accounts and
+            # tenants; the operator finds the real reason (and the fix) in the log.
+            signature.require_headers(request.headers)
+            if tenant is None:
+                log.warning(
+                    "chatwoot delivery for an account no tenant has",
+                    account=payload.account_id,
+                    fix=f"lily tenants set TENANT {PLUGIN}.account_id={payload.account_id}",
+                )
+            else:
+                log.warning(
+                    "chatwoot delivery for a tenant without a webhook secret",
+                    tenant=tenant.id,
+                    fix=f"lily tenants set {tenant.id} {PLUGIN}.webhook_secret=<the Chatwoot webhook's secret>",
+                )
+            raise BadSignature(signature.NO_MATCH)
         signature.verify(request.headers, request.body, own.webhook_secret.get_secret_value())
 
     def delivery_id(self, request: WebhookRequest, payload: Delivery) -> str | None:

@@ -24,7 +24,7 @@ from quart import Blueprint, Response, jsonify, redirect, request
 from lily_gcal.links import STATE_TTL_SECONDS, save_state, take_state, use_link
 from lily_gcal.settings import SCOPES, GcalSettings
 from lily_gcal.tokens import StoredTokens, TokenStore
-from lily_host import current_host, get_logger, track_api_call
+from lily_host import Tenant, current_host, get_logger, tenant_or_refusal, track_api_call
 
 if TYPE_CHECKING:
     from lily_host import LilyHost
@@ -104,17 +104,13 @@ def _settings(host: LilyHost) -> GcalSettings:
 
 
 async def _tenant_from_api_key(host: LilyHost) -> str | Response:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return _problem(
-            401,
-            "unauthorized",
-            "send Authorization: Bearer <tenant API key>, or open a link from `lily gcal connect <tenant>`",
-        )
-    tenant = await host.tenants.authenticate(token.strip())
-    if tenant is None:
-        return _problem(403, "forbidden", "unknown or revoked API key")
-    return tenant.id
+    found = await tenant_or_refusal(
+        "send Authorization: Bearer <tenant API key>, or open a link from `lily gcal connect <tenant>`"
+    )
+    if isinstance(found, Tenant):
+        return found.id
+    response: Response = found
+    return response
 
 
 @blueprint.get("/start")

@@ -9,6 +9,7 @@ import redis
 from click.testing import CliRunner
 
 from lily_gcal.fake import FakeGoogle
+from lily_gcal.links import link_key
 from lily_host.testing import TEST_SECRET_KEY, Harness, HarnessFactory, RedisServer
 
 
@@ -129,7 +130,9 @@ def test_connect_command_prints_a_one_time_link(
     assert result.exit_code == 0, result.output
     link = result.output.strip().splitlines()[-1]
     assert link.startswith("https://lily.example/auth/google/start?link=")
-    assert client.get(f"lily:gcal:link:{link.split('link=')[1]}") == b"acme"
+    token = link.split("link=")[1]
+    assert client.get(link_key(token)) == b"acme"
+    assert not client.keys(f"*{token}*")  # the key name holds a hash of the token, never the token
     unknown = runner.invoke(main, ["gcal", "connect", "nobody"])
     assert unknown.exit_code == 1 and "no tenant 'nobody'" in unknown.output
     client.close()

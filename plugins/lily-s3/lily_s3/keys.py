@@ -7,8 +7,8 @@ import secrets
 
 from lily_host import PermanentError
 
-QUOTE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-PHOTO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,95}$")
+QUOTE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+PHOTO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,95}")
 #: S3 keys are at most 1024 bytes of UTF-8.
 MAX_KEY_BYTES = 1024
 
@@ -24,7 +24,7 @@ _EXTENSIONS = {
     "application/pdf": "pdf",
 }
 # Characters that are safe in a key segment everywhere (URLs, consoles, shells, other SDKs).
-_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
+_SAFE_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()-]+")
 
 
 class InvalidKey(PermanentError):
@@ -54,10 +54,10 @@ def photo_key(quote_id: str, photo_id: str, content_type: str) -> str:
 def photo_id_of(relative_key: str) -> str | None:
     """The photo id a key made by :func:`photo_key` carries, or None for any other key."""
     parts = relative_key.split("/")
-    if len(parts) != 3 or parts[0] != "quotes" or not QUOTE_ID.match(parts[1]):
+    if len(parts) != 3 or parts[0] != "quotes" or not QUOTE_ID.fullmatch(parts[1]):
         return None
     photo_id = parts[2].rsplit(".", 1)[0]
-    return photo_id if PHOTO_ID.match(photo_id) else None
+    return photo_id if PHOTO_ID.fullmatch(photo_id) else None
 
 
 def check_relative_key(key: str) -> str:
@@ -69,7 +69,7 @@ def check_relative_key(key: str) -> str:
     if not key or key.startswith("/") or key.endswith("/"):
         raise InvalidKey(f"key {key!r} must be a non-empty relative key that does not end with '/'")
     for segment in key.split("/"):
-        if segment in ("", ".", "..") or not _SAFE_SEGMENT.match(segment):
+        if segment in ("", ".", "..") or not _SAFE_SEGMENT.fullmatch(segment):
             raise InvalidKey(f"key {key!r} has an invalid segment {segment!r} (letters, digits and !_.*'()- only)")
     return key
 

@@ -128,7 +128,7 @@ class MediaFetcher:
         if content_type not in allowed_types:
             raise MediaRejected(f"media type {content_type or 'unknown'!r} is not allowed ({', '.join(allowed_types)})")
         length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > max_bytes:
             raise MediaRejected(f"media is {int(length)} bytes, over the {max_bytes}-byte limit")
         chunks: list[bytes] = []
         received = 0

@@ -13,7 +13,7 @@ from typing import Any
 from quart import Blueprint, g, jsonify, request
 from quart.typing import ResponseReturnValue
 
-from lily_host import Tenant, current_host, get_logger, require_tenant
+from lily_host import Tenant, UntrustedInput, ascii_int, current_host, get_logger, loads_json, require_tenant
 from lily_s3.errors import StorageRejected, StorageThrottled, StorageUnavailable
 from lily_s3.keys import QUOTE_ID, join, new_photo_id, new_quote_id, photo_id_of, photo_key, relative_to
 from lily_s3.quotes import PendingUpload, Photo, QuoteStore
@@ -47,7 +47,10 @@ def _clean_filename(value: str) -> str | None:
 
 
 async def _json_object() -> dict[str, Any] | None:
-    body = await request.get_json(force=True, silent=True)
+    try:
+        body = loads_json(await request.get_data(as_text=False))
+    except UntrustedInput:  # malformed, too deep, not UTF-8: the same 400 as any non-object
+        return None
     return body if isinstance(body, dict) else None
 
 
@@ -123,7 +126,7 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         quote_id = body.get("quote_id")
         if quote_id is None:
             quote_id = new_quote_id()
-        elif not isinstance(quote_id, str) or not QUOTE_ID.match(quote_id):
+        elif not isinstance(quote_id, str) or not QUOTE_ID.fullmatch(quote_id):
             return _error(400, "invalid_quote_id", "quote_id must be 1-64 letters, digits, '_' or '-'")
 
         photo_id = new_photo_id()
@@ -232,10 +235,13 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
     @require_tenant
     async def list_quotes() -> ResponseReturnValue:
         _settings, _bucket, tenant, _rules = current()
-        raw_limit = request.args.get("limit", "50")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_QUOTES_LISTED:
+        try:
+            limit = ascii_int(request.args.get("limit", "50"), name="limit")
+        except UntrustedInput:
+            limit = None
+        if limit is None or not 1 <= limit <= MAX_QUOTES_LISTED:
             return _error(400, "invalid_limit", f"limit must be 1..{MAX_QUOTES_LISTED}")
-        quotes = await QuoteStore(current_host().redis, tenant.id, current_host().pii).recent_quotes(int(raw_limit))
+        quotes = await QuoteStore(current_host().redis, tenant.id, current_host().pii).recent_quotes(limit)
         return jsonify({"quotes": [quote.as_dict() for quote in quotes]})
 
     @blueprint.get("/quotes/<quote_id>/photos")
@@ -245,10 +251,14 @@ def make_blueprint(settings: S3Settings | None) -> Blueprint:
         raw_expires = request.args.get("expires_in")
         lifetime = rules.link_lifetime_seconds
         if raw_expires is not None:
-            if not raw_expires.isdigit() or not 1 <= int(raw_expires) <= rules.link_lifetime_seconds:
+            try:
+                expires = ascii_int(raw_expires, name="expires_in")
+            except UntrustedInput:
+                expires = None
+            if expires is None or not 1 <= expires <= rules.link_lifetime_seconds:
                 return _error(400, "invalid_expires_in", f"expires_in must be 1..{rules.link_lifetime_seconds} seconds")
-            lifetime = int(raw_expires)
-        if not QUOTE_ID.match(quote_id):
+            lifetime = expires
+        if not QUOTE_ID.fullmatch(quote_id):
             return _error(404, "unknown_quote", f"no quote {quote_id!r}")
         host = current_host()
         store = QuoteStore(host.redis, tenant.id, host.pii)

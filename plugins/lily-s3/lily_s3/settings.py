@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lily_host import Tenant
+from lily_host import Tenant, split_comma_list
 
 PLUGIN_NAME = "s3"
 
@@ -21,10 +21,10 @@ MAX_OBJECT_BYTES = 5 * 1024 * MIB
 DEFAULT_ALLOWED_TYPES = ("image/jpeg", "image/png", "image/heic", "image/webp")
 DEFAULT_KEY_PREFIX = "tenants/{tenant}/"
 
-_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 # Characters S3 documents as safe in keys; anything else may need escaping somewhere downstream.
-_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()-]+")
 
 
 class S3Settings(BaseSettings):
@@ -59,7 +59,7 @@ class S3Settings(BaseSettings):
     @classmethod
     def _check_bucket(cls, value: str) -> str:
         value = value.strip()
-        if not _BUCKET_NAME.match(value) or ".." in value:
+        if not _BUCKET_NAME.fullmatch(value) or ".." in value:
             raise ValueError("S3_BUCKET_NAME must be a valid bucket name (3-63 lowercase letters, digits, '.', '-')")
         return value
 
@@ -140,13 +140,18 @@ class S3TenantSettings(BaseModel):
             raise ValueError("key_prefix may hold no placeholder other than {tenant}")
         return value
 
+    @field_validator("allowed_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: object) -> object:
+        return split_comma_list(value)
+
     @field_validator("allowed_types")
     @classmethod
     def _check_types(cls, value: list[str]) -> list[str]:
         normalized = []
         for item in value:
             media_type = normalize_content_type(item)
-            if not _MEDIA_TYPE.match(media_type):
+            if not _MEDIA_TYPE.fullmatch(media_type):
                 raise ValueError(f"{item!r} is not a media type like image/jpeg")
             if media_type not in normalized:
                 normalized.append(media_type)
@@ -190,7 +195,7 @@ def check_prefix_shape(prefix: str) -> None:
     if len(prefix) > 512:
         raise ValueError("prefix is longer than 512 characters")
     for segment in prefix[:-1].split("/"):
-        if segment in ("", ".", "..") or not _PREFIX_SEGMENT.match(segment):
+        if segment in ("", ".", "..") or not _PREFIX_SEGMENT.fullmatch(segment):
             raise ValueError(
                 f"prefix {prefix!r} has an invalid segment {segment!r} (letters, digits and !_.*'()- only)"
             )

@@ -33,8 +33,8 @@ RETENTION_SWEEP = "s3.retention_sweep"
 RETENTION_SWEEP_TENANT = "s3.retention_sweep_tenant"
 ERASE_TENANT = "s3.erase_tenant"
 
-_MESSAGE_SID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_MESSAGE_SID = re.compile(r"[A-Za-z0-9]{1,64}")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
 #: Photo records read (and objects deleted) per round of a tenant's sweep, to bound memory.
 RETENTION_BATCH = 500
 
@@ -132,9 +132,9 @@ class S3Tasks:
             return
         customer = payload.get("from")
         message_sid = payload.get("message_sid")
-        if not isinstance(customer, str) or not _E164.match(customer):
+        if not isinstance(customer, str) or not _E164.fullmatch(customer):
             raise PermanentError("message.received without an E.164 'from'", code="invalid_event")
-        if not isinstance(message_sid, str) or not _MESSAGE_SID.match(message_sid):
+        if not isinstance(message_sid, str) or not _MESSAGE_SID.fullmatch(message_sid):
             raise PermanentError("message.received without a valid 'message_sid'", code="invalid_event")
         if not isinstance(media, list):
             raise PermanentError("message.received 'media' is not a list", code="invalid_event")

@@ -14,7 +14,7 @@ import stripe
 from quart import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from lily_host import Tenant, current_host, get_logger, require_tenant
+from lily_host import Tenant, UntrustedInput, current_host, get_logger, loads_json, require_tenant
 from lily_stripe.errors import ApiFailure, api_failure
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import PLANS, StripeSettings
@@ -60,9 +60,9 @@ async def _json_body() -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequest(413, "too_large", f"body exceeds {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise BadRequest(400, "invalid_json", f"body is not valid JSON: {error}") from error
+        body = loads_json(raw or b"null")
+    except UntrustedInput as error:
+        raise BadRequest(400, "invalid_json", str(error)) from error
     if not isinstance(body, dict):
         raise BadRequest(400, "invalid_json", "body must be a JSON object")
     return body

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ HEADER = "Stripe-Signature"
 TOLERANCE_SECONDS = 300
 #: The only scheme Stripe signs live events with; ``v0`` appears on test events and is ignored.
 SCHEME = "v1"
+#: A Unix time in seconds: up to 12 ASCII digits (the year 33658).
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,11 @@ def parse_header(header: str | None) -> SignatureHeader:
         if not sep:
             continue
         if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError as error:
-                raise BadSignature(f"{HEADER} timestamp {value[:20]!r} is not a Unix time", missing=True) from error
+            # Digits only, and no more than a Unix time has: int() takes "+1_0" and "١٢", and a
+            # thousand-digit one overflows the float arithmetic of the age check.
+            if not _UNIX_TIME.fullmatch(value):
+                raise BadSignature(f"{HEADER} timestamp {value[:20]!r} is not a Unix time", missing=True)
+            timestamp = int(value)
         elif key == SCHEME and value:
             signatures.append(value.strip().lower())
     if timestamp is None:

@@ -156,6 +156,6 @@ def parse_message_status(form: Mapping[str, str]) -> MessageStatus:
     if status not in MESSAGE_STATUSES:
         raise InvalidPayload(f"unknown message status {status!r}")
     error_code = form.get("ErrorCode", "").strip() or None
-    if error_code is not None and not error_code.isdigit():
+    if error_code is not None and not (error_code.isascii() and error_code.isdigit()):
         raise InvalidPayload("ErrorCode is not a number")
     return MessageStatus(message_sid, status, error_code)

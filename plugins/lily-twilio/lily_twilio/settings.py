@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lily_host import normalize_e164
+from lily_host import normalize_e164, split_comma_list
 
 DEFAULT_API_BASE = "https://api.twilio.com"
 
@@ -68,9 +68,8 @@ class TwilioTenantSettings(BaseModel):
     @field_validator("business_numbers", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part for part in (piece.strip() for piece in value.split(",")) if part]
-        return value
+        # A comma list ("+1555..., +1555...") as everywhere else that takes several values.
+        return split_comma_list(value)
 
     @field_validator("business_numbers")
     @classmethod

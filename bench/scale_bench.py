@@ -1,0 +1,312 @@
+"""Scale: Lily's costs with 100,000 tenants and 1,000,000 pending tasks, beside an empty Redis.
+
+    nox -s bench -- scale          (or: python bench/scale_bench.py [--quick])
+
+Two redis-servers side by side: "empty" (the one bench tenant) and "loaded" (the bench tenant plus
+100,000 tenants, each with a phone number in the index, a message record and a job, and 1,000,000
+review requests due over the next day). Printed, each beside its empty figure from the same run:
+
+* ingest: signed Twilio missed-call webhooks per second through `lily serve` (one hypercorn
+  worker per Redis, 64 connections, rounds alternating between the two);
+* queue: tasks per second scheduled (schedule_many) and run (claim + ack) in one process;
+* memory: Redis bytes per pending task, beside arq's bytes per deferred job in a third Redis;
+* erasure: the time to erase one tenant's keys among 100,000 tenants, and among 1,000;
+* cluster: queue tasks/s on a three-primary Redis Cluster, with one queue and with the load
+  spread over three queues (one per primary), when a cluster can be started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ingest_bench import (
+    BUSINESS_NUMBER,
+    LOAD_CORE,
+    PUBLIC_URL,
+    build_requests,
+    drive,
+    prepare_tenant,
+    signed_calls,
+    start_server,
+    stop,
+)
+
+from lily_host.builtins.review_requests import JobStore
+from lily_host.dev.embedded_redis import RedisServer, free_port
+from lily_host.sms.outbound import message_key
+from lily_host.tenants.store import Tenant
+
+REVIEW_TASK = "reviews.send_request"
+
+
+def populate_tenants(client: redis.Redis, count: int, prefix: str = "t") -> None:
+    """``count`` tenants as TenantStore writes them, each with an index entry, a message and a job."""
+    template = Tenant(id="x", name="Scale Wash", plugins={"twilio": {"business_numbers": ["+15125550000"]}})
+    record = json.loads(template.model_dump_json())
+    pipe = client.pipeline(transaction=False)
+    for index in range(count):
+        tenant_id = f"{prefix}{index:06d}"
+        number = f"+1{200 + index // 10_000_000 % 800:03d}{index % 10_000_000:07d}"
+        record["id"] = tenant_id
+        record["plugins"]["twilio"]["business_numbers"] = [number]
+        pipe.set(f"lily:tenant:{tenant_id}", json.dumps(record))
+        pipe.sadd("lily:tenants", tenant_id)
+        pipe.hset("lily:index:phone", number, tenant_id)
+        pipe.sadd(f"lily:tenant_index:{tenant_id}", f"phone\x00{number}")
+        pipe.hset(message_key(tenant_id, "m1"), mapping={"to": "+15125551234", "status": "sent", "body": "Thanks!"})
+        pipe.set(JobStore.key(tenant_id, "j1"), json.dumps({"id": "j1", "customer": "Pat", "phone": "+15125551234"}))
+        if index % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+
+
+async def schedule_pending(url: str, count: int, tenants: int) -> float:
+    """``count`` review requests due over the next day, spread over the tenants; returns seconds."""
+    import redis.asyncio as aioredis
+
+    from lily_host.queue import TaskQueue
+
+    client = aioredis.Redis.from_url(url)
+    queue = TaskQueue(client)
+    started = time.perf_counter()
+    batch = 5000
+    for start in range(0, count, batch):
+        specs = [
+            {
+                "type": REVIEW_TASK,
+                "payload": {"job": f"j{i}"},
+                "tenant": f"t{i % tenants:06d}",
+                "delay": 60 + random.uniform(0, 86_400),
+                "dedupe_key": f"review:t{i % tenants:06d}:j{i}",
+            }
+            for i in range(start, min(start + batch, count))
+        ]
+        await queue.schedule_many(specs)
+    elapsed = time.perf_counter() - started
+    await client.aclose()
+    return elapsed
+
+
+async def queue_round(url: str, tasks: int, queue_name: str = "bench", cluster: bool = False) -> tuple[float, float]:
+    """Tasks/s scheduled (due now) and then run (claim + ack) by one process, on one queue."""
+    from lily_host.queue import TaskQueue
+
+    client: Any
+    if cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        client = RedisCluster.from_url(url)
+    else:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(url)
+    queue = TaskQueue(client, name=queue_name)
+    specs = [{"type": "bench.noop", "payload": {"i": i}, "tenant": f"t{i % 1000:06d}"} for i in range(tasks)]
+    started = time.perf_counter()
+    await asyncio.gather(*(queue.schedule_many(specs[i : i + 100]) for i in range(0, tasks, 100)))
+    scheduled = time.perf_counter() - started
+    started = time.perf_counter()
+    done = 0
+    while done < tasks:
+        result = await queue.claim_batch("bench", limit=200, lease=60)
+        if not result.tasks:
+            break
+        await queue.ack(result.tasks)
+        done += len(result.tasks)
+    ran = time.perf_counter() - started
+    await client.aclose()
+    return tasks / scheduled, done / ran
+
+
+async def arq_memory(url: str, jobs: int) -> float:
+    """arq's Redis bytes per deferred job: ``jobs`` jobs deferred up to a day."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    pool = await create_pool(RedisSettings.from_dsn(url))
+    before = int((await pool.info("memory"))["used_memory"])
+    for start in range(0, jobs, 500):
+        await asyncio.gather(
+            *(
+                pool.enqueue_job("send_review_request", {"job": f"j{i}"}, _defer_by=60 + random.uniform(0, 86_400))
+                for i in range(start, min(start + 500, jobs))
+            )
+        )
+    after = int((await pool.info("memory"))["used_memory"])
+    await pool.aclose()
+    return (after - before) / jobs
+
+
+async def erase_one(url: str, tenant_id: str) -> tuple[float, int]:
+    import redis.asyncio as aioredis
+
+    from lily_host.builtins.tenant_erasure import host_key_patterns
+    from lily_host.plugin_api.erasure import erase_keys
+
+    client = aioredis.Redis.from_url(url)
+    started = time.perf_counter()
+    removed = await erase_keys(client, host_key_patterns, tenant_id)
+    elapsed = time.perf_counter() - started
+    await client.aclose()
+    return elapsed, removed
+
+
+def used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def cluster_figures(tmp: str, tasks: int) -> str:
+    try:
+        from lily_host.dev.embedded_cluster import RedisClusterGroup
+    except ImportError:
+        return "cluster: not measured (no cluster helper in this tree)"
+    group = RedisClusterGroup(Path(tmp) / "cluster").start()
+    try:
+        url = group.url
+        one = asyncio.run(queue_round(url, tasks, "one", cluster=True))
+
+        async def spread() -> tuple[float, float]:
+            names = group.queue_names_one_per_primary("spread")
+            results = await asyncio.gather(*(queue_round(url, tasks // 3, name, cluster=True) for name in names))
+            return sum(r[0] for r in results), sum(r[1] for r in results)
+
+        three = asyncio.run(spread())
+    finally:
+        group.stop()
+    return (
+        f"cluster (3 primaries), one process: one queue {one[0]:.0f} scheduled/s, {one[1]:.0f} run/s; "
+        f"three queues (one per primary) {three[0]:.0f} scheduled/s, {three[1]:.0f} run/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tenants", type=int, default=100_000)
+    parser.add_argument("--pending", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="10,000 tenants, 100,000 tasks, one 3 s round")
+    args, _ = parser.parse_known_args()
+    tenants, pending, seconds, rounds = args.tenants, args.pending, args.seconds, args.rounds
+    if args.quick:
+        tenants, pending, seconds, rounds = 10_000, 100_000, 3.0, 1
+    pin = len(os.sched_getaffinity(0)) >= 2
+    if pin:
+        os.sched_setaffinity(0, {int(LOAD_CORE)})
+    loop = "uvloop"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        loop = "asyncio"
+
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        RedisServer(Path(tmp) / "empty") as empty,
+        RedisServer(Path(tmp) / "loaded") as loaded,
+        RedisServer(Path(tmp) / "arq") as arq_server,
+    ):
+        from lily_host.tenants.secret_box import SecretBox
+
+        base_env = {
+            **os.environ,
+            "LILY_ENV": "production",
+            "LILY_PUBLIC_URL": PUBLIC_URL,
+            "LILY_ADMIN_TOKEN": "bench-admin",
+            "LILY_SECRET_KEY": SecretBox.generate_key(),
+            "LILY_LOG_LEVEL": "WARNING",
+            "LILY_PLUGINS": "twilio",
+            "TWILIO_ACCOUNT_SID": "ACbench0000000000000000000000000",
+            "TWILIO_AUTH_TOKEN": "bench-auth-token-0123456789abcdef",
+            "TWILIO_FROM_NUMBER": BUSINESS_NUMBER,
+            "PYTHONPATH": str(Path(__file__).resolve().parent),
+        }
+        envs = {"empty": {**base_env, "REDIS_URL": empty.url}, "loaded": {**base_env, "REDIS_URL": loaded.url}}
+        for env in envs.values():
+            prepare_tenant(env)
+        sync_loaded = redis.Redis.from_url(loaded.url)
+        started = time.perf_counter()
+        populate_tenants(sync_loaded, tenants)
+        tenants_seconds = time.perf_counter() - started
+        before = used_memory(sync_loaded)
+        pending_seconds = asyncio.run(schedule_pending(loaded.url, pending, tenants))
+        per_task = (used_memory(sync_loaded) - before) / pending
+        per_arq_job = asyncio.run(arq_memory(arq_server.url, min(pending, 200_000)))
+        keys_loaded = sync_loaded.dbsize()
+
+        ports = {kind: free_port() for kind in envs}
+        processes = {kind: start_server("lily", ports[kind], envs[kind], loop, pin) for kind in envs}
+        ingest: dict[str, list[float]] = {kind: [] for kind in envs}
+        queue: dict[str, list[tuple[float, float]]] = {kind: [] for kind in envs}
+        urls = {"empty": empty.url, "loaded": loaded.url}
+        try:
+            calls = signed_calls(int(seconds * rounds * 2 * 5000) + 2000, prefix="scale")
+            cursor = 0
+            for kind in envs:  # warm-up
+                warm = build_requests(calls[cursor : cursor + 500], ports[kind])
+                cursor += 500
+                asyncio.run(drive(ports[kind], warm, 1.0, 16))
+            for round_index in range(rounds):
+                for kind in envs if round_index % 2 == 0 else list(envs)[::-1]:
+                    requests = build_requests(calls[cursor : cursor + int(seconds * 5000)], ports[kind])
+                    result = asyncio.run(drive(ports[kind], requests, seconds, 64))
+                    cursor += int(result["requests"]) + 64
+                    ingest[kind].append(result["rps"])
+                    queue[kind].append(asyncio.run(queue_round(urls[kind], 20_000)))
+        finally:
+            for process in processes.values():
+                stop(process)
+
+        erase_loaded = asyncio.run(erase_one(loaded.url, f"t{tenants // 2:06d}"))
+        sync_empty = redis.Redis.from_url(empty.url)
+        populate_tenants(sync_empty, 1000)
+        erase_small = asyncio.run(erase_one(empty.url, "t000500"))
+        keys_small = sync_empty.dbsize()
+        cluster_line = cluster_figures(tmp, 30_000)
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    def ratio(kind_values: dict[str, list[float]]) -> str:
+        return f"{median(kind_values['loaded']) / median(kind_values['empty']):.2f}x"
+
+    scheduled = {kind: [q[0] for q in queue[kind]] for kind in queue}
+    ran = {kind: [q[1] for q in queue[kind]] for kind in queue}
+    print(
+        f"\nScale: {tenants:,} tenants (written in {tenants_seconds:.1f} s) and {pending:,} review requests due "
+        f"over the next day (scheduled in {pending_seconds:.1f} s, {pending / pending_seconds:,.0f}/s); "
+        f"{rounds} x {seconds:.0f} s rounds, alternating"
+    )
+    print(f"{'median of the rounds':<40}{'empty':>12}{'loaded':>12}{'ratio':>8}   (goal: within 10 %)")
+    for label, values in (
+        ("ingest, webhooks/s (lily serve)", ingest),
+        ("queue, tasks scheduled/s", scheduled),
+        ("queue, tasks run/s (claim + ack)", ran),
+    ):
+        print(f"{label:<40}{median(values['empty']):>12.0f}{median(values['loaded']):>12.0f}{ratio(values):>8}")
+    print(
+        f"memory per pending task: lily {per_task:.0f} bytes, arq {per_arq_job:.0f} bytes per deferred job "
+        f"({per_task / per_arq_job:.2f}x; goal: no more than arq)"
+    )
+    print(
+        f"erase one tenant: {erase_loaded[0] * 1000:.0f} ms among {tenants:,} tenants ({keys_loaded:,} keys), "
+        f"{erase_small[0] * 1000:.0f} ms among 1,000 ({keys_small:,} keys); {erase_loaded[1]} keys removed"
+    )
+    print(cluster_line)
+
+
+if __name__ == "__main__":
+    main()
