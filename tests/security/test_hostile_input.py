@@ -25,9 +25,11 @@ JSON = {"Content-Type": "application/json"}
 
 
 async def snapshot(lily: Harness) -> dict[bytes, bytes]:
-    """Every key and its DUMP (type and value), except the credential throttle's counters."""
+    """Every key and its DUMP (type and value), except the rate counters a request is meant to move: the
+    credential throttle's failure counts and the tenant API's per-key rate limit."""
     redis = lily.host.redis
-    keys = [key async for key in redis.scan_iter(count=1000) if not key.startswith(b"lily:authfail:")]
+    counters = (b"lily:authfail:", b"lily:ratelimit:")
+    keys = [key async for key in redis.scan_iter(count=1000) if not key.startswith(counters)]
     return {key: await redis.dump(key) for key in sorted(keys)}
 
 

@@ -62,8 +62,9 @@ EXAMPLES = int(os.environ.get("LILY_FUZZ_EXAMPLES", "120"))
 #: The long run (nox -s fuzz) explores; the suite's bounded run is the same every time.
 DERANDOMIZE = "LILY_FUZZ_EXAMPLES" not in os.environ
 HANG_SECONDS = 15.0
-#: The credential throttle's counters: the one thing a refused request is meant to write.
-THROTTLE_KEYS = b"lily:authfail:"
+#: The rate counters: the one thing a refused request is meant to write (the credential throttle's
+#: failure counts, the tenant API's per-key rate limit).
+THROTTLE_KEYS = (b"lily:authfail:", b"lily:ratelimit:")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
