@@ -121,7 +121,14 @@ def server(request: pytest.FixtureRequest, world: World, tmp_path_factory: pytes
     """One server per environment for the module: each test measures against its own baseline."""
     tmp_path = tmp_path_factory.mktemp(f"served-{request.param}")
     redis = RedisServer(tmp_path / "redis").start()
-    env = {**world.env(request.param), "REDIS_URL": redis.url, "LILY_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **world.env(request.param),
+        "REDIS_URL": redis.url,
+        "LILY_DATA_DIR": str(tmp_path / "data"),
+        # Every request here is refused on purpose, from one address: the load shedder's per-source
+        # limit of rejected webhooks would soon answer 429 instead (tests/host/test_load_shedding.py).
+        "LILY_BAD_REQUEST_BURST": "0",
+    }
     served = Server(env)
     try:
         yield served

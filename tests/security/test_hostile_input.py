@@ -27,10 +27,9 @@ NOT_DATA = (b"lily:authfail:", b"lily:ratelimit:", b"lily:audit", b"lily:webhook
 
 
 async def snapshot(lily: Harness) -> dict[bytes, bytes]:
-    """Every key and its DUMP (type and value), except the request counters (credential throttle, API
-    rate limit: a GCRA key lives ~100 ms, so whether it is seen is timing) and the
-    records of what was asked (the audit log, the webhook log and its console index: a refused
-    request is recorded there by design)."""
+    """Every key and its DUMP (type and value), except the rate counters a request is meant to move (the
+    credential throttle's failure counts and the tenant API's per-key rate limit) and the records of
+    what was asked (the audit log, the webhook log and its console index record refused requests by design)."""
     redis = lily.host.redis
     keys = [key async for key in redis.scan_iter(count=1000) if not key.startswith(NOT_DATA)]
     return {key: await redis.dump(key) for key in sorted(keys)}

@@ -62,10 +62,10 @@ EXAMPLES = int(os.environ.get("LILY_FUZZ_EXAMPLES", "120"))
 #: The long run (nox -s fuzz) explores; the suite's bounded run is the same every time.
 DERANDOMIZE = "LILY_FUZZ_EXAMPLES" not in os.environ
 HANG_SECONDS = 15.0
-#: The credential throttle's counters: the one thing a refused request is meant to write.
-#: Keys left out of snapshots: the credential throttle's counters, and the records of what was asked
-#: (the audit log, the webhook log and its console index record refused requests by design).
-THROTTLE_KEYS = (b"lily:authfail:", b"lily:audit", b"lily:webhooks:log", b"lily:console:")
+#: Left out of snapshots: the rate counters, the one thing a refused request is meant to move (the
+#: credential throttle's failure counts, the tenant API's per-key rate limit), and the records of what
+#: was asked (the audit log, the webhook log and its console index record refused requests by design).
+THROTTLE_KEYS = (b"lily:authfail:", b"lily:ratelimit:", b"lily:audit", b"lily:webhooks:log", b"lily:console:")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
