@@ -66,7 +66,12 @@ async def follow_review_link(token: str) -> Any:
         tenant_id, _, job_id = raw.decode().partition(" ")
         tenant = await host.tenants.get(tenant_id)
     if tenant is None or not tenant.review_link:
-        return Response("This link is no longer valid.", status=404, content_type="text/plain; charset=utf-8")
+        # A page for the person who tapped the link, like the quote pages (a link is followed by people).
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Link not found</title>"
+            "<body><p>This link is no longer valid.</p></body></html>"
+        )
+        return Response(page, status=404, content_type="text/html; charset=utf-8")
     store = JobStore(host.redis, host.pii)
     job = await store.get(tenant.id, job_id)
     if job is not None and not job.fields.get("review_clicked_at"):
