@@ -225,7 +225,7 @@ def main() -> None:
             **os.environ,
             "LILY_ENV": "production",
             "LILY_PUBLIC_URL": PUBLIC_URL,
-            "LILY_ADMIN_TOKEN": "bench-admin",
+            "LILY_ADMIN_TOKEN": "bench-admin-Q7x2Lm9Rk4Vt8Zp3Wc6Ny1Hd5",  # production wants a strong one
             "LILY_SECRET_KEY": SecretBox.generate_key(),
             "LILY_LOG_LEVEL": "WARNING",
             "LILY_PLUGINS": "twilio",

@@ -1,20 +1,18 @@
-"""Tenants: the businesses Lily works for, their settings, secrets, API keys and lookup indexes.
+"""Tenant records: the businesses Lily works for, their settings (secrets encrypted) and lookup indexes.
 
 Storage (all in Redis):
 
 - ``lily:tenant:<id>``          the tenant record, one JSON string; secret fields hold ``enc:v1:...``
 - ``lily:tenants``              set of tenant ids
 - ``lily:index:<kind>``         hash value → tenant id (phone numbers, Stripe customers, ...)
-- ``lily:apikey:<sha256>``      JSON {tenant, key_id, label, created}; keys are stored hashed only
-- ``lily:tenant_keys:<id>``     hash key_id → sha256, to list and revoke a tenant's keys
-- ``lily:tenant_secret:<id>``   hash name → encrypted secret (OAuth tokens and the like)
+
+API keys live in :mod:`lily_host.tenants.api_keys` and named secrets in
+:mod:`lily_host.tenants.tenant_secrets`; ``TenantStore`` composes both so that plugins see one
+``TenantDirectory``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -35,7 +33,9 @@ from lily_host.plugin_api.tenant import (
     normalize_index_value,
 )
 from lily_host.plugin_api.validators import normalize_e164
+from lily_host.tenants.api_keys import ApiKeys
 from lily_host.tenants.secret_box import SecretBox
+from lily_host.tenants.tenant_secrets import TenantSecrets
 
 
 def _secret_fields(model: type[BaseModel]) -> set[str]:
@@ -98,6 +98,8 @@ class TenantStore:
         self.secret_box = secret_box
         self.models: dict[str, type[BaseModel]] = dict(models or {})
         self._resolve = redis.register_script(_RESOLVE_LUA)
+        self.secrets = TenantSecrets(redis, secret_box)
+        self.api_keys = ApiKeys(redis, self.clock)
 
     # --- records --------------------------------------------------------------------------------
 
@@ -390,15 +392,16 @@ class TenantStore:
 
     # --- secrets (OAuth tokens, ...) -------------------------------------------------------------------
 
+    # --- secrets and API keys (lily_host.tenants.tenant_secrets, lily_host.tenants.api_keys) --------------
+
     async def put_secret(self, tenant_id: str, name: str, value: str) -> None:
-        await awaited(self.redis.hset(f"lily:tenant_secret:{tenant_id}", name, self.secret_box.encrypt(value)))
+        await self.secrets.put(tenant_id, name, value)
 
     async def get_secret(self, tenant_id: str, name: str) -> str | None:
-        raw = await awaited(self.redis.hget(f"lily:tenant_secret:{tenant_id}", name))
-        return None if raw is None else self.secret_box.decrypt(_text(raw))
+        return await self.secrets.get(tenant_id, name)
 
     async def delete_secret(self, tenant_id: str, name: str) -> None:
-        await awaited(self.redis.hdel(f"lily:tenant_secret:{tenant_id}", name))
+        await self.secrets.delete(tenant_id, name)
 
     async def rotate_secrets(self) -> int:
         """Re-encrypt every stored secret with the newest key; returns how many were rewritten."""
@@ -417,56 +420,28 @@ class TenantStore:
             await awaited(
                 self.redis.set(_key(tenant.id), tenant.model_copy(update={"plugins": plugins}).model_dump_json())
             )
-            secret_key = f"lily:tenant_secret:{tenant.id}"
-            for name, value in (await awaited(self.redis.hgetall(secret_key))).items():
-                await awaited(self.redis.hset(secret_key, _text(name), self.secret_box.rotate(_text(value))))
-                count += 1
+            count += await self.secrets.rotate(tenant.id)
         return count
-
-    # --- API keys ------------------------------------------------------------------------------------
 
     async def mint_key(self, tenant_id: str, label: str = "") -> tuple[str, str]:
         """Create an API key for the tenant. Returns (key_id, secret); the secret is shown only now."""
         await self.require(tenant_id)
-        key_id = secrets.token_hex(4)
-        secret = f"lily_{tenant_id}_{key_id}_{secrets.token_urlsafe(24)}"
-        digest = _hash_key(secret)
-        record = json.dumps({"tenant": tenant_id, "key_id": key_id, "label": label, "created": self.clock.now()})
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(f"lily:apikey:{digest}", record)
-        pipe.hset(f"lily:tenant_keys:{tenant_id}", key_id, digest)
-        await pipe.execute()
-        return key_id, secret
+        return await self.api_keys.mint(tenant_id, label)
 
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
-        digests = await awaited(self.redis.hvals(f"lily:tenant_keys:{tenant_id}"))
-        if not digests:
-            return []
-        raws = await awaited(self.redis.mget([f"lily:apikey:{_text(d)}" for d in digests]))
-        keys = [json.loads(raw) for raw in raws if raw is not None]
-        return sorted(keys, key=lambda item: float(item["created"]))
+        return await self.api_keys.listing(tenant_id)
 
     async def revoke_key(self, tenant_id: str, key_id: str) -> bool:
-        digest = await awaited(self.redis.hget(f"lily:tenant_keys:{tenant_id}", key_id))
-        if digest is None:
-            return False
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(f"lily:apikey:{_text(digest)}")
-        pipe.hdel(f"lily:tenant_keys:{tenant_id}", key_id)
-        await pipe.execute()
-        return True
+        return await self.api_keys.revoke(tenant_id, key_id)
 
     async def key_record(self, secret: str) -> dict[str, Any] | None:
         """The stored record (tenant, key_id, label, created) of an API key, or None."""
-        raw = await awaited(self.redis.get(f"lily:apikey:{_hash_key(secret)}"))
-        return None if raw is None else dict(json.loads(raw))
+        return await self.api_keys.record(secret)
 
     async def authenticate(self, secret: str) -> Tenant | None:
         """The tenant an API key belongs to, or None for an unknown or revoked key."""
-        raw = await awaited(self.redis.get(f"lily:apikey:{_hash_key(secret)}"))
-        if raw is None:
-            return None
-        return await self.get(str(json.loads(raw)["tenant"]))
+        record = await self.api_keys.record(secret)
+        return None if record is None else await self.get(str(record["tenant"]))
 
 
 @dataclass(frozen=True)
@@ -521,15 +496,6 @@ def _checked_input(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def _key(tenant_id: str) -> str:
     return f"lily:tenant:{tenant_id}"
-
-
-def hash_api_key(secret: str) -> str:
-    """The stored (and rate-limited) identity of an API key: its SHA-256, never the key itself."""
-    return _hash_key(secret)
-
-
-def _hash_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _text(value: bytes | str) -> str:

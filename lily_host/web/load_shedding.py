@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lily_host.observability.log import get_logger
-from lily_host.tenants.store import hash_api_key
+from lily_host.tenants.api_keys import hash_api_key
 
 if TYPE_CHECKING:
     from lily_host.config.host_settings import HostSettings
