@@ -36,11 +36,14 @@ _SUMMARY_FIELDS = ("id", "at", "integration", "tenant", "outcome", "status", "la
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def index_args(entry: Mapping[str, Any], now: float, days: float) -> tuple[list[str], list[str]]:
+def index_args(
+    entry: Mapping[str, Any], now: float, days: float, *, trim_by_age: bool = True
+) -> tuple[list[str], list[str]]:
     """The keys and arguments the webhook log's append script writes the console's index with.
 
     Keys: the summary stream, the stream of failures ('' for a success), the minute's counts.
-    Arguments: the summary (JSON), the min id by age, both streams' caps, the count's field and ttl.
+    Arguments: the summary (JSON), the min id by age ('' when ``trim_by_age`` is off: the trim runs at
+    most every few seconds), both streams' caps, the count's field and ttl.
     """
     summary = {name: entry.get(name) for name in _SUMMARY_FIELDS}
     summary["ntasks"] = len(entry.get("tasks") or ())
@@ -50,7 +53,7 @@ def index_args(entry: Mapping[str, Any], now: float, days: float) -> tuple[list[
     keys = [GLOBAL_STREAM, "" if outcome in SUCCESS else FAILED_STREAM, MINUTE_PREFIX + str(int(now // 60))]
     values = [
         _JSON.encode(summary),
-        str(int((now - days * 86400) * 1000)),
+        str(int((now - days * 86400) * 1000)) if trim_by_age else "",
         str(GLOBAL_MAX_ENTRIES),
         str(FAILED_MAX_ENTRIES),
         f"{entry.get('integration') or ''}|{outcome}",

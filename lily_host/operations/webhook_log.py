@@ -55,19 +55,19 @@ _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 # KEYS: the stream, the set of streams, the console's summary stream, its stream of failures (or
 # ''), its per-minute counts, then provider-id reference keys.
 # ARGV: max entries, min id (ms), reference ttl, record id, the entry (JSON), then the console's
-# summary (JSON), its min id, max entries of the summaries and of the failures, minute field, minute ttl.
+# summary (JSON), its min id ('' between two trims by age), max entries of the summaries and of the
+# failures, minute field, minute ttl (set with the minute's first count).
 _APPEND = """
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[4], 'r', ARGV[5])
 if ARGV[2] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
 if KEYS[2] ~= '' then redis.call('SADD', KEYS[2], KEYS[1]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 's', ARGV[6])
-redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[7])
+if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[7]) end
 if KEYS[4] ~= '' then
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 's', ARGV[6])
-  redis.call('XTRIM', KEYS[4], 'MINID', '~', ARGV[7])
+  if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[4], 'MINID', '~', ARGV[7]) end
 end
-redis.call('HINCRBY', KEYS[5], ARGV[10], 1)
-redis.call('EXPIRE', KEYS[5], tonumber(ARGV[11]))
+if redis.call('HINCRBY', KEYS[5], ARGV[10], 1) == 1 then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[11])) end
 for i = 6, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', tonumber(ARGV[3])) end
 return 1
 """
@@ -126,6 +126,17 @@ def _secret(name: str) -> bool:
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return {name.lower(): (REDACTED if _secret(name) else value) for name, value in headers}
+
+
+def _header_pairs(headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    """A request's header pairs as they came: ``RequestHeaders.pairs()`` (one pass, no look-up per
+    name), a mapping's items, or the pairs given."""
+    pairs = getattr(headers, "pairs", None)
+    if callable(pairs):
+        return pairs()  # type: ignore[no-any-return]
+    if isinstance(headers, Mapping):
+        return headers.items()
+    return headers
 
 
 def _redact_json(value: Any) -> Any:
@@ -210,7 +221,7 @@ class WebhookLog:
         integration: str,
         method: str,
         path: str,
-        headers: Iterable[tuple[str, str]],
+        headers: Iterable[tuple[str, str]] | Mapping[str, str],
         remote_addr: str | None,
         trail: Trail,
         outcome: str,
@@ -253,7 +264,7 @@ class WebhookLog:
             "remote_addr": remote_addr,
             "replay_of": trail.replay_of,
             "content_type": trail.content_type,
-            "headers": redact_headers(headers),
+            "headers": redact_headers(_header_pairs(headers)),
             "body": body,
         }
         days = trail.retention_days if tenant and trail.retention_days else self.settings.webhook_log_days
@@ -267,7 +278,7 @@ class WebhookLog:
         if trim_age:
             self._trimmed[key] = now
         # The console's cross-tenant summary and per-minute counts, in the same script run.
-        index_keys, index_values = index_args(entry, now, self.settings.webhook_log_days)
+        index_keys, index_values = index_args(entry, now, self.settings.webhook_log_days, trim_by_age=trim_age)
         keys += index_keys
         trace_ttl = int(self.settings.trace_days * 86400)
         if trail.provider_id and trace_ttl > 0 and trail.verified:

@@ -178,6 +178,10 @@ class RequestHeaders(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._first)
 
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (name, value) as the request had them, repeated names included."""
+        return list(self._pairs)
+
     def getlist(self, name: str) -> list[str]:
         lowered = name.lower()
         return [value for key, value in self._pairs if key.lower() == lowered]

@@ -119,7 +119,7 @@ class WebhookRoute:
                     integration=self.integration,
                     method=inbound.method,
                     path=inbound.path,
-                    headers=inbound.headers.items(),
+                    headers=inbound.headers,
                     remote_addr=inbound.remote_addr,
                     trail=trail,
                     outcome=outcome,
