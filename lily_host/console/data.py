@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -76,16 +77,64 @@ def integration_names(host: Host) -> list[str]:
 # --- overview -------------------------------------------------------------------------------------------
 
 
-async def overview(host: Host) -> dict[str, Any]:
-    # Health checks call the providers: however many consoles are open and refreshing, run them
-    # at most once per HEALTH_CACHE_SECONDS and show the shared report meanwhile.
+#: How long a shared health report is kept at all (shown while a fresh one is being made).
+HEALTH_KEEP_SECONDS = 600
+#: How long a page waits for a health report when there is none yet before showing "checking".
+HEALTH_WAIT_SECONDS = 0.05
+_refreshing: set[asyncio.Task[None]] = set()
+
+
+async def _refresh_health(host: Host) -> None:
+    report = await collect_health(host)
+    report["checked_at"] = time.time()
+    await host.redis.set(HEALTH_CACHE_KEY, json.dumps(report, default=str), ex=HEALTH_KEEP_SECONDS)
+
+
+def _start_refresh(host: Host) -> asyncio.Task[None]:
+    task = asyncio.get_running_loop().create_task(_refresh_health(host))
+    _refreshing.add(task)  # held until done: a task nobody holds may be collected mid-flight
+    task.add_done_callback(_refreshing.discard)
+    return task
+
+
+def _checking_report() -> dict[str, Any]:
+    """What the overview shows before the first health report exists (it refreshes itself)."""
+    return {
+        "status": "checking",
+        "ready": {"checks": {}},
+        "plugins": {},
+        "queue": {
+            "workers": {"live": "…", "list": []},
+            "message": "Health checks are running; this page shows them when it refreshes.",
+        },
+        "integrations": {},
+        "elapsed_seconds": 0.0,
+        "checked_at": time.time(),
+    }
+
+
+async def health_report(host: Host) -> dict[str, Any]:
+    """The shared health report, without making a page wait for the providers.
+
+    Health checks call the providers: however many consoles are open and refreshing, they run at
+    most once per HEALTH_CACHE_SECONDS (one process takes the refresh lock), in the background; a
+    page shows the last report meanwhile, so it answers in milliseconds whatever the checks cost.
+    """
     raw = await host.redis.get(HEALTH_CACHE_KEY)
-    if raw is not None:
-        report = json.loads(raw)
-    else:
-        report = await collect_health(host)
-        report["checked_at"] = time.time()
-        await host.redis.set(HEALTH_CACHE_KEY, json.dumps(report, default=str), ex=HEALTH_CACHE_SECONDS)
+    report: dict[str, Any] | None = json.loads(raw) if raw is not None else None
+    stale = report is None or time.time() - float(report.get("checked_at") or 0) >= HEALTH_CACHE_SECONDS
+    if stale and await host.redis.set(HEALTH_CACHE_KEY + ":refreshing", "1", nx=True, ex=HEALTH_CACHE_SECONDS):
+        task = _start_refresh(host)
+        if report is None:
+            done, _ = await asyncio.wait({task}, timeout=HEALTH_WAIT_SECONDS)
+            if done and not task.exception():
+                raw = await host.redis.get(HEALTH_CACHE_KEY)
+                report = json.loads(raw) if raw is not None else None
+    return report if report is not None else _checking_report()
+
+
+async def overview(host: Host) -> dict[str, Any]:
+    report = await health_report(host)
     stats = await host.queue.stats(ready_by_type=False)
     hour = await last_hour(host.redis)
     totals: dict[str, int] = {}
