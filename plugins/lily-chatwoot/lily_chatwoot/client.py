@@ -7,7 +7,8 @@ other 4xx → ``PermanentError`` (dead letters: a revoked token, a deleted conve
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -18,14 +19,13 @@ from lily_host import (
     LilyHost,
     PermanentError,
     RetryLater,
+    Tenant,
     parse_retry_after,
     track_api_call,
 )
 
 #: How long to wait when a 429 carries no usable Retry-After.
 DEFAULT_RETRY_AFTER = 60.0
-#: At most this many tenants' tokens are checked by one health check.
-HEALTH_TENANT_LIMIT = 50
 
 
 class ChatwootUnavailable(Exception):
@@ -74,19 +74,28 @@ async def check_token(settings: ChatwootSettings, account: ChatwootTenantSetting
     return HealthState.OK if response.status_code == 200 else HealthState.DEGRADED
 
 
-async def health(host: LilyHost, settings: ChatwootSettings) -> HealthResult:
-    """Each tenant's token against the profile endpoint (up to HEALTH_TENANT_LIMIT), concurrently."""
-    accounts: dict[str, ChatwootTenantSettings] = {}
-    for tenant in await host.tenants.all():
-        own = host.tenants.plugin_settings(tenant, PLUGIN)
-        if isinstance(own, ChatwootTenantSettings) and own.api_access_token is not None:
-            accounts[tenant.id] = own
-        if len(accounts) >= HEALTH_TENANT_LIMIT:
-            break
-    if not accounts:
+async def tenant_token(host: LilyHost, tenant: Tenant, settings: ChatwootSettings) -> dict[str, Any] | None:
+    """One tenant's entry for the cached per-tenant check: its token against the profile endpoint.
+
+    None when the tenant has no Chatwoot token (the check does not apply to it).
+    """
+    own = host.tenants.plugin_settings(tenant, PLUGIN)
+    if not isinstance(own, ChatwootTenantSettings) or own.api_access_token is None:
+        return None
+    state = await check_token(settings, own)
+    messages = {
+        HealthState.OK: "token accepted",
+        HealthState.AUTH_FAILED: "Chatwoot refused the api_access_token",
+        HealthState.DEGRADED: f"Chatwoot unreachable or failing at {settings.api_base}",
+    }
+    return {"state": state.value, "message": messages.get(state, state.value)}
+
+
+def summarize(entries: Mapping[str, Mapping[str, Any]]) -> HealthResult:
+    """The plugin's state from the tenants' cached entries (tenant id → entry)."""
+    by_tenant = {tenant: str(entry["state"]) for tenant, entry in entries.items()}
+    if not by_tenant:
         return HealthResult(HealthState.OK, "no tenant has a Chatwoot api_access_token yet: nothing to check")
-    states = await asyncio.gather(*(check_token(settings, account) for account in accounts.values()))
-    by_tenant = dict(zip(accounts, (state.value for state in states), strict=True))
     refused = sorted(tenant for tenant, state in by_tenant.items() if state == HealthState.AUTH_FAILED.value)
     if refused:
         return HealthResult(
@@ -95,6 +104,6 @@ async def health(host: LilyHost, settings: ChatwootSettings) -> HealthResult:
             "Chatwoot (Profile settings → Access Token) into `lily tenants set TENANT chatwoot.api_access_token=...`",
             by_tenant,
         )
-    if any(state != HealthState.OK for state in states):
-        return HealthResult(HealthState.DEGRADED, f"Chatwoot unreachable or failing at {settings.api_base}", by_tenant)
-    return HealthResult(HealthState.OK, f"{len(accounts)} tenant token(s) accepted", by_tenant)
+    if any(state != HealthState.OK.value for state in by_tenant.values()):
+        return HealthResult(HealthState.DEGRADED, "Chatwoot unreachable or failing for some tenants", by_tenant)
+    return HealthResult(HealthState.OK, f"{len(by_tenant)} tenant token(s) accepted", by_tenant)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
@@ -20,12 +21,11 @@ from lily_host import (
     TENANT_DELETED,
     ConfigurationError,
     EventSubscription,
-    HealthCheck,
-    HealthResult,
     LilyHost,
     Simulation,
     TaskHandler,
     Tenant,
+    TenantHealthCheck,
     WebhookEndpoint,
     hookimpl,
 )
@@ -61,11 +61,13 @@ def register_event_subscriptions(register: Callable[[EventSubscription], None]) 
 
 
 @hookimpl
-def register_health_checks(register: Callable[[HealthCheck], None], settings: ChatwootSettings) -> None:
-    async def tokens(host: LilyHost) -> HealthResult:
-        return await client.health(host, settings)
+def register_health_checks(register: Callable[[TenantHealthCheck], None], settings: ChatwootSettings) -> None:
+    async def token(host: LilyHost, tenant: Tenant) -> dict[str, Any] | None:
+        return await client.tenant_token(host, tenant, settings)
 
-    register(HealthCheck("tokens", tokens, timeout=settings.request_timeout + 1))
+    # Per tenant: the host caches each tenant's entry and spreads the probes over time, so /health
+    # stays cheap with any number of tenants.
+    register(TenantHealthCheck("tokens", token, timeout=settings.request_timeout + 1, summarize=client.summarize))
 
 
 def simulated_message(host: LilyHost, tenant: Tenant) -> tuple[str, Mapping[str, str], bytes]:

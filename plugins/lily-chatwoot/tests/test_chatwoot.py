@@ -205,8 +205,13 @@ async def test_health_checks_each_tenants_token(lily: Harness) -> None:
     report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
     assert report["plugins"]["chatwoot"]["state"] == "ok"
     await lily.host.tenants.set_plugin_settings("acme", "chatwoot", {"api_access_token": "revoked"})
+    # Each tenant's probe is cached for LILY_HEALTH_TENANT_INTERVAL (300 s, ± 25 %) and spread over time.
+    report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
+    assert report["plugins"]["chatwoot"]["state"] == "ok"
+    lily.clock.advance(400)
     report = await (await lily.client.get("/health", headers=lily.admin_headers)).get_json()
     assert report["plugins"]["chatwoot"]["state"] == "auth_failed"
+    assert "acme" in report["plugins"]["chatwoot"]["message"]
 
 
 async def test_a_deleted_tenant_is_erased(lily: Harness) -> None:
