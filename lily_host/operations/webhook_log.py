@@ -52,23 +52,36 @@ REDACTED = "[redacted]"
 log = get_logger("lily.webhooks")
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
-# KEYS: the stream, the set of streams, the console's summary stream, its stream of failures (or
-# ''), its per-minute counts, then provider-id reference keys.
-# ARGV: max entries, min id (ms), reference ttl, record id, the entry (JSON), then the console's
+# One run appends every entry of a loop turn. Each entry's keys (K): the stream, the set of streams,
+# the console's summary stream, its stream of failures (or ''), its per-minute counts, then
+# provider-id reference keys. Its arguments (A): max entries, min id (ms), reference ttl, record
+# id, the entry (JSON), then the console's
 # summary (JSON), its min id ('' between two trims by age), max entries of the summaries and of the
 # failures, minute field, minute ttl (set with the minute's first count).
 _APPEND = """
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[4], 'r', ARGV[5])
-if ARGV[2] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2]) end
-if KEYS[2] ~= '' then redis.call('SADD', KEYS[2], KEYS[1]) end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 's', ARGV[6])
-if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[3], 'MINID', '~', ARGV[7]) end
-if KEYS[4] ~= '' then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 's', ARGV[6])
-  if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[4], 'MINID', '~', ARGV[7]) end
+local function append(K, A)
+  redis.call('XADD', K[1], 'MAXLEN', '~', A[1], '*', 'id', A[4], 'r', A[5])
+  if A[2] ~= '' then redis.call('XTRIM', K[1], 'MINID', A[2]) end
+  if K[2] ~= '' then redis.call('SADD', K[2], K[1]) end
+  redis.call('XADD', K[3], 'MAXLEN', '~', A[8], '*', 's', A[6])
+  if A[7] ~= '' then redis.call('XTRIM', K[3], 'MINID', '~', A[7]) end
+  if K[4] ~= '' then
+    redis.call('XADD', K[4], 'MAXLEN', '~', A[9], '*', 's', A[6])
+    if A[7] ~= '' then redis.call('XTRIM', K[4], 'MINID', '~', A[7]) end
+  end
+  if redis.call('HINCRBY', K[5], A[10], 1) == 1 then redis.call('EXPIRE', K[5], tonumber(A[11])) end
+  for i = 6, #K do redis.call('SET', K[i], A[4], 'EX', tonumber(A[3])) end
 end
-if redis.call('HINCRBY', KEYS[5], ARGV[10], 1) == 1 then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[11])) end
-for i = 6, #KEYS do redis.call('SET', KEYS[i], ARGV[4], 'EX', tonumber(ARGV[3])) end
+-- ARGV[1]: how many entries; then, for each, its key count, its argument count and its arguments.
+local ki, ai = 1, 2
+for _ = 1, tonumber(ARGV[1]) do
+  local nk, na = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
+  ai = ai + 2
+  local K, A = {}, {}
+  for i = 1, nk do K[i] = KEYS[ki]; ki = ki + 1 end
+  for i = 1, na do A[i] = ARGV[ai]; ai = ai + 1 end
+  append(K, A)
+end
 return 1
 """
 
@@ -76,11 +89,12 @@ return 1
 class _Appender:
     """Log appends travel with the queue's group commit, and nobody waits for them.
 
-    Each append is one atomic script run (XADD with MAXLEN ~, XTRIM MINID, the index writes), packed
-    and handed to the queue's :class:`~lily_host.queue.group_commit.ScriptBatcher`: it goes out
-    in the same write as the schedule calls of the same loop turn, and its reply is read and
-    dropped. The answer to the provider never depends on the log; a failed append is logged (and
-    one the server refused for a lost script is sent again once the script is loaded).
+    The appends of one event-loop turn are one atomic script run (for each entry: XADD with MAXLEN ~,
+    XTRIM MINID, the index writes), packed and handed to the queue's
+    :class:`~lily_host.queue.group_commit.ScriptBatcher`: it goes out in the same write as the
+    schedule calls of the next batch, and its reply is read and dropped. The answer to the provider
+    never depends on the log; a failed append is logged (and one the server refused for a lost
+    script is sent again once the script is loaded).
     """
 
     def __init__(self, redis: Any, queue: Any) -> None:
@@ -89,8 +103,22 @@ class _Appender:
         self._script = redis.register_script(_APPEND)
         self._sha = self._script.sha.encode()
         self._retry: set[asyncio.Task[None]] = set()
+        self._keys: list[str] = []
+        self._args: list[str] = []
+        self._count = 0
 
     def submit(self, keys: list[str], args: list[str]) -> None:
+        if not self._count:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._count += 1
+        self._keys += keys
+        self._args += (str(len(keys)), str(len(args)), *args)
+
+    def _flush(self) -> None:
+        if not self._count:
+            return
+        keys, args = self._keys, [str(self._count), *self._args]
+        self._keys, self._args, self._count = [], [], 0
 
         def failed(error: Exception) -> None:
             if isinstance(error, NoScriptError):
@@ -98,7 +126,7 @@ class _Appender:
                 self._retry.add(task)
                 task.add_done_callback(self._retry.discard)
             else:
-                log.warning("webhook log entry not written", error=repr(error))
+                log.warning("webhook log entries not written", error=repr(error))
 
         self._queue.send_along(self._sha, keys, args, failed)
 
@@ -106,9 +134,10 @@ class _Appender:
         try:
             await self._script(keys=keys, args=args)  # redis-py loads the script and runs it
         except Exception as error:
-            log.warning("webhook log entry not written", error=repr(error))
+            log.warning("webhook log entries not written", error=repr(error))
 
     async def drain(self) -> None:
+        self._flush()
         await self._queue.drain()
         while self._retry:
             await asyncio.gather(*self._retry, return_exceptions=True)
