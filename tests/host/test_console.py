@@ -22,11 +22,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import sample_echo_plugin
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from live_server import LiveServer
 
 from lily_host.console.sessions import COOKIE
-from lily_host.dev.embedded_redis import free_port
 from lily_host.testing import TEST_ADMIN_TOKEN, TEST_PUBLIC_URL, Harness, HarnessFactory
 from lily_twilio.fake import FakeTwilio
 from lily_twilio.testing import call_form, signed_headers
@@ -51,44 +49,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class Served:
+class Served(LiveServer):
     """The harness's app behind hypercorn on loopback (the harness already ran the app's startup)."""
-
-    def __init__(self, lily: Harness) -> None:
-        self.lily = lily
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await self.lily.app(scope, receive, send)
-
-    async def __aenter__(self) -> Served:
-        config = Config()
-        config.bind = [f"127.0.0.1:{self.port}"]
-        config.accesslog = None
-        self._task = asyncio.get_running_loop().create_task(serve(self._app, config, shutdown_trigger=self._stop.wait))
-        for _ in range(200):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            return self
-        raise RuntimeError("hypercorn did not listen")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._task is not None
-        await asyncio.wait_for(self._task, 10)
 
 
 @dataclass

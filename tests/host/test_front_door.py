@@ -11,52 +11,15 @@ from typing import Any
 import pytest
 import sample_echo_plugin
 import sample_path_webhook
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from live_server import LiveServer
 
-from lily_host.dev.embedded_redis import free_port
-from lily_host.testing import Harness, HarnessFactory, hmac_sha256_hex
+from lily_host.testing import HarnessFactory, hmac_sha256_hex
 
 SECRET = "echo-secret"
 
 
-class Served:
-    """The harness's app behind hypercorn; the harness already ran its startup, so lifespan is answered here."""
-
-    def __init__(self, lily: Harness) -> None:
-        self.lily = lily
-        self.port = free_port()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _app(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await receive()
-            await send({"type": "lifespan.startup.complete"})
-            await receive()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        await self.lily.app(scope, receive, send)
-
-    async def __aenter__(self) -> Served:
-        config = Config()
-        config.bind = [f"127.0.0.1:{self.port}"]
-        config.accesslog = None
-        self._task = asyncio.get_running_loop().create_task(serve(self._app, config, shutdown_trigger=self._stop.wait))
-        for _ in range(200):
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.02)
-                continue
-            writer.close()
-            return self
-        raise RuntimeError("hypercorn did not listen")
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._task is not None
-        await asyncio.wait_for(self._task, 10)
+class Served(LiveServer):
+    """The harness's app behind hypercorn, with a raw HTTP/1.1 exchange."""
 
     async def exchange(self, *parts: bytes, pause: float = 0.0) -> tuple[int, bytes]:
         """Send ``parts`` as separate writes (``pause`` apart) and read one response."""
