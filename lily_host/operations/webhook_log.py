@@ -375,7 +375,17 @@ class WebhookLog:
         """
         await self.drain()
         wanted = set(outcome.split(",")) if outcome else None
-        end = "(" + before if before else (f"{int(until * 1000)}-99999999" if until else "+")
+        # A cursor is "<stream id>~<record id>": entries of different streams may share a stream id
+        # (one millisecond, one sequence), so the record id breaks the tie; each stream is read from
+        # the cursor's stream id inclusive and what is not older than the cursor is skipped.
+        # A bare "<stream id>" (the scan limit's cursor) is exclusive.
+        below: tuple[int, int, str] | None = None
+        if before:
+            stream_id, _, record_id = before.partition("~")
+            end = stream_id if record_id else "(" + stream_id
+            below = (*_stream_order(stream_id), record_id) if record_id else None
+        else:
+            end = f"{int(until * 1000)}-99999999" if until else "+"
         start = f"{int(since * 1000)}-0" if since else "-"
         keys = await self.streams(tenant)
         cursors = dict.fromkeys(keys, end)
@@ -393,6 +403,8 @@ class WebhookLog:
                 scanned += len(batch)
                 for entry_id, fields in batch:
                     entry = _decode(entry_id, fields)
+                    if below is not None and _entry_order(entry) >= below:
+                        continue
                     if integration and entry["integration"] != integration:
                         continue
                     if wanted and entry["outcome"] not in wanted:
@@ -408,16 +420,16 @@ class WebhookLog:
                     order = _stream_order(last)
                     oldest_read = order if oldest_read is None or order < oldest_read else oldest_read
             if len(matches) >= limit:
-                matches.sort(key=lambda e: _stream_order(e["stream_id"]), reverse=True)
+                matches.sort(key=_entry_order, reverse=True)
                 bar = _stream_order(matches[limit - 1]["stream_id"])
                 # What is left of a stream is older than its cursor: only streams whose cursor is
                 # newer than the limit-th match may still hold one of the newest matches.
-                cursors = {k: c for k, c in cursors.items() if _stream_order(c[1:]) > bar}
+                cursors = {k: c for k, c in cursors.items() if _stream_order(c.lstrip("(")) >= bar}
             count = min(500, count * 4)
-        matches.sort(key=lambda e: _stream_order(e["stream_id"]), reverse=True)
+        matches.sort(key=_entry_order, reverse=True)
         page = matches[:limit]
         if len(matches) > limit or (cursors and page):
-            return page, page[-1]["stream_id"]
+            return page, f"{page[-1]['stream_id']}~{page[-1]['id']}"
         if cursors and not page and oldest_read is not None:
             # The scan limit ended the search before any match: go on from where it stopped.
             return page, f"{oldest_read[0]}-{oldest_read[1]}"
@@ -430,6 +442,11 @@ class WebhookLog:
         pipe.srem(STREAMS, key)
         removed, _ = await pipe.execute()
         return int(removed)
+
+
+def _entry_order(entry: Mapping[str, Any]) -> tuple[int, int, str]:
+    """Newest-first order across streams: the stream id, then the record id for a tie."""
+    return (*_stream_order(entry["stream_id"]), str(entry["id"]))
 
 
 def _stream_order(stream_id: str) -> tuple[int, int]:

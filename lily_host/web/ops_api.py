@@ -44,7 +44,7 @@ def _limit(default: int = 50) -> int:
     return int(raw)
 
 
-_CURSOR = re.compile(r"\d{1,20}-\d{1,20}")
+_CURSOR = re.compile(r"\d{1,20}-\d{1,20}(~[\w.:-]{1,200})?")
 
 
 def _cursor() -> str | None:

@@ -397,3 +397,26 @@ async def test_failing_and_recovered_are_logged_and_emitted_once_each(
         assert seen[0][1]["integration"] == "echo" and seen[0][1]["consecutive_failures"] >= 5
         assert (await lily.host.integrations.state("echo"))["state"] == "ok"
     restore_logging()
+
+
+async def test_paging_across_tenants_keeps_entries_that_share_a_stream_id(lily_harness: HarnessFactory) -> None:
+    """Streams are per tenant, so two entries may carry the same stream id (same millisecond and
+    sequence): the cursor breaks the tie with the record id, and no page loses or repeats one."""
+    async with lily_harness() as lily:
+        redis = lily.host.redis
+        for tenant in ("acme", "bravo", "coco"):
+            for ms in (1_700_000_000_001, 1_700_000_000_002):
+                entry = {"id": f"{tenant}.{ms}.x", "at": ms / 1000, "integration": "echo", "outcome": "accepted"}
+                await redis.xadd(stream_key(tenant), {"id": entry["id"], "r": json.dumps(entry)}, id=f"{ms}-0")
+                await redis.sadd("lily:webhooks:logs", stream_key(tenant))
+        seen: list[str] = []
+        cursor = None
+        for _ in range(10):
+            page, cursor = await lily.host.webhook_log.list(limit=2, before=cursor)
+            seen += [entry["id"] for entry in page]
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(
+            f"{t}.{ms}.x" for t in ("acme", "bravo", "coco") for ms in (1700000000001, 1700000000002)
+        )
+        assert len(seen) == len(set(seen)) == 6
