@@ -243,6 +243,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
+def lily_env(redis_url: str) -> dict[str, str]:
+    """The environment of a benchmarked `lily serve`: production settings, Twilio only, this Redis."""
+    from lily_host.tenants.secret_box import SecretBox
+
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "LILY_ENV": "production",
+        "LILY_PUBLIC_URL": PUBLIC_URL,
+        "LILY_ADMIN_TOKEN": "bench-admin-Q7x2Lm9Rk4Vt8Zp3Wc6Ny1Hd5",  # production wants a strong one
+        "LILY_SECRET_KEY": SecretBox.generate_key(),
+        "LILY_LOG_LEVEL": "WARNING",
+        "LILY_PLUGINS": "twilio",
+        "TWILIO_ACCOUNT_SID": "ACbench0000000000000000000000000",
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": BUSINESS_NUMBER,
+        "PYTHONPATH": str(ROOT / "bench"),
+    }
+
+
 def prepare_tenant(env: dict[str, str]) -> None:
     lily = [sys.executable, "-m", "lily_host.cli.main"]
     subprocess.run([*lily, "tenants", "add", "bench", "--name", "Bench Wash"], env=env, check=True, capture_output=True)
@@ -302,22 +322,7 @@ def main() -> None:
         os.sched_setaffinity(0, {int(LOAD_CORE)})  # this process (and so redis-server and wrk) off the server's core
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as server:
-        from lily_host.tenants.secret_box import SecretBox
-
-        env = {
-            **os.environ,
-            "REDIS_URL": server.url,
-            "LILY_ENV": "production",
-            "LILY_PUBLIC_URL": PUBLIC_URL,
-            "LILY_ADMIN_TOKEN": "bench-admin-Q7x2Lm9Rk4Vt8Zp3Wc6Ny1Hd5",  # production wants a strong one
-            "LILY_SECRET_KEY": SecretBox.generate_key(),
-            "LILY_LOG_LEVEL": "WARNING",
-            "LILY_PLUGINS": "twilio",
-            "TWILIO_ACCOUNT_SID": "ACbench0000000000000000000000000",
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_FROM_NUMBER": BUSINESS_NUMBER,
-            "PYTHONPATH": str(ROOT / "bench"),
-        }
+        env = lily_env(server.url)
         prepare_tenant(env)
         kinds = ("floor", "zadd", "bare", "lily", "nolog")
         ports = {kind: free_port() for kind in kinds}

@@ -34,11 +34,10 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest_bench import (
-    BUSINESS_NUMBER,
     LOAD_CORE,
-    PUBLIC_URL,
     build_requests,
     drive,
+    lily_env,
     prepare_tenant,
     signed_calls,
     start_server,
@@ -219,21 +218,7 @@ def main() -> None:
         RedisServer(Path(tmp) / "loaded") as loaded,
         RedisServer(Path(tmp) / "arq") as arq_server,
     ):
-        from lily_host.tenants.secret_box import SecretBox
-
-        base_env = {
-            **os.environ,
-            "LILY_ENV": "production",
-            "LILY_PUBLIC_URL": PUBLIC_URL,
-            "LILY_ADMIN_TOKEN": "bench-admin-Q7x2Lm9Rk4Vt8Zp3Wc6Ny1Hd5",  # production wants a strong one
-            "LILY_SECRET_KEY": SecretBox.generate_key(),
-            "LILY_LOG_LEVEL": "WARNING",
-            "LILY_PLUGINS": "twilio",
-            "TWILIO_ACCOUNT_SID": "ACbench0000000000000000000000000",
-            "TWILIO_AUTH_TOKEN": "bench-auth-token-0123456789abcdef",
-            "TWILIO_FROM_NUMBER": BUSINESS_NUMBER,
-            "PYTHONPATH": str(Path(__file__).resolve().parent),
-        }
+        base_env = lily_env("")
         envs = {"empty": {**base_env, "REDIS_URL": empty.url}, "loaded": {**base_env, "REDIS_URL": loaded.url}}
         for env in envs.values():
             prepare_tenant(env)

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest_bench import (
     BUSINESS_NUMBER,
     LOAD_CORE,
-    PUBLIC_URL,
     build_requests,
     drive,
+    lily_env,
     prepare_tenant,
     signed_calls,
     start_server,
@@ -160,22 +160,7 @@ def main() -> None:
         os.sched_setaffinity(0, {int(LOAD_CORE)})
 
     with tempfile.TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as server:
-        from lily_host.tenants.secret_box import SecretBox
-
-        env = {
-            **os.environ,
-            "REDIS_URL": server.url,
-            "LILY_ENV": "production",
-            "LILY_PUBLIC_URL": PUBLIC_URL,
-            "LILY_ADMIN_TOKEN": "bench-admin-Q7x2Lm9Rk4Vt8Zp3Wc6Ny1Hd5",  # production wants a strong one
-            "LILY_SECRET_KEY": SecretBox.generate_key(),
-            "LILY_LOG_LEVEL": "WARNING",
-            "LILY_PLUGINS": "twilio",
-            "TWILIO_ACCOUNT_SID": "ACbench0000000000000000000000000",
-            "TWILIO_AUTH_TOKEN": "bench-auth-token-0123456789abcdef",
-            "TWILIO_FROM_NUMBER": BUSINESS_NUMBER,
-            "PYTHONPATH": str(Path(__file__).resolve().parent),
-        }
+        env = lily_env(server.url)
         prepare_tenant(env)
         servers = {"limited": {}, "unlimited": {"LILY_BAD_REQUEST_BURST": "0"}}
         ports = {kind: free_port() for kind in servers}

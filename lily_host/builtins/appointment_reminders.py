@@ -31,6 +31,7 @@ from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import Routes, TaskContext, TaskHandler
 from lily_host.plugin_api.errors import Defer, PermanentError
 from lily_host.plugin_api.event_names import BOOKING_CONFIRMED
+from lily_host.plugin_api.json_problem import problem
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
 from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
@@ -237,12 +238,6 @@ async def answer_reminder_reply(ctx: TaskContext, tenant: Tenant, sender: str, b
 reminders_api = Blueprint("lily_reminders", __name__)
 
 
-def _problem(status: int, error: str, message: str) -> Any:
-    response = jsonify({"error": error, "message": message})
-    response.status_code = status
-    return response
-
-
 @reminders_api.post("/<uid>/on-my-way")
 @require_tenant
 async def on_my_way(uid: str) -> Any:
@@ -251,24 +246,24 @@ async def on_my_way(uid: str) -> Any:
     body: Any = {}
     if await request.get_data():
         if request.mimetype != "application/json":
-            return _problem(415, "unsupported_media_type", 'send {"eta_minutes": N} as JSON, or no body')
+            return problem(415, "unsupported_media_type", 'send {"eta_minutes": N} as JSON, or no body')
         try:
             body = loads_json(await request.get_data(as_text=False))
         except UntrustedInput as error:
-            return _problem(400, "invalid", str(error))
+            return problem(400, "invalid", str(error))
     if not isinstance(body, dict) or set(body) - {"eta_minutes"}:
-        return _problem(400, "invalid", 'the body must be empty or {"eta_minutes": 1-600}')
+        return problem(400, "invalid", 'the body must be empty or {"eta_minutes": 1-600}')
     eta = body.get("eta_minutes")
     if eta is not None and (isinstance(eta, bool) or not isinstance(eta, int) or not 1 <= eta <= 600):
-        return _problem(400, "invalid", "eta_minutes must be a whole number from 1 to 600")
+        return problem(400, "invalid", "eta_minutes must be a whole number from 1 to 600")
     state = await _store(host, tenant).state(tenant.id, uid) if BOOKING_UID.fullmatch(uid) else None
     if state is None:
-        return _problem(404, "not_found", f"no booking {uid!r} for this tenant")
+        return problem(404, "not_found", f"no booking {uid!r} for this tenant")
     if state.cancelled:
-        return _problem(409, "cancelled", "the booking is cancelled")
+        return problem(409, "cancelled", "the booking is cancelled")
     booking = state.booking
     if not booking.customer_phone:
-        return _problem(409, "no_phone", "the booking has no customer phone number")
+        return problem(409, "no_phone", "the booking has no customer phone number")
     context = _context(tenant, booking)
     context["eta_line"] = f", about {eta} minutes away" if eta else ""
     try:
@@ -276,9 +271,9 @@ async def on_my_way(uid: str) -> Any:
             tenant, booking.customer_phone, template=ON_MY_WAY, context=context, recipient_timezone=booking.timezone
         )
     except PermanentError as error:
-        return _problem(400, "invalid", error.reason)
+        return problem(400, "invalid", error.reason)
     if task_id is None:
-        return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
+        return problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
     return jsonify({"uid": state.current_uid, "task_id": task_id, "status": "queued"}), 202
 
 
@@ -288,7 +283,7 @@ async def show_reminders(uid: str) -> Any:
     host = current_host()
     state = await _store(host, g.tenant).state(g.tenant.id, uid) if BOOKING_UID.fullmatch(uid) else None
     if state is None:
-        return _problem(404, "not_found", f"no booking {uid!r} for this tenant")
+        return problem(404, "not_found", f"no booking {uid!r} for this tenant")
     plan_state = await ReminderStore(host.redis, host.pii).state(g.tenant.id, state.root_uid)
     reminders = []
     for offset in sorted({int(key.split(":")[1]) for key in plan_state if key.startswith("due:")}, reverse=True):

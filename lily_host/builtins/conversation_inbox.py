@@ -24,6 +24,7 @@ from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import EventSubscription, Routes, TaskContext, TaskHandler
 from lily_host.plugin_api.errors import PermanentError
 from lily_host.plugin_api.event_names import MESSAGE_RECEIVED, QUOTE_PHOTOS_RECEIVED
+from lily_host.plugin_api.json_problem import problem
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
 from lily_host.plugin_api.untrusted import UntrustedInput, ascii_int, loads_json
@@ -85,12 +86,6 @@ async def link_quote(ctx: TaskContext, payload: dict[str, Any]) -> None:
 conversations_api = Blueprint("lily_conversations", __name__)
 
 
-def _problem(status: int, error: str, message: str) -> Any:
-    response = jsonify({"error": error, "message": message})
-    response.status_code = status
-    return response
-
-
 def _limit(default: int, maximum: int) -> int | None:
     try:
         limit = ascii_int(request.args.get("limit"), name="limit")
@@ -110,7 +105,7 @@ def _valid_id(cid: str) -> bool:
 async def list_conversations() -> Any:
     limit = _limit(50, 200)
     if limit is None:
-        return _problem(400, "invalid", "limit must be a whole number from 1 to 200")
+        return problem(400, "invalid", "limit must be a whole number from 1 to 200")
     store = current_host().messaging.conversations
     return jsonify({"conversations": [item.as_dict() for item in await store.listing(g.tenant.id, limit)]})
 
@@ -120,11 +115,11 @@ async def list_conversations() -> Any:
 async def show_conversation(cid: str) -> Any:
     limit = _limit(500, 500)
     if limit is None:
-        return _problem(400, "invalid", "limit must be a whole number from 1 to 500")
+        return problem(400, "invalid", "limit must be a whole number from 1 to 500")
     store = current_host().messaging.conversations
     conversation = await store.get(g.tenant.id, cid) if _valid_id(cid) else None
     if conversation is None:
-        return _problem(404, "not_found", f"no conversation {cid!r} for this tenant")
+        return problem(404, "not_found", f"no conversation {cid!r} for this tenant")
     messages = await store.messages(g.tenant.id, cid, limit)
     return jsonify({"conversation": conversation.as_dict(), "messages": messages})
 
@@ -136,28 +131,28 @@ async def reply(cid: str) -> Any:
     store = host.messaging.conversations
     conversation = await store.get(g.tenant.id, cid) if _valid_id(cid) else None
     if conversation is None:
-        return _problem(404, "not_found", f"no conversation {cid!r} for this tenant")
+        return problem(404, "not_found", f"no conversation {cid!r} for this tenant")
     if request.mimetype != "application/json":
-        return _problem(415, "unsupported_media_type", 'send {"body": "..."} with Content-Type: application/json')
+        return problem(415, "unsupported_media_type", 'send {"body": "..."} with Content-Type: application/json')
     try:
         body = loads_json(await request.get_data(as_text=False))
     except UntrustedInput as error:
-        return _problem(400, "invalid", str(error))
+        return problem(400, "invalid", str(error))
     if not isinstance(body, dict) or set(body) != {"body"} or not isinstance(body["body"], str):
-        return _problem(400, "invalid", 'the body must be {"body": "<text of the reply>"}')
+        return problem(400, "invalid", 'the body must be {"body": "<text of the reply>"}')
     text = body["body"].strip()
     if not text or len(text) > MAX_REPLY_CHARS:
-        return _problem(400, "invalid", f"body must be 1 to {MAX_REPLY_CHARS} characters")
+        return problem(400, "invalid", f"body must be 1 to {MAX_REPLY_CHARS} characters")
     if await host.messaging.compliance.is_suppressed(g.tenant.id, conversation.number):
-        return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
+        return problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
     try:
         task_id = await host.messaging.queue_sms(
             g.tenant, conversation.number, template=CONVERSATION_REPLY, context={"body": text}
         )
     except PermanentError as error:
-        return _problem(400, "invalid", error.reason)
+        return problem(400, "invalid", error.reason)
     if task_id is None:
-        return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
+        return problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
     # Answering a conversation means it has been read.
     await store.mark_read(g.tenant.id, cid)
     return jsonify({"conversation": cid, "task_id": task_id, "status": "queued"}), 202
@@ -168,7 +163,7 @@ async def reply(cid: str) -> Any:
 async def mark_read(cid: str) -> Any:
     store = current_host().messaging.conversations
     if not _valid_id(cid) or not await store.mark_read(g.tenant.id, cid):
-        return _problem(404, "not_found", f"no conversation {cid!r} for this tenant")
+        return problem(404, "not_found", f"no conversation {cid!r} for this tenant")
     return jsonify({"conversation": cid, "unread": 0})
 
 

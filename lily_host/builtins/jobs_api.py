@@ -11,6 +11,7 @@ from lily_host.builtins.review_requests import (
     cancel_job,
     complete_job,
 )
+from lily_host.plugin_api.json_problem import problem
 from lily_host.plugin_api.route_auth import require_tenant
 from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 from lily_host.records.job_store import (
@@ -31,21 +32,15 @@ if TYPE_CHECKING:
 jobs_api = Blueprint("lily_jobs", __name__)
 
 
-def _error(status: int, error: str, message: str) -> Any:
-    response = jsonify({"error": error, "message": message})
-    response.status_code = status
-    return response
-
-
 async def _json_body() -> dict[str, Any] | Any:
     if not request.is_json:
-        return _error(415, "unsupported_media_type", "send the job as JSON (Content-Type: application/json)")
+        return problem(415, "unsupported_media_type", "send the job as JSON (Content-Type: application/json)")
     try:
         body = loads_json(await request.get_data(as_text=False))
     except UntrustedInput as error:
-        return _error(400, "invalid", str(error))
+        return problem(400, "invalid", str(error))
     if not isinstance(body, dict):
-        return _error(400, "invalid", "the body must be a JSON object")
+        return problem(400, "invalid", "the body must be a JSON object")
     return body
 
 
@@ -53,14 +48,14 @@ async def _json_body() -> dict[str, Any] | Any:
 @require_tenant
 async def complete(job_id: str) -> Any:
     if not JOB_ID.fullmatch(job_id):
-        return _error(400, "invalid", INVALID_JOB_ID)
+        return problem(400, "invalid", INVALID_JOB_ID)
     body = await _json_body()
     if not isinstance(body, dict):
         return body
     try:
         details = JobCompletion.model_validate(body)
     except ValidationError as error:
-        return _error(400, "invalid", validation_message(error))
+        return problem(400, "invalid", validation_message(error))
     result = await complete_job(current_host(), g.tenant, job_id, details)
     return jsonify(result), 200 if result["duplicate"] else 202
 
@@ -69,10 +64,10 @@ async def complete(job_id: str) -> Any:
 @require_tenant
 async def cancel(job_id: str) -> Any:
     if not JOB_ID.fullmatch(job_id):
-        return _error(400, "invalid", INVALID_JOB_ID)
+        return problem(400, "invalid", INVALID_JOB_ID)
     result = await cancel_job(current_host(), g.tenant, job_id)
     if result is None:
-        return _error(404, "not_found", f"no job {job_id!r} for this tenant")
+        return problem(404, "not_found", f"no job {job_id!r} for this tenant")
     return jsonify(result)
 
 
@@ -85,5 +80,5 @@ async def show(job_id: str) -> Any:
         else None
     )
     if job is None:
-        return _error(404, "not_found", f"no job {job_id!r} for this tenant")
+        return problem(404, "not_found", f"no job {job_id!r} for this tenant")
     return jsonify(job.public_view())

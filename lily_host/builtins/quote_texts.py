@@ -29,6 +29,7 @@ from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import Routes, TaskContext, TaskHandler
 from lily_host.plugin_api.errors import PermanentError
 from lily_host.plugin_api.event_names import QUOTE_ACCEPTED
+from lily_host.plugin_api.json_problem import problem
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.route_auth import require_tenant
 from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
@@ -132,62 +133,56 @@ quotes_api = Blueprint("lily_quotes", __name__)
 quote_pages = Blueprint("lily_quote_pages", __name__)
 
 
-def _problem(status: int, error: str, message: str) -> Any:
-    response = jsonify({"error": error, "message": message})
-    response.status_code = status
-    return response
-
-
 @quotes_api.post("/<quote_id>/send")
 @require_tenant
 async def send_quote(quote_id: str) -> Any:
     host = current_host()
     tenant: Tenant = g.tenant
     if not QUOTE_ID.fullmatch(quote_id):
-        return _problem(400, "invalid", "quote id must be 1-128 letters, digits and . _ : -")
+        return problem(400, "invalid", "quote id must be 1-128 letters, digits and . _ : -")
     if request.mimetype != "application/json":
-        return _problem(415, "unsupported_media_type", "send the quote as JSON (Content-Type: application/json)")
+        return problem(415, "unsupported_media_type", "send the quote as JSON (Content-Type: application/json)")
     try:
         body = loads_json(await request.get_data(as_text=False))
     except UntrustedInput as error:
-        return _problem(400, "invalid", str(error))
+        return problem(400, "invalid", str(error))
     allowed = {"amount", "description", "link", "to", "conversation"}
     if not isinstance(body, dict) or set(body) - allowed:
-        return _problem(400, "invalid", f"the body must be a JSON object with: {', '.join(sorted(allowed))}")
+        return problem(400, "invalid", f"the body must be a JSON object with: {', '.join(sorted(allowed))}")
     try:
         amount = parse_amount(body.get("amount"))
     except ValueError as error:
-        return _problem(400, "invalid", str(error))
+        return problem(400, "invalid", str(error))
     description = body.get("description")
     if not isinstance(description, str) or not 1 <= len(description.strip()) <= MAX_DESCRIPTION:
-        return _problem(400, "invalid", f"description must be 1 to {MAX_DESCRIPTION} characters")
+        return problem(400, "invalid", f"description must be 1 to {MAX_DESCRIPTION} characters")
     link = body.get("link") or ""
     if not isinstance(link, str) or (link and not link.startswith(("https://", "http://"))):
-        return _problem(400, "invalid", "link must be an http(s) URL")
+        return problem(400, "invalid", "link must be an http(s) URL")
     to, conversation = body.get("to"), body.get("conversation")
     if (to is None) == (conversation is None):
-        return _problem(400, "invalid", "give the customer as either 'to' (E.164) or 'conversation' (its id)")
+        return problem(400, "invalid", "give the customer as either 'to' (E.164) or 'conversation' (its id)")
     if conversation is not None:
         found = (
             await host.messaging.conversations.get(tenant.id, conversation) if isinstance(conversation, str) else None
         )
         if found is None:
-            return _problem(404, "not_found", f"no conversation {conversation!r} for this tenant")
+            return problem(404, "not_found", f"no conversation {conversation!r} for this tenant")
         number = found.number
     else:
         try:
             number = normalize_e164(str(to))
         except ValueError as error:
-            return _problem(400, "invalid", f"to: {error}")
+            return problem(400, "invalid", f"to: {error}")
     if await host.messaging.compliance.is_suppressed(tenant.id, number):
-        return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
+        return problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
 
     try:
         sent = await text_quote(host, tenant, quote_id, number, amount, description.strip(), link)
     except PermanentError as error:
-        return _problem(400, "invalid", error.reason)
+        return problem(400, "invalid", error.reason)
     if sent is None:
-        return _problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
+        return problem(409, "opted_out", "the customer opted out of texts from this business (STOP)")
     return jsonify({**sent.public_view(), "short_link": _context(host, tenant, sent)["quote_link"]}), 202
 
 
@@ -237,7 +232,7 @@ async def quote_status(quote_id: str) -> Any:
         else None
     )
     if quote is None:
-        return _problem(404, "not_found", f"no quote {quote_id!r} was sent by this tenant")
+        return problem(404, "not_found", f"no quote {quote_id!r} was sent by this tenant")
     return jsonify(quote.public_view())
 
 

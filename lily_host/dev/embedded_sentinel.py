@@ -15,7 +15,7 @@ from types import TracebackType
 
 import redis
 
-from lily_host.dev.embedded_redis import RedisServer, find_redis_server, free_port
+from lily_host.dev.embedded_redis import RedisServer, find_redis_server, free_port, stop_process
 from lily_host.plugin_api.errors import ConfigurationError
 
 __all__ = ["SentinelGroup", "SentinelServer"]
@@ -76,13 +76,7 @@ class SentinelServer:
         return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
 

@@ -11,9 +11,10 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
-from quart import current_app, g, jsonify, request
+from quart import current_app, g, request
 
 from lily_host.plugin_api.host_api import current_host
+from lily_host.plugin_api.json_problem import problem
 from lily_host.plugin_api.masking import fingerprint
 from lily_host.plugin_api.tenant import Tenant
 
@@ -46,8 +47,7 @@ def bearer_token() -> str | None:
 
 def unauthorized(message: str, status: int = 401) -> Any:
     """A 401 (with ``WWW-Authenticate``) or 403 JSON answer."""
-    response = jsonify({"error": "unauthorized" if status == 401 else "forbidden", "message": message})
-    response.status_code = status
+    response = problem(status, "unauthorized" if status == 401 else "forbidden", message)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -55,10 +55,7 @@ def unauthorized(message: str, status: int = 401) -> Any:
 
 def throttled(seconds: int) -> Any:
     """The 429 answer (with ``Retry-After``) to a client that sent too many wrong credentials."""
-    response = jsonify(
-        {"error": "too_many_requests", "message": f"too many wrong credentials from this address: retry in {seconds} s"}
-    )
-    response.status_code = 429
+    response = problem(429, "too_many_requests", f"too many wrong credentials from this address: retry in {seconds} s")
     response.headers["Retry-After"] = str(seconds)
     return response
 
@@ -109,10 +106,7 @@ def require_tenant(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R |
         g.audit_actor = {"actor": f"key:{key.get('key_id', '?')}", "label": key.get("label", ""), "tenant": tenant.id}
         wait = await _rate_limit_wait(token) if token is not None else None
         if wait is not None:
-            response = jsonify(
-                {"error": "rate_limited", "message": f"too many requests with this API key; retry in {wait} s"}
-            )
-            response.status_code = 429
+            response = problem(429, "rate_limited", f"too many requests with this API key; retry in {wait} s")
             response.headers["Retry-After"] = str(wait)
             return response
         g.tenant = tenant

@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint, g, jsonify, request
 
+from lily_host.plugin_api.json_problem import problem
 from lily_host.plugin_api.route_auth import require_tenant
 from lily_host.plugin_api.tenant import IndexConflict, TenantError
 from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
@@ -36,30 +37,22 @@ _TENANT_FIELDS = {
 }
 
 
-def _problem(status: int, error: str, message: str) -> Any:
-    response = jsonify({"error": error, "message": message})
-    response.status_code = status
-    return response
-
-
 async def _json_object() -> dict[str, Any] | Any:
     if request.mimetype != "application/json":
-        return _problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
+        return problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
     try:
         body = loads_json(await request.get_data(as_text=False))
     except UntrustedInput as error:
-        return _problem(400, "invalid", str(error))
+        return problem(400, "invalid", str(error))
     if not isinstance(body, dict):
-        return _problem(400, "invalid", "the body must be a JSON object")
+        return problem(400, "invalid", "the body must be a JSON object")
     return body
 
 
 def _unknown_fields(body: dict[str, Any], allowed: set[str]) -> Any | None:
     unknown = sorted(set(body) - allowed)
     if unknown:
-        return _problem(
-            400, "invalid", f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
+        return problem(400, "invalid", f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     return None
 
 
@@ -69,17 +62,17 @@ async def create_tenant() -> Any:
     body = await _json_object()
     if not isinstance(body, dict):
         return body
-    problem = _unknown_fields(body, _TENANT_FIELDS | {"id", "plugins"})
-    if problem is not None:
-        return problem
+    refusal = _unknown_fields(body, _TENANT_FIELDS | {"id", "plugins"})
+    if refusal is not None:
+        return refusal
     tenant_id, name = body.pop("id", None), body.pop("name", None)
     if not isinstance(tenant_id, str) or not isinstance(name, str):
-        return _problem(400, "invalid", "'id' (a slug) and 'name' are required strings")
+        return problem(400, "invalid", "'id' (a slug) and 'name' are required strings")
     try:
         tenant = await current_host().tenants.create(tenant_id, name, **body)
     except TenantError as error:
         status = 409 if "already exists" in str(error) else 400
-        return _problem(status, "conflict" if status == 409 else "invalid", str(error))
+        return problem(status, "conflict" if status == 409 else "invalid", str(error))
     return jsonify(tenant.public_view()), 201
 
 
@@ -95,7 +88,7 @@ async def list_tenants() -> Any:
 async def show_tenant(tenant_id: str) -> Any:
     tenant = await current_host().tenants.get(tenant_id)
     if tenant is None:
-        return _problem(404, "not_found", f"no tenant {tenant_id!r}")
+        return problem(404, "not_found", f"no tenant {tenant_id!r}")
     return jsonify(tenant.public_view())
 
 
@@ -105,16 +98,16 @@ async def update_tenant(tenant_id: str) -> Any:
     body = await _json_object()
     if not isinstance(body, dict):
         return body
-    problem = _unknown_fields(body, _TENANT_FIELDS | {"plugins"})
-    if problem is not None:
-        return problem
+    refusal = _unknown_fields(body, _TENANT_FIELDS | {"plugins"})
+    if refusal is not None:
+        return refusal
     plugins = body.pop("plugins", None)
     try:
         tenant = await current_host().tenants.change(tenant_id, body, plugins)
     except TenantError as error:
         if await current_host().tenants.get(tenant_id) is None:
-            return _problem(404, "not_found", f"no tenant {tenant_id!r}")
-        return _problem(409 if isinstance(error, IndexConflict) else 400, "invalid", str(error))
+            return problem(404, "not_found", f"no tenant {tenant_id!r}")
+        return problem(409 if isinstance(error, IndexConflict) else 400, "invalid", str(error))
     return jsonify(tenant.public_view())
 
 
@@ -122,7 +115,7 @@ async def update_tenant(tenant_id: str) -> Any:
 @require_admin
 async def delete_tenant(tenant_id: str) -> Any:
     if not await current_host().delete_tenant(tenant_id):
-        return _problem(404, "not_found", f"no tenant {tenant_id!r}")
+        return problem(404, "not_found", f"no tenant {tenant_id!r}")
     return "", 204
 
 
@@ -134,14 +127,14 @@ async def mint_key(tenant_id: str) -> Any:
         try:
             body = loads_json(await request.get_data(as_text=False) or b"{}")
         except UntrustedInput as error:
-            return _problem(400, "invalid", str(error))
+            return problem(400, "invalid", str(error))
     label = body.get("label", "") if isinstance(body, dict) else ""
     if not isinstance(label, str) or len(label) > MAX_KEY_LABEL_CHARS:
-        return _problem(400, "invalid", f"'label' must be text of at most {MAX_KEY_LABEL_CHARS} characters")
+        return problem(400, "invalid", f"'label' must be text of at most {MAX_KEY_LABEL_CHARS} characters")
     try:
         key_id, secret = await current_host().tenants.mint_key(tenant_id, label)
     except TenantError as error:
-        return _problem(404, "not_found", str(error))
+        return problem(404, "not_found", str(error))
     return jsonify({"key_id": key_id, "key": secret, "note": "store this key now: it is not shown again"}), 201
 
 
@@ -155,7 +148,7 @@ async def list_keys(tenant_id: str) -> Any:
 @require_admin
 async def revoke_key(tenant_id: str, key_id: str) -> Any:
     if not await current_host().tenants.revoke_key(tenant_id, key_id):
-        return _problem(404, "not_found", f"tenant {tenant_id!r} has no key {key_id!r}")
+        return problem(404, "not_found", f"tenant {tenant_id!r} has no key {key_id!r}")
     return "", 204
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from quart import Blueprint, jsonify, request
 
 from lily_host.observability.log import mask_phone
+from lily_host.plugin_api.json_problem import problem
 from lily_host.plugin_api.untrusted import UntrustedInput, loads_json
 from lily_host.plugin_api.validators import normalize_e164
 from lily_host.runtime.host import current_host
@@ -23,12 +24,6 @@ consent_api = Blueprint("lily_consent", __name__)
 ACTIONS = ("opt_out", "opt_in")
 
 
-def _problem(status: int, error: str, message: str) -> Any:
-    response = jsonify({"error": error, "message": message})
-    response.status_code = status
-    return response
-
-
 @consent_api.get("/<number>")
 @require_admin
 async def show_consent(number: str) -> Any:
@@ -36,7 +31,7 @@ async def show_consent(number: str) -> Any:
     try:
         normalized = normalize_e164(number)
     except ValueError as error:
-        return _problem(400, "invalid", f"number: {error}")
+        return problem(400, "invalid", f"number: {error}")
     entries = await consent_history(host.redis, host.pii, normalized, request.args.get("tenant") or None)
     return jsonify({"number": mask_phone(normalized), "entries": entries})
 
@@ -48,20 +43,20 @@ async def change_consent(number: str) -> Any:
     try:
         normalized = normalize_e164(number)
     except ValueError as error:
-        return _problem(400, "invalid", f"number: {error}")
+        return problem(400, "invalid", f"number: {error}")
     if request.mimetype != "application/json":
-        return _problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
+        return problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
     try:
         body = loads_json(await request.get_data(as_text=False))
     except UntrustedInput as error:
-        return _problem(400, "invalid", str(error))
+        return problem(400, "invalid", str(error))
     if not isinstance(body, dict) or set(body) - {"tenant", "action"}:
-        return _problem(400, "invalid", 'the body must be {"tenant": "<id>", "action": "opt_out" or "opt_in"}')
+        return problem(400, "invalid", 'the body must be {"tenant": "<id>", "action": "opt_out" or "opt_in"}')
     tenant_id, action = body.get("tenant"), body.get("action")
     if action not in ACTIONS:
-        return _problem(400, "invalid", "action must be opt_out or opt_in")
+        return problem(400, "invalid", "action must be opt_out or opt_in")
     if not isinstance(tenant_id, str) or await host.tenants.get(tenant_id) is None:
-        return _problem(404, "not_found", f"no tenant {tenant_id!r}")
+        return problem(404, "not_found", f"no tenant {tenant_id!r}")
     compliance = host.messaging.compliance
     now = host.clock.now()
     if action == "opt_out":

@@ -15,6 +15,7 @@ from quart import Blueprint, jsonify, request
 from lily_host.operations.timeparse import parse_since
 from lily_host.operations.webhook_log import summary
 from lily_host.operations.worker_registry import WorkerRegistry
+from lily_host.plugin_api.json_problem import problem
 from lily_host.runtime.delivery_trace import assemble, task_view
 from lily_host.runtime.host import current_host
 from lily_host.runtime.webhook_replay import ReplayRefused, replay, replay_many
@@ -27,12 +28,6 @@ MAX_LIMIT = 500
 
 class BadQuery(ValueError):
     pass
-
-
-def _problem(status: int, error: str, message: str) -> Any:
-    response = jsonify({"error": error, "message": message})
-    response.status_code = status
-    return response
 
 
 def _limit(default: int = 50) -> int:
@@ -81,7 +76,7 @@ def _filters(args: Any) -> dict[str, Any]:
 
 @ops.errorhandler(BadQuery)
 async def bad_query(error: BadQuery) -> Any:
-    return _problem(400, "invalid", str(error))
+    return problem(400, "invalid", str(error))
 
 
 @ops.get("/webhooks")
@@ -98,7 +93,7 @@ async def list_webhooks() -> Any:
 async def show_webhook(delivery_id: str) -> Any:
     entry = await current_host().webhook_log.get(delivery_id)
     if entry is None:
-        return _problem(404, "not_found", f"no delivery {delivery_id!r} in the webhook log")
+        return problem(404, "not_found", f"no delivery {delivery_id!r} in the webhook log")
     return jsonify(entry)
 
 
@@ -108,11 +103,11 @@ async def replay_one(delivery_id: str) -> Any:
     host = current_host()
     entry = await host.webhook_log.get(delivery_id)
     if entry is None:
-        return _problem(404, "not_found", f"no delivery {delivery_id!r} in the webhook log")
+        return problem(404, "not_found", f"no delivery {delivery_id!r} in the webhook log")
     try:
         result = await replay(host, entry)
     except ReplayRefused as refusal:
-        return _problem(409, "not_replayable", str(refusal))
+        return problem(409, "not_replayable", str(refusal))
     return jsonify(result), 201 if result["outcome"] == "accepted" else 200
 
 
@@ -121,22 +116,22 @@ async def replay_one(delivery_id: str) -> Any:
 async def replay_bulk() -> Any:
     """Body: {"outcome": "error", "since": "2h", "tenant"?, "integration"?, "until"?, "dry_run": true, "limit"?}."""
     if request.mimetype != "application/json":
-        return _problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
+        return problem(415, "unsupported_media_type", "send a JSON object with Content-Type: application/json")
     try:
         body = await request.get_json(silent=True)
     except RecursionError:
         body = None
     if not isinstance(body, dict):
-        return _problem(400, "invalid", "the body must be a JSON object")
+        return problem(400, "invalid", "the body must be a JSON object")
     unknown = sorted(set(body) - {"tenant", "integration", "outcome", "since", "until", "dry_run", "limit"})
     if unknown:
-        return _problem(400, "invalid", f"unknown field(s): {', '.join(unknown)}")
+        return problem(400, "invalid", f"unknown field(s): {', '.join(unknown)}")
     if "since" not in body and "outcome" not in body:
-        return _problem(400, "invalid", "give at least 'outcome' or 'since' (bulk replay of the whole log is refused)")
+        return problem(400, "invalid", "give at least 'outcome' or 'since' (bulk replay of the whole log is refused)")
     dry_run = body.get("dry_run", True)
     limit = body.get("limit", 1000)
     if not isinstance(dry_run, bool) or not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 5000:
-        return _problem(400, "invalid", "'dry_run' must be true or false and 'limit' a number from 1 to 5000")
+        return problem(400, "invalid", "'dry_run' must be true or false and 'limit' a number from 1 to 5000")
     filters = _filters(
         {k: (str(v) if k in ("since", "until") and isinstance(v, int | float) else v) for k, v in body.items()}
     )
@@ -148,7 +143,7 @@ async def replay_bulk() -> Any:
 async def trace(ident: str) -> Any:
     result = await assemble(current_host(), ident)
     if result is None:
-        return _problem(404, "not_found", f"nothing known of {ident!r} (traces are kept for LILY_TRACE_DAYS)")
+        return problem(404, "not_found", f"nothing known of {ident!r} (traces are kept for LILY_TRACE_DAYS)")
     return jsonify(result)
 
 
@@ -158,7 +153,7 @@ async def list_tasks() -> Any:
     """?state=due|in_flight|dead (dead letters) &limit."""
     state = request.args.get("state", "dead")
     if state not in ("due", "in_flight", "dead"):
-        return _problem(400, "invalid", "state must be due, in_flight or dead")
+        return problem(400, "invalid", "state must be due, in_flight or dead")
     host = current_host()
     found = await host.queue.list_tasks(state, _limit())  # type: ignore[arg-type]
     return jsonify({"tasks": [await task_view(host, task.id) for task in found], "state": state})
@@ -169,7 +164,7 @@ async def list_tasks() -> Any:
 async def show_task(task_id: str) -> Any:
     view = await task_view(current_host(), task_id)
     if view is None:
-        return _problem(404, "not_found", f"no task {task_id!r} (finished tasks are kept for LILY_TRACE_DAYS)")
+        return problem(404, "not_found", f"no task {task_id!r} (finished tasks are kept for LILY_TRACE_DAYS)")
     return jsonify(view)
 
 
@@ -177,7 +172,7 @@ async def show_task(task_id: str) -> Any:
 @require_admin
 async def retry_task(task_id: str) -> Any:
     if not await current_host().queue.retry_dead(task_id):
-        return _problem(409, "not_dead", f"{task_id} is not a dead task")
+        return problem(409, "not_dead", f"{task_id} is not a dead task")
     return jsonify({"requeued": task_id})
 
 
