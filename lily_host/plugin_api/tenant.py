@@ -80,6 +80,9 @@ class Tenant(BaseModel):
 
     #: This plugin's own tenant settings, decrypted (set when the host hands the tenant to a plugin).
     _plugin_settings: Any = PrivateAttr(default=None)
+    #: Views of this record already made for plugins (the store's cached records are shared, so a
+    #: plugin's settings are decrypted once per record, not once per request).
+    _views: dict[str, Tenant] = PrivateAttr(default_factory=dict)
 
     @property
     def plugin_settings(self) -> Any:
@@ -90,6 +93,7 @@ class Tenant(BaseModel):
         """A copy of this tenant carrying one plugin's decrypted tenant settings (the host calls it)."""
         view = self.model_copy()
         view._plugin_settings = settings
+        view._views = {}
         return view
 
     @field_validator("id")

@@ -225,7 +225,7 @@ class Host:
         owner = self.registry.task_owner.get(task.type)
         record = self.registry.records.get(owner) if owner is not None else None
         if tenant is not None and record is not None and record.tenant_settings_model is not None:
-            tenant = tenant.for_plugin(self.tenants.plugin_settings(tenant, record.name))
+            tenant = self.tenants.view_for(tenant, record.name)
         return TaskContext(
             task_id=task.id,
             task_type=task.type,

@@ -83,7 +83,7 @@ async def replay(host: Host, entry: dict[str, Any]) -> dict[str, Any]:
         record = host.registry.records[plugin]
         if tenant is not None and record.tenant_settings_model is not None:
             # The endpoint's plugin sees its own tenant settings, as on the live pipeline.
-            tenant = tenant.for_plugin(host.tenants.plugin_settings(tenant, plugin))
+            tenant = host.tenants.view_for(tenant, plugin)
         if tenant is not None:
             trail.tenant, trail.retention_days = tenant.id, tenant.retention_days
         if tenant is None and endpoint.tenant_required:

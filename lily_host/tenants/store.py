@@ -296,6 +296,17 @@ class TenantStore:
         """
         return await self.change(tenant_id, plugins={plugin: values})
 
+    def view_for(self, tenant: Tenant, plugin: str) -> Tenant:
+        """The tenant as ``plugin`` sees it: carrying its own decrypted settings (``plugin_settings``).
+
+        Made once per record and plugin: a record from the resolve cache serves every request of
+        its second with the same view.
+        """
+        view = tenant._views.get(plugin)
+        if view is None:
+            view = tenant._views[plugin] = tenant.for_plugin(self.plugin_settings(tenant, plugin))
+        return view
+
     def plugin_settings(self, tenant: Tenant, plugin: str) -> BaseModel | None:
         """The tenant's settings for ``plugin``, validated and decrypted; None if the plugin has no model.
 

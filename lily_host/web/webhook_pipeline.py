@@ -274,7 +274,7 @@ async def _pipeline(
         tenant = await endpoint.resolve_tenant(wreq, payload, host.tenants)
         if tenant is not None and record.tenant_settings_model is not None:
             # The endpoint's plugin sees its own tenant settings (a per-tenant secret for verify).
-            tenant = tenant.for_plugin(host.tenants.plugin_settings(tenant, plugin))
+            tenant = host.tenants.view_for(tenant, plugin)
         if tenant is not None:
             trail.tenant, trail.retention_days = tenant.id, tenant.retention_days
         endpoint.verify(wreq, payload, tenant)
