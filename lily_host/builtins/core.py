@@ -11,7 +11,7 @@ from lily_host.plugin_api.contract import Capability, HealthCheck, HealthResult,
 from lily_host.plugin_api.host_api import LilyHost
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.runtime.host import current_host
-from lily_host.sms.outbox import Outbox, OutboxChannel
+from lily_host.sms.outbox import Outbox, OutboxChannel, held_texts
 
 #: The outbox holds customers' numbers and texts: the web app guards these routes (open only in a
 #: ``lily dev`` session, otherwise behind the admin token; see ``lily_host.web.api_auth``).
@@ -23,7 +23,14 @@ async def show_outbox() -> Any:
     host = current_host()
     if host.settings.is_production:
         return jsonify({"error": "not_found", "message": "the outbox exists only in development"}), 404
-    return jsonify({"messages": await Outbox(host.redis).messages(request.args.get("tenant"))})
+    tenant = request.args.get("tenant")
+    tenants = await host.tenants.all() if tenant is None else [t for t in [await host.tenants.get(tenant)] if t]
+    return jsonify(
+        {
+            "messages": await Outbox(host.redis).messages(tenant),
+            "held": await held_texts(host.messaging, tenants),
+        }
+    )
 
 
 #: What `lily simulate twilio.mms_photo` sends as its photo: JPEG-shaped bytes (S3 stores them as sent).

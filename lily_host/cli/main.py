@@ -363,20 +363,25 @@ def keygen() -> None:
 @click.option("--clear", is_flag=True, help="empty the outbox")
 @json_option
 def outbox(tenant: str | None, clear: bool, as_json: bool) -> None:
-    """Show the SMS that development mode recorded instead of sending (oldest first)."""
+    """Show the SMS that development mode recorded instead of sending (oldest first), and those Lily holds."""
     from lily_host.plugin_api.commands import with_host
-    from lily_host.sms.outbox import Outbox
+    from lily_host.sms.outbox import Outbox, held_texts
 
-    async def work(host: Host) -> list[dict[str, Any]]:
+    async def work(host: Host) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         box = Outbox(host.redis)
         if clear:
             await box.clear()
-            return []
-        return await box.messages(tenant)
+            return [], []
+        found = await host.tenants.get(tenant) if tenant else None
+        tenants = await host.tenants.all() if tenant is None else [found] if found else []
+        return await box.messages(tenant), await held_texts(host.messaging, tenants)
 
-    messages = with_host(work)
+    messages, held = with_host(work)
     if clear:
         click.echo("outbox cleared")
+        return
+    if as_json:
+        echo_json(messages + held)
         return
     # The outbox is development's phone: bodies in full (they are what is being tried out).
     columns = [
@@ -386,7 +391,18 @@ def outbox(tenant: str | None, clear: bool, as_json: bool) -> None:
         Column("from", lambda m: masked(m.get("from"))),
         Column("body", lambda m: m.get("body")),
     ]
-    print_listing(messages, columns, as_json=as_json, empty="the outbox is empty")
+    print_listing(messages, columns, as_json=False, empty="nothing sent yet" if held else "the outbox is empty")
+    if held:
+        click.echo("")
+        click.echo("held (Lily sends them when the rule allows; `lily tasks list` shows their sms.send tasks):")
+        held_columns = [
+            Column("goes at", lambda m: local_time(m.get("until"))),
+            Column("why", lambda m: m.get("reason")),
+            Column("tenant", lambda m: m.get("tenant")),
+            Column("to", lambda m: masked(m.get("to"))),
+            Column("body", lambda m: m.get("body")),
+        ]
+        print_listing(held, held_columns, as_json=False, empty="")
 
 
 @main.command()

@@ -19,7 +19,7 @@ from lily_host.runtime.health import collect_health
 from lily_host.runtime.webhook_replay import replayable
 from lily_host.sms.compliance import _suppressed_key
 from lily_host.sms.outbound import index_key
-from lily_host.sms.outbox import Outbox
+from lily_host.sms.outbox import Outbox, held_texts
 from lily_host.tenants.store import index_fields
 
 if TYPE_CHECKING:
@@ -442,16 +442,18 @@ def _setting(name: str, value: Any) -> str:
 # --- development ----------------------------------------------------------------------------------------
 
 
-async def outbox(host: Host, limit: int) -> list[dict[str, Any]]:
-    """The newest texts the development outbox recorded instead of sending."""
+async def outbox(host: Host, limit: int) -> dict[str, list[dict[str, Any]]]:
+    """The newest texts the development outbox recorded instead of sending, and the texts Lily holds."""
     entries = await Outbox(host.redis).messages()
     newest = list(reversed(entries))[:limit]
-    return [
-        {
-            **entry,
-            "to": mask_phone(entry.get("to")),
-            "from": mask_phone(entry.get("from")),
-            "body": masked(entry.get("body", "")),
-        }
-        for entry in newest
-    ]
+    held = (await held_texts(host.messaging, await host.tenants.all()))[:limit]
+    return {"sent": [_masked_text(entry) for entry in newest], "held": [_masked_text(entry) for entry in held]}
+
+
+def _masked_text(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **entry,
+        "to": mask_phone(entry.get("to")),
+        "from": mask_phone(entry.get("from")),
+        "body": masked(entry.get("body", "")),
+    }

@@ -493,4 +493,5 @@ async def outbox() -> Response:
     host: Host = current_host()
     if host.settings.is_production:
         return await problem(404, "Not found", "The outbox exists only in development.")
-    return await page("outbox.html", messages=await data.outbox(host, PAGE_SIZE))
+    texts = await data.outbox(host, PAGE_SIZE)
+    return await page("outbox.html", messages=texts["sent"], held=texts["held"])

@@ -197,6 +197,8 @@ def banner(
         for sim_name, (_owner, simulation) in sorted(host.registry.simulations.items()):
             lines.append(f"  {lily} simulate {sim_name} --tenant {DEMO_TENANT}     # {simulation.description}")
         lines.append(f"  {lily} outbox")
+        lines.append("  (SMS law applies here too: a text due between 21:00 and 09:00 in the demo tenant's time zone,")
+        lines.append("   America/New_York, is held until morning; the outbox lists it under held, with when it goes.)")
     lines.append("")
     return "\n".join(lines)
 

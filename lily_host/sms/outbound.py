@@ -339,12 +339,16 @@ class Messaging:
                 return
             quiet_until = quiet_hours_end(tenant, now, message.fields.get("timezone") or None, message.to)
             if quiet_until is not None:
-                await self._update(message, status="deferred", now=now, deferred_reason="quiet_hours")
+                await self._update(
+                    message, status="deferred", now=now, deferred_reason="quiet_hours", deferred_until=repr(quiet_until)
+                )
                 SMS_OUTCOMES.labels("deferred_quiet_hours").inc()
                 raise Defer("quiet hours (federal, state or the tenant's)", until=quiet_until)
             cap_until = await self.compliance.reserve_send(tenant.id, message.to, message.id, now)
             if cap_until is not None:
-                await self._update(message, status="deferred", now=now, deferred_reason="frequency_cap")
+                await self._update(
+                    message, status="deferred", now=now, deferred_reason="frequency_cap", deferred_until=repr(cap_until)
+                )
                 SMS_OUTCOMES.labels("deferred_cap").inc()
                 raise Defer(f"frequency cap of {self.compliance.daily_cap} texts per 24 h reached", until=cap_until)
             reserved = True

@@ -1,7 +1,9 @@
 """The development outbox: an ``sms`` channel that records messages instead of sending them.
 
 Used in development and tests when no real SMS provider is configured; never in production.
-``lily outbox`` and ``GET /dev/outbox`` show what would have been sent.
+``lily outbox`` and ``GET /dev/outbox`` show what would have been sent, and what Lily is holding:
+a text due in quiet hours or over the frequency cap waits for the morning (or the cap's end) in
+development too, so a flow tried at night shows its text as held, with when it goes and why.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from lily_host.plugin_api.redis_typing import awaited
 if TYPE_CHECKING:
     from lily_host.plugin_api.host_api import LilyHost
     from lily_host.plugin_api.tenant import Tenant
+    from lily_host.sms.outbound import Messaging
 
 OUTBOX_KEY = "lily:outbox"
 OUTBOX_LIMIT = 1000
+#: How many of each tenant's newest texts are looked at for held ones.
+HELD_LOOKBACK = 200
+HOLD_REASONS = {"quiet_hours": "quiet hours", "frequency_cap": "frequency cap"}
 
 
 class Outbox:
@@ -35,8 +41,9 @@ class Outbox:
         await pipe.execute()
 
     async def messages(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """The texts recorded instead of sent, oldest first (each with ``status: sent``)."""
         entries = [json.loads(raw) for raw in await awaited(self.redis.lrange(OUTBOX_KEY, 0, -1))]
-        return [entry for entry in entries if tenant is None or entry.get("tenant") == tenant]
+        return [{**entry, "status": "sent"} for entry in entries if tenant is None or entry.get("tenant") == tenant]
 
     async def clear(self) -> None:
         await awaited(self.redis.delete(OUTBOX_KEY))
@@ -71,3 +78,28 @@ class OutboxChannel:
             }
         )
         return SentSms(provider_id=provider_id, status="delivered", sender=sender)
+
+
+async def held_texts(messaging: Messaging, tenants: list[Tenant]) -> list[dict[str, Any]]:
+    """The texts Lily holds for these tenants (quiet hours, frequency cap), soonest to go first.
+
+    Each entry has the outbox's fields plus ``status: held``, ``until`` (epoch seconds) and ``reason``."""
+    held = []
+    for tenant in tenants:
+        for record in await messaging.recent(tenant.id, HELD_LOOKBACK):
+            if record.status != "deferred":
+                continue
+            held.append(
+                {
+                    "tenant": tenant.id,
+                    "to": record.to,
+                    "from": tenant.contact_phone or "outbox",
+                    "body": record.body,
+                    "message_id": record.id,
+                    "at": record.created_at,
+                    "status": "held",
+                    "until": float(record.fields.get("deferred_until") or 0),
+                    "reason": HOLD_REASONS.get(record.fields.get("deferred_reason", ""), "held"),
+                }
+            )
+    return sorted(held, key=lambda entry: (entry["until"], entry["at"]))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from lily_host.dev.embedded_redis import RedisServer
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.errors import PermanentError
-from lily_host.testing import HARNESS_ENV, Harness, HarnessFactory
+from lily_host.testing import HARNESS_ENV, TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
 CUSTOMER = "+15557654321"
 
@@ -69,10 +69,19 @@ async def test_text_due_at_night_waits_for_nine_without_spending_an_attempt(lily
     assert task.due == new_york(9, 0, day=3)
     assert task.attempt == 1
     assert (await record(lily))["deferred_reason"] == "quiet_hours"
+    # The outbox lists it as held, with when it goes and why (`lily dev` at night shows the same).
+    shown = await lily.client.get("/dev/outbox", headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"})
+    outbox = await shown.get_json()
+    assert outbox["messages"] == []
+    [held] = outbox["held"]
+    assert (held["status"], held["reason"], held["until"]) == ("held", "quiet hours", new_york(9, 0, day=3))
+    assert held["to"] == CUSTOMER and held["body"].startswith("Acme Washing: Sorry we missed your call!")
 
     lily.clock.set(new_york(9, 0, day=3))
     await lily.run_due()
     assert len(await lily.outbox()) == 1
+    shown = await lily.client.get("/dev/outbox", headers={"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"})
+    assert (await shown.get_json())["held"] == []
 
 
 async def test_quiet_hours_are_each_tenants_own(lily: Harness, new_york) -> None:
@@ -248,3 +257,37 @@ async def test_cli_listings_show_local_times_and_masked_numbers(
     assert mask_phone("+15551239999") in outbox_row and "Sorry we missed your call" in outbox_row
     [sent] = json.loads(outbox_json.output)
     assert sent["to"] == CUSTOMER and sent["tenant"] == "acme"
+
+
+async def test_cli_outbox_lists_held_texts_with_when_they_go(
+    lily: Harness, monkeypatch: pytest.MonkeyPatch, new_york: Callable[..., float]
+) -> None:
+    """At night `lily outbox` shows the text under held: when it goes (local time) and why."""
+    import asyncio
+    import time
+
+    from lily_host.cli.main import main
+
+    lily.clock.set(new_york(23, 15))
+    await lily.host.messaging.queue_sms("acme", CUSTOMER, template="missed_call")
+    await lily.run_due()
+    monkeypatch.setenv("TZ", "America/Chicago")
+    time.tzset()
+    try:
+        runner = CliRunner()
+        table = await asyncio.to_thread(runner.invoke, main, ["outbox"])
+        as_json = await asyncio.to_thread(runner.invoke, main, ["outbox", "--tenant", "acme", "--json"])
+        other = await asyncio.to_thread(runner.invoke, main, ["outbox", "--tenant", "bravo", "--json"])
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+    lines = table.output.splitlines()
+    assert lines[0] == "nothing sent yet" and lines[2].startswith("held (Lily sends them when the rule allows")
+    assert lines[3].split()[:6] == ["goes", "at", "why", "tenant", "to", "body"]
+    # 09:00 in New York is 08:00 in Chicago.
+    assert lines[4].startswith("2025-06-03 08:00 CDT  quiet hours  acme    " + mask_phone(CUSTOMER))
+    assert "Sorry we missed your call" in lines[4] and CUSTOMER not in table.output
+    [held] = json.loads(as_json.output)
+    assert (held["status"], held["until"], held["to"]) == ("held", new_york(9, 0, day=3), CUSTOMER)
+    assert json.loads(other.output) == []

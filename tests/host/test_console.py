@@ -15,9 +15,11 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -238,7 +240,18 @@ async def test_operator_console_in_a_real_browser(scene: Scene, browser: Any, tm
     )
     assert entries and entries[0]["tenant"] == "acme" and entries[0]["outcome"] == "303"
     assert entries[0]["resource"] == {"delivery_id": scene.failed_delivery}
+    # Outbox: a text whose recipient is in the middle of the night is listed as held, with why.
+    now = scene.lily.clock.now()
+    night = next(
+        zone
+        for zone in (f"Etc/GMT{offset:+d}" for offset in range(-12, 13))
+        if 0 <= datetime.fromtimestamp(now, ZoneInfo(zone)).hour < 6
+    )
+    await scene.lily.host.messaging.queue_sms("acme", "+15557650000", template="missed_call", recipient_timezone=night)
+    await scene.lily.run_due()
     await page.goto(f"{base}/console/outbox")
+    held = await page.inner_text("#held")
+    assert "quiet hours" in held and "+1******0000" in held and "Sorry we missed your call" in held
     await shot("outbox")
 
     # A state-changing request without the CSRF token is refused, even with the session cookie.

@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -139,14 +141,40 @@ def wait_for(check: Callable[[], T | None], what: str, seconds: float = 20) -> T
         time.sleep(0.2)
 
 
-def outbox_to(base: str, number: str, words: str) -> Callable[[], dict[str, str] | None]:
+def outbox_to(base: str, number: str, words: str, *, reply: bool = False) -> Callable[[], dict[str, str] | None]:
+    """The text to ``number`` containing ``words``: sent, or (inside quiet hours) held for the morning.
+
+    A ``reply`` (the answer to STOP/START/HELP) goes at once, day or night."""
+
     def check() -> dict[str, str] | None:
-        for message in httpx.get(base + "/dev/outbox", timeout=5).json()["messages"]:
+        outbox = httpx.get(base + "/dev/outbox", timeout=5).json()
+        for message in outbox["messages"] + outbox["held"]:
             if message["to"] == number and words in message["body"]:
+                expected = "held" if in_demo_quiet_hours() and not reply else "sent"
+                assert message["status"] == expected or near_a_window_edge(), message
+                if message["status"] == "held":
+                    assert message["reason"] == "quiet hours" and message["until"] > time.time(), message
                 return dict(message)
         return None
 
     return check
+
+
+def demo_local_hour(at: float) -> float:
+    moment = datetime.fromtimestamp(at, ZoneInfo("America/New_York"))
+    return moment.hour + moment.minute / 60
+
+
+def in_demo_quiet_hours() -> bool:
+    """The demo tenant's default quiet hours, 21:00-09:00 New York (stricter than the federal 8-21)."""
+    hour = demo_local_hour(time.time())
+    return hour >= 21 or hour < 9
+
+
+def near_a_window_edge() -> bool:
+    """Within two minutes of 09:00 or 21:00 New York, the text may have been judged on either side."""
+    hour = demo_local_hour(time.time())
+    return min(abs(hour - 9), abs(hour - 21)) < 2 / 60
 
 
 def said_duplicate(result: subprocess.CompletedProcess[str]) -> bool:
@@ -191,7 +219,7 @@ def test_every_printed_flow_works_with_no_accounts(
     run("twilio.missed_call")
     wait_for(outbox_to(base, "+15555550123", "Demo Pressure Washing"), "the missed-call text")
     run("twilio.sms_stop")
-    wait_for(outbox_to(base, "+15555550123", "unsubscribed"), "the STOP confirmation")
+    wait_for(outbox_to(base, "+15555550123", "unsubscribed", reply=True), "the STOP confirmation")
 
     # Booking → a confirmation to the customer (not the tenant's own phone) and a calendar event.
     run("calcom.booking_created")
