@@ -22,6 +22,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 GLOBAL_STREAM = "lily:console:webhooks"
 #: The same summaries of failed deliveries only (every outcome but accepted and duplicate), so
 #: "what failed" and bulk replay read failures, not the whole traffic.
@@ -32,8 +34,12 @@ MINUTE_PREFIX = "lily:console:wh:m:"
 #: Summaries kept across tenants (approximate trim: whole stream nodes).
 GLOBAL_MAX_ENTRIES = 200_000
 MINUTE_TTL_SECONDS = 2 * 3600
-_SUMMARY_FIELDS = ("id", "at", "integration", "tenant", "outcome", "status", "latency_ms", "replay_of")
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+#: Entries are encoded on the request path of every webhook: orjson, ~15x the stdlib encoder here.
+_ENCODE_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, default=str, option=_ENCODE_OPTIONS).decode()
 
 
 def index_args(
@@ -45,14 +51,25 @@ def index_args(
     Arguments: the summary (JSON), the min id by age ('' when ``trim_by_age`` is off: the trim runs at
     most every few seconds), both streams' caps, the count's field and ttl.
     """
-    summary = {name: entry.get(name) for name in _SUMMARY_FIELDS}
-    summary["ntasks"] = len(entry.get("tasks") or ())
-    # What lily_host.runtime.webhook_replay.replayable() asks, so a bulk replay counts without reading each entry.
-    summary["replayable"] = bool(entry.get("verified") and entry.get("route"))
-    outcome = str(entry.get("outcome") or "")
+    get = entry.get
+    outcome = str(get("outcome") or "")
+    summary = {
+        "id": get("id"),
+        "at": get("at"),
+        "integration": get("integration"),
+        "tenant": get("tenant"),
+        "outcome": get("outcome"),
+        "status": get("status"),
+        "latency_ms": get("latency_ms"),
+        "replay_of": get("replay_of"),
+        "ntasks": len(get("tasks") or ()),
+        # What lily_host.runtime.webhook_replay.replayable() asks, so a bulk replay counts without
+        # reading each entry.
+        "replayable": bool(get("verified") and get("route")),
+    }
     keys = [GLOBAL_STREAM, "" if outcome in SUCCESS else FAILED_STREAM, MINUTE_PREFIX + str(int(now // 60))]
     values = [
-        _JSON.encode(summary),
+        _json(summary),
         str(int((now - days * 86400) * 1000)) if trim_by_age else "",
         str(GLOBAL_MAX_ENTRIES),
         str(FAILED_MAX_ENTRIES),

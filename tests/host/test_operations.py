@@ -420,3 +420,20 @@ async def test_paging_across_tenants_keeps_entries_that_share_a_stream_id(lily_h
             f"{t}.{ms}.x" for t in ("acme", "bravo", "coco") for ms in (1700000000001, 1700000000002)
         )
         assert len(seen) == len(set(seen)) == 6
+
+
+def test_redaction_knows_every_secret_word_and_header_case() -> None:
+    """The spelt-out body check and the header-name memo agree with the list of secret words."""
+    from lily_host.operations.webhook_log import _SECRET_WORDS, _mentions_secret, redact_body, redact_headers
+
+    for word in _SECRET_WORDS:
+        assert _mentions_secret(f"x_{word}_y"), word
+        assert redact_headers([(f"X-{word.upper()}", "v"), ("Accept", "*/*")]) == {
+            f"x-{word}": "[redacted]",
+            "accept": "*/*",
+        }
+    assert redact_body(b"a=1&b=2", "application/x-www-form-urlencoded") == ("a=1&b=2", False)
+    assert redact_body(b"a=1&Password=hunter2", "application/x-www-form-urlencoded") == (
+        "a=1&Password=%5Bredacted%5D",
+        True,
+    )
