@@ -73,7 +73,9 @@ if TYPE_CHECKING:
     from lily_host.plugin_api.erasure import (
         deleted_tenant,
         erase_keys,
+        erase_tracked,
         glob_escape,
+        tracked_keys,
     )
     from lily_host.plugin_api.errors import (
         BadSignature,
@@ -103,6 +105,10 @@ if TYPE_CHECKING:
     )
     from lily_host.plugin_api.forms import (
         parse_form,
+    )
+    from lily_host.plugin_api.key_registry import (
+        track_keys,
+        track_keys_now,
     )
     from lily_host.plugin_api.host_api import (
         KeyNamespace,
@@ -188,6 +194,10 @@ _LOCATION: dict[str, str] = {
     "current_host": "lily_host.plugin_api.host_api",
     "deleted_tenant": "lily_host.plugin_api.erasure",
     "erase_keys": "lily_host.plugin_api.erasure",
+    "erase_tracked": "lily_host.plugin_api.erasure",
+    "tracked_keys": "lily_host.plugin_api.erasure",
+    "track_keys": "lily_host.plugin_api.key_registry",
+    "track_keys_now": "lily_host.plugin_api.key_registry",
     "glob_escape": "lily_host.plugin_api.erasure",
     "BOOKING_CANCELLED": "lily_host.plugin_api.event_names",
     "BOOKING_CREATED": "lily_host.plugin_api.event_names",
@@ -319,6 +329,7 @@ __all__ = [
     "current_host",
     "deleted_tenant",
     "erase_keys",
+    "erase_tracked",
     "get_logger",
     "glob_escape",
     "hookimpl",
@@ -337,6 +348,9 @@ __all__ = [
     "split_comma_list",
     "tenant_or_refusal",
     "track_api_call",
+    "track_keys",
+    "track_keys_now",
+    "tracked_keys",
     "unique_emails",
     "with_host",
 ]
