@@ -109,6 +109,7 @@ if TYPE_CHECKING:
     from lily_host.plugin_api.key_registry import (
         track_keys,
         track_keys_now,
+        untrack_keys,
     )
     from lily_host.plugin_api.host_api import (
         KeyNamespace,
@@ -198,6 +199,7 @@ _LOCATION: dict[str, str] = {
     "tracked_keys": "lily_host.plugin_api.erasure",
     "track_keys": "lily_host.plugin_api.key_registry",
     "track_keys_now": "lily_host.plugin_api.key_registry",
+    "untrack_keys": "lily_host.plugin_api.key_registry",
     "glob_escape": "lily_host.plugin_api.erasure",
     "BOOKING_CANCELLED": "lily_host.plugin_api.event_names",
     "BOOKING_CREATED": "lily_host.plugin_api.event_names",
@@ -352,5 +354,6 @@ __all__ = [
     "track_keys_now",
     "tracked_keys",
     "unique_emails",
+    "untrack_keys",
     "with_host",
 ]

@@ -77,10 +77,13 @@ async def erase_tracked(redis: Any, patterns: KeyPatterns, tenant_id: str) -> in
     complete = await redis.zscore(registry, COMPLETE) is not None
     exact: list[re.Pattern[bytes]] = []
     literal: list[str] = []
+    wildcard: list[str] = []
     for match in patterns(glob_escape(tenant_id)):
         exact.append(glob_regex(match))
         name = _literal(match)
-        if name is not None:
+        if name is None:
+            wildcard.append(match)
+        else:
             literal.append(name)
     if literal:
         removed += int(await redis.unlink(*literal))
@@ -93,8 +96,8 @@ async def erase_tracked(redis: Any, patterns: KeyPatterns, tenant_id: str) -> in
                 batch = []
     if batch:
         removed += await _unlink_tracked(redis, registry, batch)
-    if not complete:
-        removed += await erase_keys(redis, patterns, tenant_id)
+    if not complete and wildcard:
+        removed += await erase_keys(redis, lambda _escaped: wildcard, tenant_id)
     # Kept a while for the other subscribers of the erasure, then gone (see key_registry).
     await redis.expire(registry, ERASED_TTL)
     return removed

@@ -22,7 +22,7 @@ import math
 import time
 from typing import Any
 
-__all__ = ["COMPLETE", "ERASED_TTL", "PRUNE_GRACE", "open_registry", "registry_key", "track_keys", "track_keys_now"]
+__all__ = ["COMPLETE", "ERASED_TTL", "PRUNE_GRACE", "open_registry", "registry_key", "track_keys", "track_keys_now", "untrack_keys"]
 
 #: The member that marks a registry as complete (not a key name: no key starts with "~").
 COMPLETE = "~complete"
@@ -59,6 +59,13 @@ async def track_keys_now(redis: Any, tenant_id: str, *keys: str, ttl: float | No
     pipe = redis.pipeline(transaction=False)
     track_keys(pipe, tenant_id, *keys, ttl=ttl)
     await pipe.execute()
+
+
+def untrack_keys(pipe: Any, tenant_id: str, *keys: str) -> None:
+    """Queue on ``pipe`` the removal of deleted keys without a TTL from the tenant's registry (a key
+    with a TTL leaves it by itself once expired)."""
+    if keys:
+        pipe.zrem(registry_key(tenant_id), *keys)
 
 
 def open_registry(pipe: Any, tenant_id: str) -> None:
