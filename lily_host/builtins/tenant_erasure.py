@@ -78,14 +78,18 @@ async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant_id = await deleted_tenant(ctx, payload)
     if tenant_id is None:
         return
-    redis = ctx.host.redis
+    removed = await erase_host_data(ctx.host.redis, tenant_id)
+    ctx.log.info("tenant data erased", keys=removed)
+
+
+async def erase_host_data(redis: Any, tenant_id: str) -> int:
+    """Erase what the host keeps for a deleted tenant; how many keys went."""
     # Short links (quotes, tracked review links) are global keys, since a link carries no tenant: they
     # are found through the tenant's records, before those go.
     await _erase_links(redis, tenant_id, lambda t: [quote_key_patterns(t)[0]], "token", token_key)
     await _erase_links(redis, tenant_id, lambda t: [JobStore.key(t, "*")], "review_token", review_link_key)
     # Found through the tenant's key registry: the time does not grow with the number of tenants.
-    removed = await erase_tracked(redis, host_key_patterns, tenant_id)
-    ctx.log.info("tenant data erased", keys=removed)
+    return await erase_tracked(redis, host_key_patterns, tenant_id)
 
 
 @hookimpl
