@@ -106,11 +106,6 @@ if TYPE_CHECKING:
     from lily_host.plugin_api.forms import (
         parse_form,
     )
-    from lily_host.plugin_api.key_registry import (
-        track_keys,
-        track_keys_now,
-        untrack_keys,
-    )
     from lily_host.plugin_api.host_api import (
         KeyNamespace,
         KeyPatterns,
@@ -119,6 +114,11 @@ if TYPE_CHECKING:
         PiiBox,
         TenantDirectory,
         current_host,
+    )
+    from lily_host.plugin_api.key_registry import (
+        track_keys,
+        track_keys_now,
+        untrack_keys,
     )
     from lily_host.plugin_api.redis_typing import (
         awaited,

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
-from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.plugin_api.event_names import CALL_MISSED
+from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.tenant import parse_jitter
 from lily_host.plugin_api.validators import normalize_e164

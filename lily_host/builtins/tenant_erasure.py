@@ -23,8 +23,8 @@ from lily_host.operations.correlation import effects_pattern
 from lily_host.operations.webhook_log import stream_key
 from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
 from lily_host.plugin_api.erasure import deleted_tenant, erase_tracked, tracked_keys
-from lily_host.plugin_api.host_api import KeyPatterns
 from lily_host.plugin_api.event_names import TENANT_DELETED
+from lily_host.plugin_api.host_api import KeyPatterns
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records.booking_store import BookingStore
 from lily_host.records.followup_registry import followup_key_pattern

@@ -22,7 +22,16 @@ import math
 import time
 from typing import Any
 
-__all__ = ["COMPLETE", "ERASED_TTL", "PRUNE_GRACE", "open_registry", "registry_key", "track_keys", "track_keys_now", "untrack_keys"]
+__all__ = [
+    "COMPLETE",
+    "ERASED_TTL",
+    "PRUNE_GRACE",
+    "open_registry",
+    "registry_key",
+    "track_keys",
+    "track_keys_now",
+    "untrack_keys",
+]
 
 #: The member that marks a registry as complete (not a key name: no key starts with "~").
 COMPLETE = "~complete"

@@ -22,10 +22,10 @@ from lily_host.plugin_api.auth_throttle import FailureThrottle
 from lily_host.plugin_api.clock import Clock, SystemClock
 from lily_host.plugin_api.contract import TaskContext, TaskHandler, WebhookContext, delivery_guard
 from lily_host.plugin_api.erasure import erase_keys, erase_tracked
-from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.errors import CapabilityUnavailable, Defer
 from lily_host.plugin_api.event_names import TENANT_DELETED
 from lily_host.plugin_api.host_api import KeyNamespace, KeyPatterns, LilyHost
+from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.versions import PLUGIN_API_VERSION
 from lily_host.queue import Task, TaskQueue, Worker
