@@ -11,7 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from lily_host.builtins.review_requests import JobStore
 from lily_host.builtins.tenant_erasure import host_key_patterns
 from lily_host.dev.embedded_redis import RedisServer
-from lily_host.plugin_api.erasure import erase_keys, erase_tracked, glob_escape, glob_regex
+from lily_host.plugin_api.erasure import _literal, erase_keys, erase_tracked, glob_escape, glob_regex
 from lily_host.plugin_api.key_registry import COMPLETE, open_registry, registry_key, track_keys
 from lily_host.records.booking_store import BookingStore
 from lily_host.testing import flush, on_cluster
@@ -24,6 +24,13 @@ def test_a_glob_becomes_a_whole_key_expression() -> None:
     assert glob_regex("a?c[xy]").fullmatch(b"abcy") and not glob_regex("a?c[xy]").fullmatch(b"abcz")
     assert glob_regex(glob_escape("we*ird?") + ":*").fullmatch(b"we*ird?:1")
     assert not glob_regex(glob_escape("we*ird?") + ":*").fullmatch(b"weXXird!:1")
+
+
+def test_a_pattern_without_wildcards_names_one_key() -> None:
+    assert _literal("lily:sms:messages:acme") == "lily:sms:messages:acme"
+    assert _literal(glob_escape("we*ird?") + ":log") == "we*ird?:log"
+    assert _literal("lily:job:acme:*") is None
+    assert _literal("lily:conv:{acme}:[ab]") is None
 
 
 async def test_only_the_tenants_own_keys_go_and_the_stop_list_stays(redis_server: RedisServer) -> None:
