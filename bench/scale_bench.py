@@ -53,6 +53,8 @@ from lily_host.sms.outbound import message_key
 from lily_host.tenants.store import Tenant
 
 REVIEW_TASK = "reviews.send_request"
+#: Tenants erased per figure (the median is printed).
+ERASE_SAMPLES = 7
 
 
 def populate_tenants(client: redis.Redis, count: int, prefix: str = "t") -> None:
@@ -179,19 +181,19 @@ async def erase_one(url: str, tenant_id: str, *, walk: bool = False) -> tuple[fl
 
 def erasure_figures(loaded_url: str, small_url: str, tenants: int) -> str:
     """One tenant erased among ``tenants`` and among 1,000 (already in ``small_url``), by the
-    registry and by a walk, each a tenant of its own; the median of three tenants each."""
+    registry and by a walk, each a tenant of its own; the median of ``ERASE_SAMPLES`` tenants each."""
     loaded, small = redis.Redis.from_url(loaded_url), redis.Redis.from_url(small_url)
     keys_loaded, keys_small = loaded.dbsize(), small.dbsize()
-    figures: dict[tuple[str, bool], float] = {}
+    times: dict[tuple[str, bool], list[float]] = {}
     removed = 0
-    for label, url, count in (("loaded", loaded_url, tenants), ("small", small_url, 1000)):
+    # Interleaved (loaded, small, loaded, ...) so a change in the machine's speed touches both alike.
+    for offset in range(ERASE_SAMPLES):
         for walk in (False, True):
-            times = []
-            for offset in range(3):
-                tenant_id = f"t{count // 2 + offset + (10 if walk else 0):06d}"
+            for label, url, count in (("loaded", loaded_url, tenants), ("small", small_url, 1000)):
+                tenant_id = f"t{count // 2 + offset + (ERASE_SAMPLES if walk else 0):06d}"
                 elapsed, removed = asyncio.run(erase_one(url, tenant_id, walk=walk))
-                times.append(elapsed)
-            figures[(label, walk)] = statistics.median(times) * 1000
+                times.setdefault((label, walk), []).append(elapsed)
+    figures = {kind: statistics.median(values) * 1000 for kind, values in times.items()}
     return (
         f"erase one tenant ({removed} keys), its key registry: {figures[('loaded', False)]:.1f} ms among "
         f"{tenants:,} tenants ({keys_loaded:,} keys), {figures[('small', False)]:.1f} ms among 1,000 "
