@@ -1,6 +1,6 @@
 """Scale: Lily's costs with 100,000 tenants and 1,000,000 pending tasks, beside an empty Redis.
 
-    nox -s bench -- scale          (or: python bench/scale_bench.py [--quick])
+    nox -s bench -- scale          (or: python bench/scale_bench.py [--quick] [--erasure-only])
 
 Two redis-servers side by side: "empty" (the one bench tenant) and "loaded" (the bench tenant plus
 100,000 tenants, each with a phone number in the index, a message record and a job, and 1,000,000
@@ -10,7 +10,9 @@ review requests due over the next day). Printed, each beside its empty figure fr
   worker per Redis, 64 connections, rounds alternating between the two);
 * queue: tasks per second scheduled (schedule_many) and run (claim + ack) in one process;
 * memory: Redis bytes per pending task, beside arq's bytes per deferred job in a third Redis;
-* erasure: the time to erase one tenant's keys among 100,000 tenants, and among 1,000;
+* erasure: the time to erase one tenant's keys among 100,000 tenants and among 1,000, through the
+  tenant's key registry (as ``lily.erase_tenant`` does) and by a walk of the keyspace (as before the
+  registry, and for tenants from before it); ``--erasure-only`` measures just these;
 * cluster: queue tasks/s on a three-primary Redis Cluster, with one queue and with the load
   spread over three queues (one per primary), when a cluster can be started.
 """
@@ -46,14 +48,18 @@ from ingest_bench import (
 
 from lily_host.builtins.review_requests import JobStore
 from lily_host.dev.embedded_redis import RedisServer, free_port
+from lily_host.plugin_api.key_registry import open_registry, track_keys
 from lily_host.sms.outbound import message_key
 from lily_host.tenants.store import Tenant
 
 REVIEW_TASK = "reviews.send_request"
+#: Tenants erased per figure (the median is printed).
+ERASE_SAMPLES = 7
 
 
 def populate_tenants(client: redis.Redis, count: int, prefix: str = "t") -> None:
-    """``count`` tenants as TenantStore writes them, each with an index entry, a message and a job."""
+    """``count`` tenants as TenantStore writes them, each with an index entry, a message and a job,
+    recorded in the tenant's key registry as the host's writers record them."""
     template = Tenant(id="x", name="Scale Wash", plugins={"twilio": {"business_numbers": ["+15125550000"]}})
     record = json.loads(template.model_dump_json())
     pipe = client.pipeline(transaction=False)
@@ -66,6 +72,8 @@ def populate_tenants(client: redis.Redis, count: int, prefix: str = "t") -> None
         pipe.sadd("lily:tenants", tenant_id)
         pipe.hset("lily:index:phone", number, tenant_id)
         pipe.sadd(f"lily:tenant_index:{tenant_id}", f"phone\x00{number}")
+        open_registry(pipe, tenant_id)
+        track_keys(pipe, tenant_id, message_key(tenant_id, "m1"), JobStore.key(tenant_id, "j1"), ttl=90 * 86400)
         pipe.hset(message_key(tenant_id, "m1"), mapping={"to": "+15125551234", "status": "sent", "body": "Thanks!"})
         pipe.set(JobStore.key(tenant_id, "j1"), json.dumps({"id": "j1", "customer": "Pat", "phone": "+15125551234"}))
         if index % 1000 == 999:
@@ -150,18 +158,62 @@ async def arq_memory(url: str, jobs: int) -> float:
     return (after - before) / jobs
 
 
-async def erase_one(url: str, tenant_id: str) -> tuple[float, int]:
+async def erase_one(url: str, tenant_id: str, *, walk: bool = False) -> tuple[float, int]:
+    """Seconds and keys to erase what the host keeps for one tenant: as ``lily.erase_tenant`` does
+    (its key registry), or with ``walk`` by one walk of the keyspace (``erase_keys``: how every
+    erasure went before the registry, and how a tenant from before it still goes)."""
     import redis.asyncio as aioredis
 
-    from lily_host.builtins.tenant_erasure import host_key_patterns
+    from lily_host.builtins.tenant_erasure import erase_host_data, host_key_patterns
     from lily_host.plugin_api.erasure import erase_keys
 
     client = aioredis.Redis.from_url(url)
+    await client.ping()  # the connection is made before the clock starts
     started = time.perf_counter()
-    removed = await erase_keys(client, host_key_patterns, tenant_id)
+    if walk:
+        removed = await erase_keys(client, host_key_patterns, tenant_id)
+    else:
+        removed = await erase_host_data(client, tenant_id)
     elapsed = time.perf_counter() - started
     await client.aclose()
     return elapsed, removed
+
+
+def erasure_figures(loaded_url: str, small_url: str, tenants: int) -> str:
+    """One tenant erased among ``tenants`` and among 1,000 (already in ``small_url``), by the
+    registry and by a walk, each a tenant of its own; the median of ``ERASE_SAMPLES`` tenants each."""
+    loaded, small = redis.Redis.from_url(loaded_url), redis.Redis.from_url(small_url)
+    keys_loaded, keys_small = loaded.dbsize(), small.dbsize()
+    times: dict[tuple[str, bool], list[float]] = {}
+    removed = 0
+    # Interleaved (loaded, small, loaded, ...) so a change in the machine's speed touches both alike.
+    for offset in range(ERASE_SAMPLES):
+        for walk in (False, True):
+            for label, url, count in (("loaded", loaded_url, tenants), ("small", small_url, 1000)):
+                tenant_id = f"t{count // 2 + offset + (ERASE_SAMPLES if walk else 0):06d}"
+                elapsed, removed = asyncio.run(erase_one(url, tenant_id, walk=walk))
+                times.setdefault((label, walk), []).append(elapsed)
+    figures = {kind: statistics.median(values) * 1000 for kind, values in times.items()}
+    return (
+        f"erase one tenant ({removed} keys), its key registry: {figures[('loaded', False)]:.1f} ms among "
+        f"{tenants:,} tenants ({keys_loaded:,} keys), {figures[('small', False)]:.1f} ms among 1,000 "
+        f"({keys_small:,} keys) (goal: independent of tenants)\n"
+        f"erase one tenant by a walk of the keyspace (erase_keys; before the registry): "
+        f"{figures[('loaded', True)]:.0f} ms among {tenants:,}, {figures[('small', True)]:.1f} ms among 1,000"
+    )
+
+
+def erasure_only(tenants: int) -> None:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        RedisServer(Path(tmp) / "loaded") as loaded,
+        RedisServer(Path(tmp) / "small") as small,
+    ):
+        started = time.perf_counter()
+        populate_tenants(redis.Redis.from_url(loaded.url), tenants)
+        populate_tenants(redis.Redis.from_url(small.url), 1000)
+        print(f"\nScale, erasure only: {tenants:,} tenants written in {time.perf_counter() - started:.1f} s")
+        print(erasure_figures(loaded.url, small.url, tenants))
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -199,7 +251,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="10,000 tenants, 100,000 tasks, one 3 s round")
+    parser.add_argument("--erasure-only", action="store_true", help="only the erasure figures (no tasks, no servers)")
     args, _ = parser.parse_known_args()
+    if args.erasure_only:
+        erasure_only(10_000 if args.quick else args.tenants)
+        return
     tenants, pending, seconds, rounds = args.tenants, args.pending, args.seconds, args.rounds
     if args.quick:
         tenants, pending, seconds, rounds = 10_000, 100_000, 3.0, 1
@@ -230,7 +286,6 @@ def main() -> None:
         pending_seconds = asyncio.run(schedule_pending(loaded.url, pending, tenants))
         per_task = (used_memory(sync_loaded) - before) / pending
         per_arq_job = asyncio.run(arq_memory(arq_server.url, min(pending, 200_000)))
-        keys_loaded = sync_loaded.dbsize()
 
         ports = {kind: free_port() for kind in envs}
         processes = {kind: start_server("lily", ports[kind], envs[kind], loop, pin) for kind in envs}
@@ -255,11 +310,8 @@ def main() -> None:
             for process in processes.values():
                 stop(process)
 
-        erase_loaded = asyncio.run(erase_one(loaded.url, f"t{tenants // 2:06d}"))
-        sync_empty = redis.Redis.from_url(empty.url)
-        populate_tenants(sync_empty, 1000)
-        erase_small = asyncio.run(erase_one(empty.url, "t000500"))
-        keys_small = sync_empty.dbsize()
+        populate_tenants(redis.Redis.from_url(empty.url), 1000)
+        erasure_lines = erasure_figures(loaded.url, empty.url, tenants)
         cluster_line = cluster_figures(tmp, 30_000)
 
     def median(values: list[float]) -> float:
@@ -286,10 +338,7 @@ def main() -> None:
         f"memory per pending task: lily {per_task:.0f} bytes, arq {per_arq_job:.0f} bytes per deferred job "
         f"({per_task / per_arq_job:.2f}x; goal: no more than arq)"
     )
-    print(
-        f"erase one tenant: {erase_loaded[0] * 1000:.0f} ms among {tenants:,} tenants ({keys_loaded:,} keys), "
-        f"{erase_small[0] * 1000:.0f} ms among 1,000 ({keys_small:,} keys); {erase_loaded[1]} keys removed"
-    )
+    print(erasure_lines)
     print(cluster_line)
 
 

@@ -73,7 +73,9 @@ if TYPE_CHECKING:
     from lily_host.plugin_api.erasure import (
         deleted_tenant,
         erase_keys,
+        erase_tracked,
         glob_escape,
+        tracked_keys,
     )
     from lily_host.plugin_api.errors import (
         BadSignature,
@@ -112,6 +114,11 @@ if TYPE_CHECKING:
         PiiBox,
         TenantDirectory,
         current_host,
+    )
+    from lily_host.plugin_api.key_registry import (
+        track_keys,
+        track_keys_now,
+        untrack_keys,
     )
     from lily_host.plugin_api.redis_typing import (
         awaited,
@@ -188,6 +195,11 @@ _LOCATION: dict[str, str] = {
     "current_host": "lily_host.plugin_api.host_api",
     "deleted_tenant": "lily_host.plugin_api.erasure",
     "erase_keys": "lily_host.plugin_api.erasure",
+    "erase_tracked": "lily_host.plugin_api.erasure",
+    "tracked_keys": "lily_host.plugin_api.erasure",
+    "track_keys": "lily_host.plugin_api.key_registry",
+    "track_keys_now": "lily_host.plugin_api.key_registry",
+    "untrack_keys": "lily_host.plugin_api.key_registry",
     "glob_escape": "lily_host.plugin_api.erasure",
     "BOOKING_CANCELLED": "lily_host.plugin_api.event_names",
     "BOOKING_CREATED": "lily_host.plugin_api.event_names",
@@ -319,6 +331,7 @@ __all__ = [
     "current_host",
     "deleted_tenant",
     "erase_keys",
+    "erase_tracked",
     "get_logger",
     "glob_escape",
     "hookimpl",
@@ -337,6 +350,10 @@ __all__ = [
     "split_comma_list",
     "tenant_or_refusal",
     "track_api_call",
+    "track_keys",
+    "track_keys_now",
+    "tracked_keys",
     "unique_emails",
+    "untrack_keys",
     "with_host",
 ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.plugin_api.event_names import CALL_MISSED
+from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.tenant import parse_jitter
 from lily_host.plugin_api.validators import normalize_e164
@@ -46,11 +47,17 @@ return 1
 """
 
 
+def missed_call_key(tenant_id: str, caller_digest: str) -> str:
+    """The 24 h text-back window of one caller (by the keyed hash of the number)."""
+    return f"lily:automations:missed_call:{tenant_id}:{caller_digest}"
+
+
 async def claim_window(host: Host, tenant_id: str, caller: str, call_sid: str, now: float) -> bool:
     """True if this call may text ``caller`` back: no other call did in the last 24 h."""
     script = host.redis.register_script(_CLAIM_LUA)
     # The caller's keyed hash, not the number: no plaintext customer number at rest (lily_host.tenants.customer_pii).
-    key = f"lily:automations:missed_call:{tenant_id}:{await host.pii.digest(caller)}"
+    key = missed_call_key(tenant_id, await host.pii.digest(caller))
+    await track_keys_now(host.redis, tenant_id, key, ttl=TEXT_BACK_WINDOW * 2)
     return bool(await script(keys=[key], args=[call_sid, repr(now), TEXT_BACK_WINDOW]))
 
 

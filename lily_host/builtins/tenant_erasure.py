@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lily_host.builtins.missed_call import missed_call_key
 from lily_host.builtins.review_requests import link_key as review_link_key
 from lily_host.operations.correlation import effects_pattern
 from lily_host.operations.webhook_log import stream_key
 from lily_host.plugin_api.contract import EventSubscription, RetryPolicy, TaskContext, TaskHandler
-from lily_host.plugin_api.erasure import BATCH, deleted_tenant, erase_keys, glob_escape
+from lily_host.plugin_api.erasure import deleted_tenant, erase_tracked, tracked_keys
 from lily_host.plugin_api.event_names import TENANT_DELETED
+from lily_host.plugin_api.host_api import KeyPatterns
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records.booking_store import BookingStore
 from lily_host.records.followup_registry import followup_key_pattern
@@ -37,7 +39,9 @@ TASK = "lily.erase_tenant"
 
 
 def host_key_patterns(t: str) -> tuple[str, ...]:
-    """The host's per-tenant keys, as SCAN patterns, built by the modules that own them."""
+    """The host's per-tenant keys, as glob patterns, built by the modules that own them. Every key
+    of a pattern with a wildcard is recorded in the tenant's key registry by the code that writes
+    it (:func:`lily_host.plugin_api.key_registry.track_keys`); a pattern without one names its key."""
     return (
         message_key(t, "*"),
         index_key(t),
@@ -47,7 +51,7 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
         keyword_marker_key(t, "*"),
         JobStore.key(t, "*"),
         BookingStore.key(t, "*"),
-        f"lily:automations:missed_call:{t}:*",
+        missed_call_key(t, "*"),
         f"lily:bookings:calendar_lock:{t}",
         conversation_key_pattern(t),
         reminder_key_pattern(t),
@@ -59,8 +63,12 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
     )
 
 
-async def _erase_links(redis: Any, match: str, field: str, link_key: Callable[[str], str]) -> None:
-    async for key in redis.scan_iter(match=match, count=BATCH, _type="hash"):
+async def _erase_links(
+    redis: Any, tenant_id: str, patterns: KeyPatterns, field: str, link_key: Callable[[str], str]
+) -> None:
+    async for key in tracked_keys(redis, patterns, tenant_id):
+        if await redis.type(key) not in (b"hash", "hash"):
+            continue
         token = await redis.hget(key, field)
         if token is not None:
             await redis.unlink(link_key(token.decode() if isinstance(token, bytes) else str(token)))
@@ -70,13 +78,18 @@ async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
     tenant_id = await deleted_tenant(ctx, payload)
     if tenant_id is None:
         return
-    redis = ctx.host.redis
+    removed = await erase_host_data(ctx.host.redis, tenant_id)
+    ctx.log.info("tenant data erased", keys=removed)
+
+
+async def erase_host_data(redis: Any, tenant_id: str) -> int:
+    """Erase what the host keeps for a deleted tenant; how many keys went."""
     # Short links (quotes, tracked review links) are global keys, since a link carries no tenant: they
     # are found through the tenant's records, before those go.
-    await _erase_links(redis, quote_key_patterns(glob_escape(tenant_id))[0], "token", token_key)
-    await _erase_links(redis, JobStore.key(glob_escape(tenant_id), "*"), "review_token", review_link_key)
-    removed = await erase_keys(redis, host_key_patterns, tenant_id)
-    ctx.log.info("tenant data erased", keys=removed)
+    await _erase_links(redis, tenant_id, lambda t: [quote_key_patterns(t)[0]], "token", token_key)
+    await _erase_links(redis, tenant_id, lambda t: [JobStore.key(t, "*")], "review_token", review_link_key)
+    # Found through the tenant's key registry: the time does not grow with the number of tenants.
+    return await erase_tracked(redis, host_key_patterns, tenant_id)
 
 
 @hookimpl

@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from lily_host.plugin_api.key_registry import track_keys
+
 #: The delivery being handled (webhook pipeline) or the delivery a running task descends from.
 _DELIVERY: ContextVar[str | None] = ContextVar("lily_delivery_id", default=None)
 
@@ -93,6 +95,10 @@ def add_effect(
 ) -> None:
     """Queue, into a Redis pipeline, the writes that tie one effect to its delivery."""
     key = effects_key(delivery_id)
+    parsed = parse_delivery_id(delivery_id)
+    if parsed is not None and parsed[0] is not None:
+        # A tenant's delivery: its index is erased with the tenant, found through its key registry.
+        track_keys(pipe, parsed[0], key, ttl=ttl)
     pipe.hset(key, f"{kind}:{effect_id}", json.dumps(data, separators=(",", ":"), default=str))
     pipe.expire(key, ttl)
     for ref in (effect_id, *refs):

@@ -240,16 +240,25 @@ class LilyHost(Protocol):
         ...
 
     async def erase_keys(self, patterns: KeyPatterns, tenant_id: str) -> int:
-        """UNLINK every key matching ``patterns(glob-escaped tenant_id)``; how many went."""
+        """UNLINK every key matching ``patterns(glob-escaped tenant_id)``; how many went. Walks the
+        whole keyspace: prefer :meth:`erase_tracked` for keys recorded with ``track_keys``."""
+        ...
+
+    async def erase_tracked(self, patterns: KeyPatterns, tenant_id: str) -> int:
+        """UNLINK the tenant's keys matching ``patterns(glob-escaped tenant_id)`` that were recorded
+        in its key registry (``track_keys``; ``once(..., tenant=)``), and those a pattern without
+        wildcards names: time proportional to the tenant's keys, not to every tenant's. A tenant
+        created before the registry existed is also looked for by a walk of the keyspace."""
         ...
 
     def logger(self, name: str, **context: Any) -> structlog.stdlib.BoundLogger:
         """A structured logger (phone numbers and secrets are masked when written)."""
         ...
 
-    async def once(self, key: str, ttl: float) -> bool:
+    async def once(self, key: str, ttl: float, *, tenant: str | None = None) -> bool:
         """Do-this-once-per-key: True for the first caller to claim ``key``, False for every other
         caller until ``ttl`` seconds pass or :meth:`release_once` frees it (one atomic ``SET NX``).
+        ``tenant``: the claim is that tenant's data, recorded in its key registry (``erase_tracked``).
 
         For a provider call that has no idempotency key (a chat reply, an email): claim a key named
         after what you are about to do (``keys(plugin).tenant_key(tenant, "replied", message_id)``),

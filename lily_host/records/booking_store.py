@@ -37,6 +37,7 @@ from redis.exceptions import WatchError
 from lily_host.operations.correlation import current_delivery
 from lily_host.plugin_api.capabilities import CalendarEvent
 from lily_host.plugin_api.host_api import PiiBox
+from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.validators import check_timezone
 
@@ -330,6 +331,7 @@ class BookingStore:
                     for uid, key, raw in zip(uids, keys, raws, strict=True):
                         after = json.dumps(records[uid], sort_keys=True)
                         if raw is None or after != before[uid]:
+                            track_keys(pipe, tenant, key, ttl=self.ttl_seconds)
                             pipe.set(key, self._dump(records[uid]), ex=self.ttl_seconds)
                     await pipe.execute()
                     return

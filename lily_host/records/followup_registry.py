@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.validators import normalize_e164
 
@@ -66,6 +67,7 @@ async def register(
 ) -> None:
     key = await _key(host, tenant_id, number)
     ttl = max(60, int(due - host.clock.now())) + GRACE_SECONDS
+    await track_keys_now(host.redis, tenant_id, key, ttl=ttl)
     await host.redis.register_script(_REGISTER_LUA)(keys=[key], args=[f"{kind}:{item}", task_id, ttl])
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.plugin_api.validators import normalize_e164
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ class JobStore:
     async def complete(self, tenant: Tenant, job_id: str, details: JobCompletion, now: float) -> tuple[bool, bool]:
         """Mark the job completed: (newly completed, completion event already emitted)."""
         ttl = tenant.retention_days * 86400 + tenant.review_delay_seconds
+        await track_keys_now(self.redis, tenant.id, self.key(tenant.id, job_id), ttl=ttl)
         newly, emitted = await self._complete(
             keys=[self.key(tenant.id, job_id)],
             args=[

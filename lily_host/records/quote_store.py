@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.redis_typing import awaited
 
 if TYPE_CHECKING:
@@ -160,6 +161,7 @@ class QuoteStore:
         if previous is not None and previous.fields.get("token"):
             pipe.delete(token_key(previous.fields["token"]))
         pipe.delete(key)
+        track_keys(pipe, tenant_id, key, ttl=ttl)
         pipe.hset(
             key,
             mapping={
@@ -195,7 +197,11 @@ class QuoteStore:
     async def await_reply(self, tenant_id: str, number: str, quote_id: str, now: float, ttl: int) -> None:
         digest = await self.pii.digest(number)
         value = json.dumps({"id": quote_id, "at": now})
-        await self.redis.set(f"{_prefix(tenant_id)}:awaiting:{digest}", value, ex=ttl)
+        key = f"{_prefix(tenant_id)}:awaiting:{digest}"
+        pipe = self.redis.pipeline(transaction=False)
+        track_keys(pipe, tenant_id, key, ttl=ttl)
+        pipe.set(key, value, ex=ttl)
+        await pipe.execute()
 
     async def awaiting(self, tenant_id: str, number: str) -> dict[str, Any] | None:
         digest = await self.pii.digest(number)

@@ -21,10 +21,11 @@ from lily_host.operations.webhook_log import WebhookLog
 from lily_host.plugin_api.auth_throttle import FailureThrottle
 from lily_host.plugin_api.clock import Clock, SystemClock
 from lily_host.plugin_api.contract import TaskContext, TaskHandler, WebhookContext, delivery_guard
-from lily_host.plugin_api.erasure import erase_keys
+from lily_host.plugin_api.erasure import erase_keys, erase_tracked
 from lily_host.plugin_api.errors import CapabilityUnavailable, Defer
 from lily_host.plugin_api.event_names import TENANT_DELETED
 from lily_host.plugin_api.host_api import KeyNamespace, KeyPatterns, LilyHost
+from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.versions import PLUGIN_API_VERSION
 from lily_host.queue import Task, TaskQueue, Worker
@@ -153,15 +154,21 @@ class Host:
     async def erase_keys(self, patterns: KeyPatterns, tenant_id: str) -> int:
         return await erase_keys(self.redis, patterns, tenant_id)
 
+    async def erase_tracked(self, patterns: KeyPatterns, tenant_id: str) -> int:
+        return await erase_tracked(self.redis, patterns, tenant_id)
+
     def logger(self, name: str, **context: Any) -> structlog.stdlib.BoundLogger:
         return get_logger(name, **context)
 
-    async def once(self, key: str, ttl: float) -> bool:
+    async def once(self, key: str, ttl: float, *, tenant: str | None = None) -> bool:
         if ttl <= 0:
             raise ValueError("once() needs a positive ttl (seconds the claim is kept)")
+        pipe = self.redis.pipeline(transaction=False)
+        if tenant is not None:
+            track_keys(pipe, tenant, key, ttl=ttl)
         # Milliseconds, at least 1: SET's PX, so a fractional ttl is kept as asked.
-        claimed = await self.redis.set(key, b"1", nx=True, px=max(1, int(ttl * 1000)))
-        return bool(claimed)
+        pipe.set(key, b"1", nx=True, px=max(1, int(ttl * 1000)))
+        return bool((await pipe.execute())[-1])
 
     async def release_once(self, key: str) -> None:
         await self.redis.delete(key)

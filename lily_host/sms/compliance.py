@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 
+from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.plugin_api.validators import normalize_e164
 from lily_host.sms.consent_ledger import LEDGER_LIMIT, ConsentSource, consent_entry, ledger_key, source_of
 from lily_host.sms.send_windows import next_allowed, rules_for
@@ -196,6 +197,8 @@ class Compliance:
         field = await self._field(normalized)
         marker = keyword_marker_key(tenant_id, source_id) if source_id else ""
         ledger = ledger_key(field) if self.pii is not None else ""
+        if marker:
+            await track_keys_now(self.redis, tenant_id, marker, ttl=KEYWORD_MEMORY_SECONDS)
         changed = await self._change(
             keys=[_suppressed_key(tenant_id), ledger or _suppressed_key(tenant_id)],
             args=[
@@ -237,8 +240,10 @@ class Compliance:
 
     async def reserve_send(self, tenant_id: str, number: str, message_id: str, now: float) -> float | None:
         """Count this message against the cap; None if it may go now, else when a slot frees up."""
+        key = cap_key(tenant_id, await self._field(number))
+        await track_keys_now(self.redis, tenant_id, key, ttl=CAP_WINDOW_SECONDS * 2)
         result = await self._reserve(
-            keys=[cap_key(tenant_id, await self._field(number))],
+            keys=[key],
             args=[now, CAP_WINDOW_SECONDS, self.daily_cap, message_id],
         )
         until = float(_text(result))

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.validators import normalize_e164
 
@@ -164,6 +165,13 @@ class ConversationStore:
             },
             sort_keys=True,
         )
+        retention = tenant.retention_days * 86400
+        tracker = self.redis.pipeline(transaction=False)
+        written = (f"{prefix}:meta:{cid}", f"{prefix}:msgs:{cid}", f"{prefix}:index", f"{prefix}:unread")
+        track_keys(tracker, tenant.id, *written, ttl=retention)
+        if direction == "in":
+            track_keys(tracker, tenant.id, f"{prefix}:seen:{message_id}", ttl=SEEN_SECONDS)
+        await tracker.execute()
         recorded = await self._record(
             keys=[
                 f"{prefix}:seen:{message_id}",
@@ -178,7 +186,7 @@ class ConversationStore:
                 repr(at),
                 self.pii.seal(normalized),
                 self.pii.seal(body[:PREVIEW_CHARS]),
-                tenant.retention_days * 86400,
+                retention,
                 direction,
                 cid,
                 self.pii.seal(name) if name else "",
@@ -208,6 +216,7 @@ class ConversationStore:
         tenant = await self.tenants.get(tenant_id)
         ttl = (tenant.retention_days if tenant else 365) * 86400
         pipe = self.redis.pipeline(transaction=True)
+        track_keys(pipe, tenant_id, f"{prefix}:quotes:{cid}", ttl=ttl)
         pipe.hset(f"{prefix}:quotes:{cid}", message_id, quote_id)
         pipe.expire(f"{prefix}:quotes:{cid}", ttl)
         # Only a conversation that exists gets the link on its summary (no empty meta hash).

@@ -31,6 +31,7 @@ from lily_host.observability.log import get_logger, mask_phone
 from lily_host.operations.correlation import current_delivery, record_effect
 from lily_host.plugin_api.capabilities import SMS, OutgoingSms, SentSms
 from lily_host.plugin_api.errors import Defer, PermanentError, RecipientOptedOut
+from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.validators import check_timezone, normalize_e164
 from lily_host.sms.compliance import Compliance, quiet_hours_end
 from lily_host.sms.conversation_store import ConversationStore
@@ -236,6 +237,7 @@ class Messaging:
         }
         key = message_key(record.id, message_id)
         pipe = self.redis.pipeline(transaction=True)
+        track_keys(pipe, record.id, key, ttl=retention)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, retention)
         pipe.zadd(index_key(record.id), {message_id: now})
@@ -254,7 +256,10 @@ class Messaging:
             await self._forget(record.id, message_id)
             return None
         if dedupe_key is not None:
-            await self.redis.set(message_dedupe_key(record.id, dedupe_key), message_id, ex=DEDUPE_SECONDS)
+            dedupe = self.redis.pipeline(transaction=False)
+            track_keys(dedupe, record.id, message_dedupe_key(record.id, dedupe_key), ttl=DEDUPE_SECONDS)
+            dedupe.set(message_dedupe_key(record.id, dedupe_key), message_id, ex=DEDUPE_SECONDS)
+            await dedupe.execute()
         await cast("Awaitable[int]", self.redis.hset(key, "task_id", task_id))
         await record_effect(
             self.redis,
@@ -396,7 +401,11 @@ class Messaging:
             channel=channel_name,
             sent_at=repr(now),
         )
-        await self.redis.set(provider_key(tenant.id, sent.provider_id), message.id, ex=tenant.retention_days * 86400)
+        pipe = self.redis.pipeline(transaction=False)
+        retention = tenant.retention_days * 86400
+        track_keys(pipe, tenant.id, provider_key(tenant.id, sent.provider_id), ttl=retention)
+        pipe.set(provider_key(tenant.id, sent.provider_id), message.id, ex=retention)
+        await pipe.execute()
         if self.integrations is not None:
             await self.integrations.record(channel_name, True)
         await record_effect(

@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lily_host.plugin_api.key_registry import track_keys
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.sms.send_windows import last_allowed, rules_for
 
@@ -95,6 +96,7 @@ class ReminderStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(key)
         if fields:
+            track_keys(pipe, tenant_id, key, ttl=ttl)
             pipe.hset(key, mapping=fields)
             pipe.expire(key, ttl)
         await pipe.execute()
@@ -103,7 +105,11 @@ class ReminderStore:
         await awaited(self.redis.hset(self.key(tenant_id, root), mapping=fields))
 
     async def lock(self, tenant_id: str, root: str, holder: str) -> bool:
-        return bool(await self.redis.set(f"{_prefix(tenant_id)}:lock:{root}", holder, nx=True, ex=60))
+        key = f"{_prefix(tenant_id)}:lock:{root}"
+        pipe = self.redis.pipeline(transaction=False)
+        track_keys(pipe, tenant_id, key, ttl=60)
+        pipe.set(key, holder, nx=True, ex=60)
+        return bool((await pipe.execute())[-1])
 
     async def unlock(self, tenant_id: str, root: str, holder: str) -> None:
         key = f"{_prefix(tenant_id)}:lock:{root}"
@@ -118,7 +124,11 @@ class ReminderStore:
         digest = await self.pii.digest(number)
         ttl = max(60, int(start - now) + AWAITING_GRACE_SECONDS)
         value = json.dumps({"root": root, "start": start, "at": now})
-        await self.redis.set(f"{_prefix(tenant_id)}:awaiting:{digest}", value, ex=ttl)
+        key = f"{_prefix(tenant_id)}:awaiting:{digest}"
+        pipe = self.redis.pipeline(transaction=False)
+        track_keys(pipe, tenant_id, key, ttl=ttl)
+        pipe.set(key, value, ex=ttl)
+        await pipe.execute()
 
     async def awaiting(self, tenant_id: str, number: str) -> dict[str, Any] | None:
         digest = await self.pii.digest(number)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from redis.exceptions import WatchError
 
 from lily_host.plugin_api.clock import Clock, SystemClock
+from lily_host.plugin_api.key_registry import open_registry
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.tenant import (
     IndexConflict,
@@ -121,7 +122,14 @@ class TenantStore:
                 raise TenantError(f"tenant {tenant_id!r} already exists")
             return self._with_plugins(base, plugins)
 
-        return await self._commit(base.id, build, create=True)
+        tenant = await self._commit(base.id, build, create=True)
+        # From now on every key of this tenant is recorded in its key registry: its erasure reads the
+        # registry instead of walking the keyspace. (A crash before this line leaves a tenant that is
+        # erased the slow way, by a walk, not one whose data is missed.)
+        opening = self.redis.pipeline(transaction=False)
+        open_registry(opening, tenant.id)
+        await opening.execute()
+        return tenant
 
     async def get(self, tenant_id: str) -> Tenant | None:
         raw = await awaited(self.redis.get(_key(tenant_id)))

@@ -8,6 +8,7 @@ import pytest
 
 from lily_host.builtins.tenant_erasure import host_key_patterns
 from lily_host.plugin_api.erasure import glob_escape
+from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
@@ -29,6 +30,8 @@ def host_keys(tenant_id: str) -> list[str]:
 async def seed(lily: Harness, tenant_id: str) -> list[str]:
     keys = host_keys(tenant_id)
     for key in keys:
+        # as the writers do: recorded in the tenant's key registry, then written
+        await track_keys_now(lily.host.redis, tenant_id, key)
         await lily.host.redis.set(key, "v")
     await lily.host.redis.hset(f"lily:sms:suppressed:{tenant_id}", "+15557654321", '{"reason": "stop"}')
     return keys
@@ -82,6 +85,7 @@ async def test_short_links_of_the_tenants_quotes_and_reviews_are_erased(lily: Ha
 
     redis = lily.host.redis
     for tenant_id in ("acme", "acme-2"):
+        await track_keys_now(redis, tenant_id, quote_key(tenant_id, "Q1"), JobStore.key(tenant_id, "J1"))
         await redis.hset(quote_key(tenant_id, "Q1"), mapping={"token": f"tok-{tenant_id}-quote"})
         await redis.set(token_key(f"tok-{tenant_id}-quote"), f"{tenant_id} Q1")
         await redis.hset(JobStore.key(tenant_id, "J1"), mapping={"review_token": f"tok-{tenant_id}-review"})

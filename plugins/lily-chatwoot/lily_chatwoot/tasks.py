@@ -45,7 +45,7 @@ async def send_reply(ctx: TaskContext, payload: dict[str, Any]) -> None:
     settings = ctx.host.plugin_settings(PLUGIN)
     assert isinstance(settings, ChatwootSettings)
     claim = replied_key(ctx, tenant.id, account, message)
-    if not await ctx.host.once(claim, ONCE_TTL):
+    if not await ctx.host.once(claim, ONCE_TTL, tenant=tenant.id):  # tenant=: erased with the tenant
         ctx.log.info("message already answered", conversation=conversation, message=message)
         return
     token = own.api_access_token.get_secret_value()
@@ -73,7 +73,8 @@ async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
     if tenant_id is None:
         return
     keys = ctx.host.keys(PLUGIN)
-    removed = await ctx.host.erase_keys(lambda escaped: [keys.tenant_pattern(escaped)], tenant_id)
+    # Every such key was recorded in the tenant's key registry (once(..., tenant=)): no keyspace walk.
+    removed = await ctx.host.erase_tracked(lambda escaped: [keys.tenant_pattern(escaped)], tenant_id)
     ctx.log.info("tenant erased", keys=removed)
 
 

@@ -25,7 +25,7 @@ from lily_host import (
     TaskHandler,
     TenantHealthCheck,
     deleted_tenant,
-    erase_keys,
+    erase_tracked,
     hookimpl,
 )
 
@@ -76,7 +76,8 @@ def register_tasks(register: Callable[[TaskHandler], None], settings: GcalSettin
     async def erase_tenant(ctx: TaskContext, payload: dict[str, Any]) -> None:
         tenant_id = await deleted_tenant(ctx, payload)
         if tenant_id is not None:
-            await erase_keys(ctx.host.redis, _tenant_keys, tenant_id)
+            # Fixed names: unlinked by name, no keyspace walk.
+            await erase_tracked(ctx.host.redis, _tenant_keys, tenant_id)
 
     register(TaskHandler(SHARE_TASK, sync_sharing))
     register(TaskHandler(ERASE_TASK, erase_tenant))

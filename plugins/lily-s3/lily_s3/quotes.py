@@ -22,7 +22,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from lily_host import PiiBox, awaited
+from lily_host import PiiBox, awaited, track_keys, track_keys_now, untrack_keys
 from lily_s3.keys import new_quote_id
 
 #: How long the message → quote link is kept: longer than any task retry schedule.
@@ -149,6 +149,11 @@ class QuoteStore:
         Recording the same photo id twice keeps the first record: retries and double clicks are safe.
         """
         quote_key = self._quote(photo.quote_id)
+        # Recorded in the tenant's key registry first (its erasure reads it; a crash between leaves an
+        # entry for a key that does not exist, which erasure skips).
+        await track_keys_now(
+            self.redis, self.tenant_id, quote_key, self._photos(photo.quote_id), self._quotes_index, self._photos_index
+        )
         pipe = self.redis.pipeline(transaction=True)
         pipe.hsetnx(self._photos(photo.quote_id), photo.photo_id, photo.to_json())
         pipe.hsetnx(quote_key, "created_at", repr(photo.stored_at))
@@ -187,9 +192,12 @@ class QuoteStore:
             pipe.zrem(self._photos_index, f"{quote_id}/{photo_id}")
         await pipe.execute()
         for quote_id in sorted({quote_id for quote_id, _ in pairs}):
-            await self._drop_empty_quote(
+            if await self._drop_empty_quote(
                 keys=[self._quote(quote_id), self._photos(quote_id), self._quotes_index], args=[quote_id]
-            )
+            ):
+                forget = self.redis.pipeline(transaction=False)
+                untrack_keys(forget, self.tenant_id, self._quote(quote_id), self._photos(quote_id))
+                await forget.execute()
 
     # --- quotes -----------------------------------------------------------------------------------
 
@@ -222,9 +230,14 @@ class QuoteStore:
 
     async def quote_for_message(self, customer: str, message_sid: str, *, now: float, open_seconds: float) -> str:
         """The quote an inbound MMS belongs to: the customer's open quote, or a new one."""
+        keys = [f"{self.base}msg:{message_sid}", f"{self.base}open:{await self._customer_key(customer)}"]
+        open_ttl = int(open_seconds) + 86400
+        tracker = self.redis.pipeline(transaction=False)
+        track_keys(tracker, self.tenant_id, keys[0], ttl=MESSAGE_LINK_TTL)
+        track_keys(tracker, self.tenant_id, keys[1], ttl=open_ttl)
+        await tracker.execute()
         result = await self._quote_for_message(
-            keys=[f"{self.base}msg:{message_sid}", f"{self.base}open:{await self._customer_key(customer)}"],
-            args=[new_quote_id(), repr(now), repr(float(open_seconds)), int(open_seconds) + 86400, MESSAGE_LINK_TTL],
+            keys=keys, args=[new_quote_id(), repr(now), repr(float(open_seconds)), open_ttl, MESSAGE_LINK_TTL]
         )
         return _text(result)
 
@@ -234,7 +247,11 @@ class QuoteStore:
         return await self.pii.digest(customer) if self.pii else customer
 
     async def put_pending(self, pending: PendingUpload, *, ttl: int) -> None:
-        await self.redis.set(f"{self.base}upload:{pending.photo_id}", pending.to_json(), ex=ttl)
+        key = f"{self.base}upload:{pending.photo_id}"
+        pipe = self.redis.pipeline(transaction=False)
+        track_keys(pipe, self.tenant_id, key, ttl=ttl)
+        pipe.set(key, pending.to_json(), ex=ttl)
+        await pipe.execute()
 
     async def get_pending(self, photo_id: str) -> PendingUpload | None:
         raw = await self.redis.get(f"{self.base}upload:{photo_id}")

@@ -17,7 +17,7 @@ from lily_host import (
     TaskHandler,
     Tenant,
     deleted_tenant,
-    erase_keys,
+    erase_tracked,
     mask_phone,
     note_effect,
 )
@@ -40,7 +40,9 @@ RETENTION_BATCH = 500
 
 
 def _record_patterns(tenant: str) -> tuple[str, ...]:
-    return (records_prefix(tenant) + "*",)
+    """The tenant's record keys: the two indexes by name, the rest through its key registry."""
+    prefix = records_prefix(tenant)
+    return (prefix + "quotes", prefix + "photos", prefix + "*")
 
 
 def retention_dedupe_key(when: float, interval: int) -> str:
@@ -106,7 +108,7 @@ class S3Tasks:
             ) from error
         prefix = rules.prefix_for(tenant_id)
         if self.bucket is None:
-            records = await erase_keys(ctx.host.redis, _record_patterns, tenant_id)
+            records = await erase_tracked(ctx.host.redis, _record_patterns, tenant_id)
             if records:
                 raise PermanentError(
                     f"lily-s3 is not configured (S3_BUCKET_NAME): objects under {prefix!r} were not deleted; "
@@ -116,7 +118,7 @@ class S3Tasks:
             return
         objects = await self.bucket.list(prefix)
         await self.bucket.delete_many([item.key for item in objects])
-        records = await erase_keys(ctx.host.redis, _record_patterns, tenant_id)
+        records = await erase_tracked(ctx.host.redis, _record_patterns, tenant_id)
         ctx.log.info("tenant photos erased", objects=len(objects), records=records, prefix=prefix)
 
     # --- inbound MMS ---------------------------------------------------------------------------------
