@@ -72,7 +72,7 @@ async def test_a_task_stored_by_an_older_version_is_read_listed_retried_and_run(
     clock.advance(10)
     tasks, _ = await queue.claim("w1", limit=10, lease=30)
     assert [t.id for t in tasks] == [OLD_PLAIN, OLD_ID]
-    retried = [t for t in tasks if t.id == OLD_ID][0]
+    retried = next(t for t in tasks if t.id == OLD_ID)
     assert await queue.fail(retried, "TimeoutError: slow", retry_in=5) == START + 15
     assert await queue.ack([t for t in tasks if t.id == OLD_PLAIN]) == []
     again = await queue.get(OLD_ID)
