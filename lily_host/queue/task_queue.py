@@ -460,7 +460,7 @@ class TaskQueue:
     def _scheduled(self, entries: Sequence[list[str]], result: Any) -> list[str]:
         ids = [_text(x) for x in result]
         for entry, task_id in zip(entries, ids, strict=True):
-            if task_id in (entry[0], own_field_id(entry[0])):  # not a dedupe hit
+            if task_id == entry[0] or task_id == own_field_id(entry[0]):  # not a dedupe hit
                 metrics.scheduled(self.name, task_id.rpartition(":")[0]).inc()
         return ids
 
