@@ -211,9 +211,9 @@ class Task:
         lease_token: str | None,
         dead_at: float | None,
     ) -> Task:
-        created, first_due, ref, tenant, payload, max_attempts, dedupe_key, *rest = data
-        rest += [None] * (3 - len(rest))
-        delivery, last_error, errors = rest[:3]
+        # Trailing absent values are left out of a record (Task.record): pad them back.
+        values = [*data[:10], *[None] * (10 - len(data))]
+        created, first_due, ref, tenant, payload, max_attempts, dedupe_key, delivery, last_error, errors = values
         return cls(
             id=task_id,
             type=task_id.rpartition(":")[0],

@@ -172,3 +172,19 @@ async def test_a_key_field_holding_another_keys_record_is_no_dedupe_hit(redis_cl
     mine = await queue.schedule("t.c", {}, tenant=None, dedupe_key="b")
     assert mine not in (None, other)
     assert await queue.schedule("t.c", {}, tenant=None, dedupe_key="b") == mine
+
+
+async def test_a_rewritten_record_leaves_out_absent_values_and_reads_back(redis_client: aioredis.Redis) -> None:
+    queue, _ = manual_queue(redis_client)
+    task_id = await queue.schedule("t.r", {}, tenant=None, max_attempts=2)
+    assert task_id is not None
+    (task,), _ = await queue.claim("w1", limit=1, lease=30)
+    # what Task.record writes for a task with no tenant, key, delivery or error: no trailing nulls
+    record = task.record()
+    assert record == f"[{START!r},{START!r},0,null,{{}},2]"
+    await redis_client.hset(queue.keys.tasks, task_id, record)
+    assert await queue.defer(task, START + 5) == START + 5
+    again = await queue.get(task_id)
+    assert again is not None
+    assert (again.tenant, again.dedupe_key, again.delivery, again.errors) == (None, None, None, [])
+    assert (again.created, again.first_due, again.max_attempts, again.due) == (START, START, 2, START + 5)
