@@ -29,6 +29,7 @@ def install_lily(session: nox.Session, *, test_extras: bool) -> None:
 #: (The host's tenant store, messaging and bookings are not cluster-ready yet: docs/operations.md.)
 CLUSTER_TESTS = [
     "tests/scheduler/test_queue.py",
+    "tests/scheduler/test_queue_layout.py",
     "tests/scheduler/test_group_commit.py",
     "tests/scheduler/test_worker.py",
     "tests/scheduler/test_processes.py::test_two_worker_processes_run_each_of_2000_tasks_exactly_once",

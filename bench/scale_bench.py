@@ -8,7 +8,10 @@ review requests due over the next day). Printed, each beside its empty figure fr
 
 * ingest: signed Twilio missed-call webhooks per second through `lily serve` (one hypercorn
   worker per Redis, 64 connections, rounds alternating between the two);
-* queue: tasks per second scheduled (schedule_many) and run (claim + ack) in one process;
+* queue: tasks per second scheduled (schedule_many) and run (claim + ack) in one process, in
+  short rounds alternating between the two Redis (empty, loaded, loaded, empty, ...) after a
+  warm-up round on each; printed: the median of each, and the median of the rounds' paired ratios
+  (each loaded round against the empty round beside it), which is what to read on a noisy machine;
 * memory: Redis bytes per pending task, beside arq's bytes per deferred job in a third Redis;
 * erasure: the time to erase one tenant's keys among 100,000 tenants and among 1,000, through the
   tenant's key registry (as ``lily.erase_tenant`` does) and by a walk of the keyspace (as before the
@@ -121,7 +124,14 @@ async def queue_round(url: str, tasks: int, queue_name: str = "bench", cluster: 
         import redis.asyncio as aioredis
 
         client = aioredis.Redis.from_url(url)
-    queue = TaskQueue(client, name=queue_name)
+    try:
+        return await queue_pass(TaskQueue(client, name=queue_name), tasks)
+    finally:
+        await client.aclose()
+
+
+async def queue_pass(queue: Any, tasks: int) -> tuple[float, float]:
+    """Schedule ``tasks`` no-op tasks due now on ``queue``, then claim and ack them all: tasks/s of each."""
     specs = [{"type": "bench.noop", "payload": {"i": i}, "tenant": f"t{i % 1000:06d}"} for i in range(tasks)]
     started = time.perf_counter()
     await asyncio.gather(*(queue.schedule_many(specs[i : i + 100]) for i in range(0, tasks, 100)))
@@ -135,8 +145,31 @@ async def queue_round(url: str, tasks: int, queue_name: str = "bench", cluster: 
         await queue.ack(result.tasks)
         done += len(result.tasks)
     ran = time.perf_counter() - started
-    await client.aclose()
     return tasks / scheduled, done / ran
+
+
+async def queue_compare(urls: dict[str, str], rounds: int, tasks: int) -> dict[str, list[tuple[float, float]]]:
+    """``rounds`` queue passes on each Redis, alternating (empty, loaded, loaded, empty, ...) so that
+    a slow spell of the shared machine falls on both alike; one client and queue per Redis for the
+    whole run, and a warm-up pass on each (not counted) so that neither pays for first use."""
+    import redis.asyncio as aioredis
+
+    from lily_host.queue import TaskQueue
+
+    clients = {kind: aioredis.Redis.from_url(url) for kind, url in urls.items()}
+    try:
+        queues = {kind: TaskQueue(client, name="bench") for kind, client in clients.items()}
+        for queue in queues.values():
+            await queue_pass(queue, tasks // 4)
+        results: dict[str, list[tuple[float, float]]] = {kind: [] for kind in urls}
+        kinds = list(urls)
+        for round_index in range(rounds):
+            for kind in kinds if round_index % 2 == 0 else kinds[::-1]:
+                results[kind].append(await queue_pass(queues[kind], tasks))
+        return results
+    finally:
+        for client in clients.values():
+            await client.aclose()
 
 
 async def arq_memory(url: str, jobs: int) -> float:
@@ -250,6 +283,11 @@ def main() -> None:
     parser.add_argument("--pending", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--queue-rounds", type=int, default=12, help="queue passes per Redis (alternating)")
+    parser.add_argument("--queue-tasks", type=int, default=20_000, help="tasks per queue pass")
+    parser.add_argument(
+        "--parts", default="ingest,queue,erasure,cluster", help="comma-separated subset (memory is always measured)"
+    )
     parser.add_argument("--quick", action="store_true", help="10,000 tenants, 100,000 tasks, one 3 s round")
     parser.add_argument("--erasure-only", action="store_true", help="only the erasure figures (no tasks, no servers)")
     args, _ = parser.parse_known_args()
@@ -257,8 +295,10 @@ def main() -> None:
         erasure_only(10_000 if args.quick else args.tenants)
         return
     tenants, pending, seconds, rounds = args.tenants, args.pending, args.seconds, args.rounds
+    queue_rounds, queue_tasks = args.queue_rounds, args.queue_tasks
+    parts = set(args.parts.split(","))
     if args.quick:
-        tenants, pending, seconds, rounds = 10_000, 100_000, 3.0, 1
+        tenants, pending, seconds, rounds, queue_rounds = 10_000, 100_000, 3.0, 1, 4
     pin = len(os.sched_getaffinity(0)) >= 2
     if pin:
         os.sched_setaffinity(0, {int(LOAD_CORE)})
@@ -287,32 +327,35 @@ def main() -> None:
         per_task = (used_memory(sync_loaded) - before) / pending
         per_arq_job = asyncio.run(arq_memory(arq_server.url, min(pending, 200_000)))
 
-        ports = {kind: free_port() for kind in envs}
-        processes = {kind: start_server("lily", ports[kind], envs[kind], loop, pin) for kind in envs}
-        ingest: dict[str, list[float]] = {kind: [] for kind in envs}
-        queue: dict[str, list[tuple[float, float]]] = {kind: [] for kind in envs}
         urls = {"empty": empty.url, "loaded": loaded.url}
-        try:
-            calls = signed_calls(int(seconds * rounds * 2 * 5000) + 2000, prefix="scale")
-            cursor = 0
-            for kind in envs:  # warm-up
-                warm = build_requests(calls[cursor : cursor + 500], ports[kind])
-                cursor += 500
-                asyncio.run(drive(ports[kind], warm, 1.0, 16))
-            for round_index in range(rounds):
-                for kind in envs if round_index % 2 == 0 else list(envs)[::-1]:
-                    requests = build_requests(calls[cursor : cursor + int(seconds * 5000)], ports[kind])
-                    result = asyncio.run(drive(ports[kind], requests, seconds, 64))
-                    cursor += int(result["requests"]) + 64
-                    ingest[kind].append(result["rps"])
-                    queue[kind].append(asyncio.run(queue_round(urls[kind], 20_000)))
-        finally:
-            for process in processes.values():
-                stop(process)
+        ingest: dict[str, list[float]] = {kind: [] for kind in envs}
+        if "ingest" in parts:
+            ports = {kind: free_port() for kind in envs}
+            processes = {kind: start_server("lily", ports[kind], envs[kind], loop, pin) for kind in envs}
+            try:
+                calls = signed_calls(int(seconds * rounds * 2 * 5000) + 2000, prefix="scale")
+                cursor = 0
+                for kind in envs:  # warm-up
+                    warm = build_requests(calls[cursor : cursor + 500], ports[kind])
+                    cursor += 500
+                    asyncio.run(drive(ports[kind], warm, 1.0, 16))
+                for round_index in range(rounds):
+                    for kind in envs if round_index % 2 == 0 else list(envs)[::-1]:
+                        requests = build_requests(calls[cursor : cursor + int(seconds * 5000)], ports[kind])
+                        result = asyncio.run(drive(ports[kind], requests, seconds, 64))
+                        cursor += int(result["requests"]) + 64
+                        ingest[kind].append(result["rps"])
+            finally:
+                for process in processes.values():
+                    stop(process)
+        # The queue passes run with no lily serve process alive, in one process and event loop.
+        queue = asyncio.run(queue_compare(urls, queue_rounds, queue_tasks)) if "queue" in parts else {}
 
-        populate_tenants(redis.Redis.from_url(empty.url), 1000)
-        erasure_lines = erasure_figures(loaded.url, empty.url, tenants)
-        cluster_line = cluster_figures(tmp, 30_000)
+        erasure_lines = ""
+        if "erasure" in parts:
+            populate_tenants(redis.Redis.from_url(empty.url), 1000)
+            erasure_lines = erasure_figures(loaded.url, empty.url, tenants)
+        cluster_line = cluster_figures(tmp, 30_000) if "cluster" in parts else ""
 
     def median(values: list[float]) -> float:
         return statistics.median(values)
@@ -320,26 +363,37 @@ def main() -> None:
     def ratio(kind_values: dict[str, list[float]]) -> str:
         return f"{median(kind_values['loaded']) / median(kind_values['empty']):.2f}x"
 
-    scheduled = {kind: [q[0] for q in queue[kind]] for kind in queue}
-    ran = {kind: [q[1] for q in queue[kind]] for kind in queue}
     print(
         f"\nScale: {tenants:,} tenants (written in {tenants_seconds:.1f} s) and {pending:,} review requests due "
-        f"over the next day (scheduled in {pending_seconds:.1f} s, {pending / pending_seconds:,.0f}/s); "
-        f"{rounds} x {seconds:.0f} s rounds, alternating"
+        f"over the next day (scheduled in {pending_seconds:.1f} s, {pending / pending_seconds:,.0f}/s)"
     )
-    print(f"{'median of the rounds':<40}{'empty':>12}{'loaded':>12}{'ratio':>8}   (goal: within 10 %)")
-    for label, values in (
-        ("ingest, webhooks/s (lily serve)", ingest),
-        ("queue, tasks scheduled/s", scheduled),
-        ("queue, tasks run/s (claim + ack)", ran),
-    ):
-        print(f"{label:<40}{median(values['empty']):>12.0f}{median(values['loaded']):>12.0f}{ratio(values):>8}")
+    if ingest["empty"]:
+        print(f"ingest: {rounds} x {seconds:.0f} s rounds per Redis, alternating (goal: within 10 %)")
+        print(f"{'median of the rounds':<40}{'empty':>12}{'loaded':>12}{'ratio':>8}")
+        print(
+            f"{'ingest, webhooks/s (lily serve)':<40}{median(ingest['empty']):>12.0f}"
+            f"{median(ingest['loaded']):>12.0f}{ratio(ingest):>8}"
+        )
+    if queue:
+        print(
+            f"queue: {queue_rounds} passes of {queue_tasks:,} tasks per Redis, alternating (goal: within 10 %); "
+            f"paired = median of each loaded pass over the empty pass beside it, [lowest - highest]"
+        )
+        print(f"{'median of the passes':<40}{'empty':>12}{'loaded':>12}{'ratio':>8}{'paired':>8}")
+        for label, index in (("queue, tasks scheduled/s", 0), ("queue, tasks run/s (claim + ack)", 1)):
+            values = {kind: [q[index] for q in queue[kind]] for kind in queue}
+            pairs = sorted(load / base for load, base in zip(values["loaded"], values["empty"], strict=True))
+            print(
+                f"{label:<40}{median(values['empty']):>12.0f}{median(values['loaded']):>12.0f}{ratio(values):>8}"
+                f"{median(pairs):>7.2f}x [{pairs[0]:.2f} - {pairs[-1]:.2f}]"
+            )
     print(
         f"memory per pending task: lily {per_task:.0f} bytes, arq {per_arq_job:.0f} bytes per deferred job "
         f"({per_task / per_arq_job:.2f}x; goal: no more than arq)"
     )
-    print(erasure_lines)
-    print(cluster_line)
+    for line in (erasure_lines, cluster_line):
+        if line:
+            print(line)
 
 
 if __name__ == "__main__":

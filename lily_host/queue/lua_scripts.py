@@ -6,16 +6,32 @@ key a script touches is passed in KEYS):
 ``due``       ZSET  task id -> due time (Unix seconds)
 ``inflight``  ZSET  task id -> lease expiry
 ``dead``      ZSET  task id -> time it was dead-lettered
-``tasks``     HASH  task id -> the task record, one JSON string (type, tenant, payload, max_attempts,
-                    dedupe_key, created, first_due, last_error, errors)
+``tasks``     HASH  record field -> the task record, one JSON string (see below)
 ``attempts``  HASH  task id -> runs started (incremented by claim, refunded by defer/release)
 ``owners``    HASH  task id -> "<lease token>|<due score>" while in flight; ack/extend/fail check it
-``dedupe``    HASH  dedupe key -> task id of the pending task that holds it
+``dedupe``    HASH  dedupe key -> task id, only for a task that could not take its key's own
+                    record field (that field held a dead letter); older versions kept every key here
 ``counts``    HASH  "due|TYPE" / "inflight|TYPE" / "dead|TYPE" -> count, for O(types) depth metrics
 ``guard:*``   STRING  webhook idempotency guards (SET NX EX)
 
-A task id is ``"<type>:<24 hex>"``; the scripts read the type from the id, so keeping the per-type
-counters costs no JSON decoding on the hot path.
+Task ids (public: ``lily tasks`` prints them) are ``"<type>:<body>"``; the scripts read the type
+from the id, so keeping the per-type counters costs no JSON decoding on the hot path. The body says
+where the record is (:func:`field_of`):
+
+* ``<16 chars>`` (a task without a dedupe key) and ``<24 hex>`` (every task before the compact
+  layout): the record field is the whole id.
+* ``<key field>.<4 chars>`` (a task with a dedupe key): the field is the 12-character hash of the
+  dedupe key, so that one hash entry is both the record and the dedupe index (a key's holder is
+  found by reading its field); the 4 random characters tell successive tasks of one key apart.
+
+Why: memory. A pending task costs a ZSET entry and one hash entry, as arq's deferred job costs a
+ZSET entry and one key; a separate dedupe index entry per task cost more than arq's whole job.
+
+A record is a JSON array ``[created, first_due, ref, tenant, payload, max_attempts, dedupe_key,
+delivery, last_error, errors]`` (trailing absent values left out). ``ref`` is ``"<type>:<4 chars>"``
+for a record stored in its dedupe key's field while that task holds the key (from it and the field
+the holder's id is rebuilt), else ``0``. Records written before the compact layout are JSON objects
+(``type``, ``tenant``, ``payload``, ...); every script and the Python side read both.
 
 Time: ``ARGV[1]`` is "now" when the queue's clock is manual (tests), and empty otherwise, in which
 case the script asks Redis ``TIME`` — so every due time and lease comes from one clock, the
@@ -61,13 +77,65 @@ end
 local function pending(due, inflight, id)
   return redis.call('ZSCORE', due, id) or redis.call('ZSCORE', inflight, id)
 end
-local function dedupe_of(record)
+-- The tasks-hash field of a task id (see the module docstring). Only a keyed task's id has a '.'
+-- five characters from its end (the hot path for other ids is one byte test).
+local function field_of(id)
+  if string.byte(id, -5) ~= 46 then return id end
+  return string.match(id, ':([^:]*)%.[^:.]*$') or id
+end
+local function decode(record)
   if not record then return nil end
   local ok, decoded = pcall(cjson.decode, record)
-  if ok and type(decoded) == 'table' and type(decoded['dedupe_key']) == 'string' then
-    return decoded['dedupe_key']
-  end
+  if ok and type(decoded) == 'table' then return decoded end
   return nil
+end
+local function dedupe_of(record)
+  local decoded = decode(record)
+  if not decoded then return nil end
+  local dk = decoded['dedupe_key']
+  if decoded[1] ~= nil then dk = decoded[7] end
+  if type(dk) == 'string' then return dk end
+  return nil
+end
+-- The id of the pending task that holds dedupe key `dk`, or nil; and whether the key's own record
+-- field `h` ('' when the caller has none) is taken. The dedupe hash is read first: it names the
+-- holders that could not use their key's field (and every holder scheduled by older versions).
+local function holder(tasks, dedupe, due, inflight, dk, h)
+  local x = redis.call('HGET', dedupe, dk)
+  if x then
+    if pending(due, inflight, x) then return x, true end
+    redis.call('HDEL', dedupe, dk)
+  end
+  if h == '' then return nil, false end
+  local decoded = decode(redis.call('HGET', tasks, h))
+  if not decoded then return nil, false end
+  if decoded[1] ~= nil and decoded[7] == dk and type(decoded[3]) == 'string' then
+    local t, s = string.match(decoded[3], '^(.*):([^:]*)$')
+    if t then
+      local id = t .. ':' .. h .. '.' .. s
+      if pending(due, inflight, id) then return id, true end
+    end
+  end
+  return nil, true
+end
+-- A task id whose record lives in its own field: the id of a keyed task whose key field is taken.
+local function own_field_id(id)
+  local head, body = string.match(id, '^(.*):([^:]*)$')
+  return head .. ':' .. (string.gsub(body, '%.', ''))
+end
+-- `record` (a compact one) with its ref replaced by `ref` (JSON text): a keyed task that gives up
+-- or takes back its key (retry of a dead letter).
+local function with_ref(record, ref)
+  local head, rest = string.match(record, '^(%[[^,]*,[^,]*,)(.*)$')
+  if not head then return record end
+  local old = string.match(rest, '^"[^"\\]*"') or string.match(rest, '^0')
+  if not old then return record end
+  return head .. ref .. string.sub(rest, #old + 1)
+end
+-- Created / due times in records: 16 significant digits (microseconds for Unix times), no
+-- trailing zeros.
+local function short(x)
+  return string.format('%.16g', x)
 end
 -- Wake sleeping workers only when the new task is earlier than everything already due: they
 -- already hold a timer for the head of the due set.
@@ -79,9 +147,10 @@ end
 """
 
 # KEYS: due, inflight, tasks, dedupe, counts[, guard]
-# ARGV: now, channel, guard_ttl, n, then per task: id, record-without-closing-brace, kind (d|a),
-#       value (delay or absolute time), dedupe key ('' for none)
-# Returns the list of ids (an existing id for a dedupe hit), or nil when the guard already existed.
+# ARGV: now, channel, guard_ttl, n, then per task: id, the record after its created and first_due
+#       times (``ref,tenant,...]``), kind (d|a), value (delay or absolute time), dedupe key ('' for none)
+# Returns the list of ids (an existing id for a dedupe hit; for a keyed task whose key field is
+# taken, the id of its own field), or nil when the guard already existed.
 SCHEDULE = (
     _PRELUDE
     + r"""
@@ -90,26 +159,36 @@ if KEYS[6] then
   if not redis.call('SET', KEYS[6], fmt(now), 'NX', 'EX', tonumber(ARGV[3])) then return false end
 end
 local n = tonumber(ARGV[4])
+local now_text = short(now)
 local head = head_score(KEYS[1])
 local earliest = nil
 local ids = {}
 local tally = {}
 for i = 0, n - 1 do
   local b = 5 + i * 5
-  local id, prefix, kind, value, dk = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
+  local id, rest, kind, value, dk = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4]
   local due = value
   if kind == 'd' then due = now + value end
-  local existing = false
+  local existing, taken = nil, false
   if dk ~= '' then
-    existing = redis.call('HGET', KEYS[4], dk)
-    if existing and not pending(KEYS[1], KEYS[2], existing) then existing = false end
+    local h = field_of(id)
+    if h == id then h = '' end
+    existing, taken = holder(KEYS[3], KEYS[4], KEYS[1], KEYS[2], dk, h)
+    if h == '' then taken = true end
   end
   if existing then
     ids[#ids + 1] = existing
   else
-    if dk ~= '' then redis.call('HSET', KEYS[4], dk, id) end
-    -- created/first_due are only known here (server time), so the script closes the JSON object.
-    redis.call('HSET', KEYS[3], id, prefix .. ',"created":' .. fmt(now) .. ',"first_due":' .. fmt(due) .. '}')
+    if taken then
+      -- the key's field holds a dead letter: this task keeps its record in a field of its own
+      -- and its key in the dedupe hash
+      id = own_field_id(id)
+      redis.call('HSET', KEYS[4], dk, id)
+    end
+    -- created/first_due are only known here (server time), so the script opens the JSON array.
+    local due_text = now_text
+    if due ~= now then due_text = short(due) end
+    redis.call('HSET', KEYS[3], field_of(id), '[' .. now_text .. ',' .. due_text .. ',' .. rest)
     redis.call('ZADD', KEYS[1], due, id)
     tally_add(tally, 'due|' .. type_of(id), 1)
     if not earliest or due < earliest then earliest = due end
@@ -154,7 +233,9 @@ if limit > 0 then
     local ids = {}
     for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
     redis.call('ZREM', KEYS[1], unpack(ids))
-    local recs = redis.call('HMGET', KEYS[3], unpack(ids))
+    local fields = {}
+    for i = 1, #ids do fields[i] = field_of(ids[i]) end
+    local recs = redis.call('HMGET', KEYS[3], unpack(fields))
     local expiry = now + lease
     local zargs, hargs = {}, {}
     for i = 1, #ids do
@@ -196,11 +277,12 @@ ACK = (
     _PRELUDE
     + r"""
 local n = tonumber(ARGV[1])
-local done, lost, tally = {}, {}, {}
+local done, fields, lost, tally = {}, {}, {}, {}
 for i = 0, n - 1 do
   local id, token, dk = ARGV[2 + i * 3], ARGV[3 + i * 3], ARGV[4 + i * 3]
   if owns(KEYS[4], id, token) then
     done[#done + 1] = id
+    fields[#fields + 1] = field_of(id)
     if dk ~= '' and redis.call('HGET', KEYS[5], dk) == id then redis.call('HDEL', KEYS[5], dk) end
     tally_add(tally, 'inflight|' .. type_of(id), -1)
   else
@@ -209,7 +291,7 @@ for i = 0, n - 1 do
 end
 if #done > 0 then
   redis.call('ZREM', KEYS[1], unpack(done))
-  redis.call('HDEL', KEYS[2], unpack(done))
+  redis.call('HDEL', KEYS[2], unpack(fields))
   redis.call('HDEL', KEYS[3], unpack(done))
   redis.call('HDEL', KEYS[4], unpack(done))
 end
@@ -260,7 +342,7 @@ for i = 0, n - 1 do
   if owns(KEYS[6], id, token) then
     redis.call('ZREM', KEYS[2], id)
     redis.call('HDEL', KEYS[6], id)
-    if record ~= '' then redis.call('HSET', KEYS[4], id, record) end
+    if record ~= '' then redis.call('HSET', KEYS[4], field_of(id), record) end
     local t = type_of(id)
     tally_add(tally, 'inflight|' .. t, -1)
     if outcome == 'dead' then
@@ -287,21 +369,21 @@ return results
 """
 )
 
-# KEYS: due, tasks, attempts, dedupe, counts
-# ARGV: mode (id|dedupe), value
+# KEYS: due, tasks, attempts, dedupe, counts, inflight
+# ARGV: mode (id|dedupe), value (task id or dedupe key), the dedupe key's record field (mode dedupe)
 # Removes a task that is due (not in flight). Returns 1 if removed.
 CANCEL = (
     _PRELUDE
     + r"""
 local id = ARGV[2]
 if ARGV[1] == 'dedupe' then
-  id = redis.call('HGET', KEYS[4], ARGV[2])
+  id = holder(KEYS[2], KEYS[4], KEYS[1], KEYS[6], ARGV[2], ARGV[3])
   if not id then return 0 end
 end
 if redis.call('ZREM', KEYS[1], id) == 0 then return 0 end
-local dk = dedupe_of(redis.call('HGET', KEYS[2], id))
+local dk = dedupe_of(redis.call('HGET', KEYS[2], field_of(id)))
 if dk and redis.call('HGET', KEYS[4], dk) == id then redis.call('HDEL', KEYS[4], dk) end
-redis.call('HDEL', KEYS[2], id)
+redis.call('HDEL', KEYS[2], field_of(id))
 redis.call('HDEL', KEYS[3], id)
 redis.call('HINCRBY', KEYS[5], 'due|' .. type_of(id), -1)
 return 1
@@ -328,16 +410,29 @@ local tally = {}
 for i = 1, #ids do
   local id = ids[i]
   redis.call('ZREM', KEYS[3], id)
-  redis.call('ZADD', KEYS[1], now, id)
   redis.call('HDEL', KEYS[5], id)
-  local dk = dedupe_of(redis.call('HGET', KEYS[4], id))
+  local field = field_of(id)
+  local record = redis.call('HGET', KEYS[4], field)
+  local dk = dedupe_of(record)
   if dk then
     -- take the dedupe key back only if no other pending task holds it meanwhile
-    local holder = redis.call('HGET', KEYS[6], dk)
-    if not holder or not pending(KEYS[1], KEYS[2], holder) then
-      redis.call('HSET', KEYS[6], dk, id)
+    local h = field
+    if h == id then h = '' end
+    local other = holder(KEYS[4], KEYS[6], KEYS[1], KEYS[2], dk, h)
+    if h == '' then
+      if not other then redis.call('HSET', KEYS[6], dk, id) end
+    else
+      -- a task in its key's field holds the key through its record's ref
+      local ref = '0'
+      if not other then
+        local t, s = string.match(id, '^(.*):[^:.]*%.([^:]*)$')
+        ref = '"' .. t .. ':' .. s .. '"'
+      end
+      local updated = with_ref(record, ref)
+      if updated ~= record then redis.call('HSET', KEYS[4], field, updated) end
     end
   end
+  redis.call('ZADD', KEYS[1], now, id)
   local t = type_of(id)
   tally_add(tally, 'dead|' .. t, -1)
   tally_add(tally, 'due|' .. t, 1)
@@ -358,9 +453,13 @@ local cutoff = now_from(ARGV[1]) - tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, tonumber(ARGV[3]))
 if #ids == 0 then return 0 end
 local tally = {}
-for i = 1, #ids do tally_add(tally, 'dead|' .. type_of(ids[i]), -1) end
+local fields = {}
+for i = 1, #ids do
+  tally_add(tally, 'dead|' .. type_of(ids[i]), -1)
+  fields[i] = field_of(ids[i])
+end
 redis.call('ZREM', KEYS[1], unpack(ids))
-redis.call('HDEL', KEYS[2], unpack(ids))
+redis.call('HDEL', KEYS[2], unpack(fields))
 redis.call('HDEL', KEYS[3], unpack(ids))
 tally_flush(KEYS[4], tally)
 return #ids
@@ -397,9 +496,12 @@ LIST = (
     + r"""
 local z = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
 if #z == 0 then return {{}, {}, {}, {}} end
-local ids = {}
-for i = 1, #z, 2 do ids[#ids + 1] = z[i] end
-return {z, redis.call('HMGET', KEYS[2], unpack(ids)), redis.call('HMGET', KEYS[3], unpack(ids)),
+local ids, fields = {}, {}
+for i = 1, #z, 2 do
+  ids[#ids + 1] = z[i]
+  fields[#fields + 1] = field_of(z[i])
+end
+return {z, redis.call('HMGET', KEYS[2], unpack(fields)), redis.call('HMGET', KEYS[3], unpack(ids)),
         redis.call('HMGET', KEYS[4], unpack(ids))}
 """
 )
@@ -407,11 +509,14 @@ return {z, redis.call('HMGET', KEYS[2], unpack(ids)), redis.call('HMGET', KEYS[3
 # KEYS: due, inflight, dead, tasks, attempts, owners
 # ARGV: id
 # Returns {record, attempts, due score, lease expiry, dead-at, owner} (missing values are nil).
-GET = r"""
+GET = (
+    _PRELUDE
+    + r"""
 local id = ARGV[1]
-return {redis.call('HGET', KEYS[4], id), redis.call('HGET', KEYS[5], id), redis.call('ZSCORE', KEYS[1], id),
+return {redis.call('HGET', KEYS[4], field_of(id)), redis.call('HGET', KEYS[5], id), redis.call('ZSCORE', KEYS[1], id),
         redis.call('ZSCORE', KEYS[2], id), redis.call('ZSCORE', KEYS[3], id), redis.call('HGET', KEYS[6], id)}
 """
+)
 
 # KEYS: due. ARGV: now, channel, task id. A due task becomes due now (``lily tasks run-now``, for
 # development): 1, or 0 when the id is not a due task (unknown, in flight or dead).

@@ -16,7 +16,9 @@ instead of looping); a deferral or a hand-back on shutdown refunds it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -58,6 +60,37 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def key_field(dedupe_key: str) -> str:
+    """The tasks-hash field of a dedupe key: 12 characters (72 bits of BLAKE2b), see lua_scripts."""
+    return _b64(hashlib.blake2b(dedupe_key.encode(), digest_size=9).digest())
+
+
+def new_task_id(task_type: str, dedupe_key: str | None) -> str:
+    """A fresh task id: ``type:<16 random chars>``, or ``type:<key field>.<4 random chars>`` for a
+    task with a dedupe key (its record then lives in the key's field; see lua_scripts)."""
+    if dedupe_key is None:
+        return f"{task_type}:{_b64(os.urandom(12))}"
+    return f"{task_type}:{key_field(dedupe_key)}.{_b64(os.urandom(3))}"
+
+
+def own_field_id(task_id: str) -> str:
+    """The id the schedule script gives a keyed task whose key field is taken (see lua_scripts)."""
+    head, _, body = task_id.rpartition(":")
+    return f"{head}:{body.replace('.', '')}"
+
+
+def _ref(task_id: str) -> str | int:
+    """A keyed task's ref (``type:<4 chars>``), stored in its record; 0 for other ids."""
+    head, _, body = task_id.rpartition(":")
+    if "." not in body:
+        return 0
+    return f"{head}:{body.partition('.')[2]}"
+
+
 def _opt_float(value: Any) -> float | None:
     if value is None or value == "" or value == b"":
         return None
@@ -90,23 +123,28 @@ class Task:
     state: TaskState = "due"
     lease_expires: float | None = None
     lease_token: str | None = field(default=None, repr=False)
+    #: Whether the task holds its dedupe key through its record (see lua_scripts); kept on rewrites.
+    holds_key: bool = field(default=True, repr=False)
 
     def record(self) -> str:
-        """The stored JSON record of this task (what the scripts keep in the ``tasks`` hash)."""
-        return _JSON.encode(
-            {
-                "type": self.type,
-                "tenant": self.tenant,
-                "payload": self.payload,
-                "max_attempts": self.max_attempts,
-                "dedupe_key": self.dedupe_key,
-                "created": self.created,
-                "first_due": self.first_due,
-                "last_error": self.last_error,
-                "errors": self.errors,
-                "delivery": self.delivery,
-            }
-        )
+        """The stored JSON record of this task (what the scripts keep in the ``tasks`` hash): the
+        compact array of lua_scripts, trailing absent values left out."""
+        ref = _ref(self.id) if self.holds_key else 0
+        values: list[Any] = [
+            self.created,
+            self.first_due,
+            ref,
+            self.tenant,
+            self.payload,
+            self.max_attempts,
+            self.dedupe_key,
+            self.delivery,
+            self.last_error,
+            self.errors,
+        ]
+        while values and values[-1] in (None, []):
+            values.pop()
+        return _JSON.encode(values)
 
     def with_error(self, error: str, *, at: float, outcome: str) -> Task:
         """A copy with ``error`` recorded as this attempt's failure."""
@@ -128,6 +166,18 @@ class Task:
         dead_at: float | None = None,
     ) -> Task:
         data = json.loads(record)
+        if isinstance(data, list):
+            return cls._decode_compact(
+                task_id,
+                data,
+                attempt=attempt,
+                due=due,
+                state=state,
+                lease_expires=lease_expires,
+                lease_token=lease_token,
+                dead_at=dead_at,
+            )
+        # A record written before the compact layout: a JSON object.
         return cls(
             id=task_id,
             type=data["type"],
@@ -146,6 +196,43 @@ class Task:
             state=state,
             lease_expires=lease_expires,
             lease_token=lease_token,
+        )
+
+    @classmethod
+    def _decode_compact(
+        cls,
+        task_id: str,
+        data: list[Any],
+        *,
+        attempt: int,
+        due: float | None,
+        state: TaskState,
+        lease_expires: float | None,
+        lease_token: str | None,
+        dead_at: float | None,
+    ) -> Task:
+        # Trailing absent values are left out of a record (Task.record): pad them back.
+        values = [*data[:10], *[None] * (10 - len(data))]
+        created, first_due, ref, tenant, payload, max_attempts, dedupe_key, delivery, last_error, errors = values
+        return cls(
+            id=task_id,
+            type=task_id.rpartition(":")[0],
+            tenant=tenant,
+            payload=payload or {},
+            attempt=attempt,
+            max_attempts=int(max_attempts),
+            dedupe_key=dedupe_key,
+            first_due=float(first_due),
+            due=due,
+            created=float(created),
+            last_error=last_error,
+            errors=list(errors or []),
+            dead_at=dead_at,
+            delivery=delivery,
+            state=state,
+            lease_expires=lease_expires,
+            lease_token=lease_token,
+            holds_key=ref != 0,
         )
 
 
@@ -337,21 +424,14 @@ class TaskQueue:
             raise ValueError(f"max_attempts must be at least 1, got {attempts}")
         if dedupe_key == "":
             raise ValueError("dedupe_key must not be empty (use None for no deduplication)")
-        task_id = f"{task_type}:{os.urandom(12).hex()}"
-        fields = {
-            "type": task_type,
-            "tenant": tenant,
-            "payload": dict(payload),
-            "max_attempts": attempts,
-            "dedupe_key": dedupe_key,
-        }
+        task_id = new_task_id(task_type, dedupe_key)
         # A task scheduled while a delivery or one of its tasks is handled descends from it.
         delivery = delivery or current_delivery()
+        values: list[Any] = [_ref(task_id), tenant, dict(payload), attempts, dedupe_key]
         if delivery:
-            fields["delivery"] = delivery
-        record = _JSON.encode(fields)
-        # The script appends created/first_due (server time) and the closing brace.
-        return [task_id, record[:-1], kind, repr(value), dedupe_key or ""]
+            values.append(delivery)
+        # The script opens the array with created/first_due (server time): send what follows them.
+        return [task_id, _JSON.encode(values)[1:], kind, repr(value), dedupe_key or ""]
 
     def _entries(self, tasks: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         """The script arguments of task specs (dicts with ``type``, ``payload`` and schedule's options)."""
@@ -380,7 +460,7 @@ class TaskQueue:
     def _scheduled(self, entries: Sequence[list[str]], result: Any) -> list[str]:
         ids = [_text(x) for x in result]
         for entry, task_id in zip(entries, ids, strict=True):
-            if entry[0] == task_id:  # not a dedupe hit
+            if task_id == entry[0] or task_id == own_field_id(entry[0]):  # not a dedupe hit
                 metrics.scheduled(self.name, task_id.rpartition(":")[0]).inc()
         return ids
 
@@ -468,7 +548,8 @@ class TaskQueue:
 
         The tasks are written if and only if the caller's transaction is: how a tenant's deletion and
         the purge of its data are one step. EVAL with the script's text, not EVALSHA, because an error
-        inside MULTI would not undo the other commands. Returns the ids (dedupe hits aside).
+        inside MULTI would not undo the other commands. Returns the ids (dedupe hits aside, and a
+        keyed task whose key field held a dead letter gets :func:`own_field_id` of its id).
         """
         entries = self._entries(tasks)
         if entries:
@@ -482,13 +563,16 @@ class TaskQueue:
 
     async def cancel(self, task_id: str) -> bool:
         """Remove a task that is due (not in flight). True if it was removed."""
-        keys = [self.keys.due, self.keys.tasks, self.keys.attempts, self.keys.dedupe, self.keys.counts]
-        return bool(await self._cancel(keys=keys, args=["id", task_id]))
+        return bool(await self._cancel(keys=self._cancel_keys(), args=["id", task_id, ""]))
 
     async def cancel_dedupe(self, dedupe_key: str) -> bool:
         """Cancel the due task holding ``dedupe_key``. False if none, or if it is in flight."""
-        keys = [self.keys.due, self.keys.tasks, self.keys.attempts, self.keys.dedupe, self.keys.counts]
-        return bool(await self._cancel(keys=keys, args=["dedupe", dedupe_key]))
+        args = ["dedupe", dedupe_key, key_field(dedupe_key)]
+        return bool(await self._cancel(keys=self._cancel_keys(), args=args))
+
+    def _cancel_keys(self) -> list[str]:
+        keys = self.keys
+        return [keys.due, keys.tasks, keys.attempts, keys.dedupe, keys.counts, keys.inflight]
 
     # --- inspecting ----------------------------------------------------------------------------
 
