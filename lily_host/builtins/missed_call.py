@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.plugin_api.event_names import CALL_MISSED
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.tenant import parse_jitter
 from lily_host.plugin_api.validators import normalize_e164
@@ -50,7 +51,7 @@ async def claim_window(host: Host, tenant_id: str, caller: str, call_sid: str, n
     """True if this call may text ``caller`` back: no other call did in the last 24 h."""
     script = host.redis.register_script(_CLAIM_LUA)
     # The caller's keyed hash, not the number: no plaintext customer number at rest (lily_host.tenants.customer_pii).
-    key = f"lily:automations:missed_call:{tenant_id}:{await host.pii.digest(caller)}"
+    key = missed_call_key(tenant_id, await host.pii.digest(caller))
     return bool(await script(keys=[key], args=[call_sid, repr(now), TEXT_BACK_WINDOW]))
 
 
@@ -122,3 +123,8 @@ def register_tasks(register: Callable[[TaskHandler], None]) -> None:
 @hookimpl
 def register_event_subscriptions(register: Callable[[EventSubscription], None]) -> None:
     register(EventSubscription(CALL_MISSED, TASK))
+
+
+def missed_call_key(tenant_id: str, caller_digest: str) -> str:
+    """``lily:{t:<tenant>}:automations:missed_call:<caller hash>``: the text-back claimed for a caller."""
+    return tenant_key(tenant_id, "automations", "missed_call", caller_digest)

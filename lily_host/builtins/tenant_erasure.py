@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lily_host.builtins.booking_messages import calendar_lock_key
+from lily_host.builtins.missed_call import missed_call_key
 from lily_host.builtins.review_requests import link_key as review_link_key
 from lily_host.operations.correlation import effects_pattern
 from lily_host.operations.webhook_log import stream_key
@@ -47,8 +49,8 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
         keyword_marker_key(t, "*"),
         JobStore.key(t, "*"),
         BookingStore.key(t, "*"),
-        f"lily:automations:missed_call:{t}:*",
-        f"lily:bookings:calendar_lock:{t}",
+        missed_call_key(t, "*"),
+        calendar_lock_key(t),
         conversation_key_pattern(t),
         reminder_key_pattern(t),
         followup_key_pattern(t),

@@ -37,6 +37,7 @@ from redis.exceptions import WatchError
 from lily_host.operations.correlation import current_delivery
 from lily_host.plugin_api.capabilities import CalendarEvent
 from lily_host.plugin_api.host_api import PiiBox
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.validators import check_timezone
 
@@ -192,7 +193,7 @@ class BookingStore:
 
     @staticmethod
     def key(tenant: str, uid: str) -> str:
-        return f"lily:booking:{{{tenant}}}:{uid}"
+        return tenant_key(tenant, "booking", uid)
 
     # --- facts ------------------------------------------------------------------------------------
 
@@ -316,7 +317,7 @@ class BookingStore:
         """Read the records of ``uids``, let ``apply`` change them, write them back atomically (WATCH)."""
         keys = [self.key(tenant, uid) for uid in uids]
         for _ in range(MAX_WATCH_RETRIES):
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with await slot_transaction(self.redis, keys[0]) as pipe:
                 try:
                     await pipe.watch(*keys)
                     raws = [await pipe.get(key) for key in keys]

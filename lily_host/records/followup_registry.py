@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.validators import normalize_e164
 
@@ -50,7 +51,7 @@ return 1
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:followups:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "followups")
 
 
 def followup_key_pattern(tenant_id: str) -> str:

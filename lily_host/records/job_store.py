@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.validators import normalize_e164
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ class JobStore:
 
     @staticmethod
     def key(tenant_id: str, job_id: str) -> str:
-        return f"lily:job:{tenant_id}:{job_id}"
+        return tenant_key(tenant_id, "job", job_id)
 
     async def get(self, tenant_id: str, job_id: str) -> Job | None:
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(self.key(tenant_id, job_id)))

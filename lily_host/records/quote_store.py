@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 
 if TYPE_CHECKING:
@@ -75,11 +76,11 @@ def format_amount(amount: str) -> str:
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:quotes:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "quotes")
 
 
 def quote_key(tenant_id: str, quote_id: str) -> str:
-    return f"lily:quote:{{{tenant_id}}}:{quote_id}"
+    return tenant_key(tenant_id, "quote", quote_id)
 
 
 def token_key(token: str) -> str:
@@ -156,9 +157,11 @@ class QuoteStore:
         token = secrets.token_urlsafe(12)
         key = quote_key(tenant_id, quote_id)
         previous = await self.get(tenant_id, quote_id)
-        pipe = self.redis.pipeline(transaction=True)
-        if previous is not None and previous.fields.get("token"):
-            pipe.delete(token_key(previous.fields["token"]))
+        # The short link (a cross-tenant key, its own slot) is written in a step of its own: the new
+        # one before the record that names it, the old one dropped after (a link whose record is
+        # not there yet, or no longer names it, leads nowhere).
+        await awaited(self.redis.set(token_key(token), f"{tenant_id} {quote_id}", ex=ttl))
+        pipe = await slot_transaction(self.redis, key)
         pipe.delete(key)
         pipe.hset(
             key,
@@ -173,8 +176,9 @@ class QuoteStore:
             },
         )
         pipe.expire(key, ttl)
-        pipe.set(token_key(token), f"{tenant_id} {quote_id}", ex=ttl)
         await pipe.execute()
+        if previous is not None and previous.fields.get("token"):
+            await awaited(self.redis.delete(token_key(previous.fields["token"])))
         quote = await self.get(tenant_id, quote_id)
         assert quote is not None
         return quote

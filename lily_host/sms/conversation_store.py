@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.validators import normalize_e164
 
@@ -80,7 +81,7 @@ return 1
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:conv:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "conv")
 
 
 def conversation_key_pattern(tenant_id: str) -> str:
@@ -207,7 +208,7 @@ class ConversationStore:
         prefix = _prefix(tenant_id)
         tenant = await self.tenants.get(tenant_id)
         ttl = (tenant.retention_days if tenant else 365) * 86400
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, prefix)
         pipe.hset(f"{prefix}:quotes:{cid}", message_id, quote_id)
         pipe.expire(f"{prefix}:quotes:{cid}", ttl)
         # Only a conversation that exists gets the link on its summary (no empty meta hash).
@@ -219,7 +220,7 @@ class ConversationStore:
         prefix = _prefix(tenant_id)
         if not await awaited(self.redis.exists(f"{prefix}:meta:{cid}")):
             return False
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, prefix)
         pipe.hset(f"{prefix}:meta:{cid}", "unread", "0")
         pipe.zrem(f"{prefix}:unread", cid)
         await pipe.execute()

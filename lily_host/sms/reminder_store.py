@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.sms.send_windows import last_allowed, rules_for
 
@@ -70,7 +71,7 @@ def plan(tenant: Tenant, booking: Booking, offset_minutes: int, now: float) -> P
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:reminders:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "reminders")
 
 
 def reminder_key_pattern(tenant_id: str) -> str:
@@ -92,7 +93,7 @@ class ReminderStore:
 
     async def replace(self, tenant_id: str, root: str, fields: dict[str, str], ttl: int) -> None:
         key = self.key(tenant_id, root)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, key)
         pipe.delete(key)
         if fields:
             pipe.hset(key, mapping=fields)
