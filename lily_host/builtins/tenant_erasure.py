@@ -6,7 +6,7 @@ the host's own per-tenant data: message records and their indexes, send caps, ke
 jobs, bookings, conversations, reminders, quotes, follow-ups and automation markers. Plugins subscribe for
 theirs (lily-s3: the photos).
 
-Kept on purpose: the STOP list (``lily:sms:suppressed:<tenant>``) and the consent ledger
+Kept on purpose: the STOP list (``lily:{t:<tenant>}:sms:suppressed``) and the consent ledger
 (``lily:sms:consent:<hash>``, :mod:`lily_host.sms.consent_ledger`). An opt-out must go on being
 honoured if the business comes back under the same id; it holds the numbers that asked not to be
 texted and nothing else.

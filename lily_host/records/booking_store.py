@@ -15,7 +15,7 @@ matters, a ``booking.cancelled`` for the superseded uid of a reschedule is ignor
 cancellation that arrives before the reschedule it belongs to is undone by the reschedule. When
 two facts really conflict (one uid "replaced" twice), the one the provider produced later wins.
 
-Storage: ``lily:booking:{<tenant>}:<uid>`` holds one JSON record; the braces are a Redis Cluster
+Storage: ``lily:{t:<tenant>}:booking:<uid>`` holds one JSON record; the braces are a Redis Cluster
 hash tag, so all of a tenant's bookings share a slot and multi-key updates stay atomic. With the
 host's PII box (``BookingStore(redis, pii=host.pii)``, as the automations build it) the booking's
 details are sealed at rest: ``"booking": {"sealed": "enc:v1:..."}``.

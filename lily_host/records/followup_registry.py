@@ -6,7 +6,7 @@ all of that tenant's pending follow-ups to it, in the host's inbound task, befor
 reads the text; an acceptance or a click cancels the one it concerns. The follow-up task also
 re-checks its own record when it runs, so a cancellation that raced with it changes nothing.
 
-Redis keys: ``lily:followups:{<tenant>}:<hash>``  hash "<kind>:<id>" → task id (expires with the last)
+Redis keys: ``lily:{t:<tenant>}:followups:<hash>``  hash "<kind>:<id>" → task id (expires with the last)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Completed jobs at rest: one Redis hash per job, ``lily:job:<tenant>:<job_id>``, kept for the tenant's
+"""Completed jobs at rest: one Redis hash per job, ``lily:{t:<tenant>}:job:<job_id>``, kept for the tenant's
 retention period; the customer's name and phone number in it are sealed with the host's key
 (:mod:`lily_host.tenants.customer_pii`). Completing and cancelling are atomic scripts.
 """

@@ -7,10 +7,10 @@ follows the quote: ``sent`` → ``viewed`` (the short link ``/q/<token>`` was op
 
 Redis keys:
 
-- ``lily:quote:{<tenant>}:<id>``         hash: to* (sealed), amount, description, link, status, token,
+- ``lily:{t:<tenant>}:quote:<id>``         hash: to* (sealed), amount, description, link, status, token,
   sent_at, viewed_at, accepted_at, accepted_via, message_task, follow_up_due
 - ``lily:quote_token:<sha256 of token>`` "<tenant> <id>": the short link (tokens are global and unguessable)
-- ``lily:quotes:{<tenant>}:awaiting:<hash>``  JSON {id, at}: the quote a YES from this number accepts
+- ``lily:{t:<tenant>}:quotes:awaiting:<hash>``  JSON {id, at}: the quote a YES from this number accepts
 
 Kept for the tenant's retention period; erased with the tenant (tokens included).
 """

@@ -13,10 +13,10 @@
 
 Redis keys (one tenant each, never mixed):
 
-- ``lily:sms:suppressed:<tenant>``          hash number's keyed hash → JSON {reason, at, number (sealed)}
+- ``lily:{t:<tenant>}:sms:suppressed``          hash number's keyed hash → JSON {reason, at, number (sealed)}
                                             (lists written before hashing: plain number → {reason, at})
-- ``lily:sms:cap:<tenant>:<hash>``          zset message id → send time (the last 24 h)
-- ``lily:sms:keyword:<tenant>:<message>``   outcome of one inbound keyword message (for redelivery)
+- ``lily:{t:<tenant>}:sms:cap:<hash>``          zset message id → send time (the last 24 h)
+- ``lily:{t:<tenant>}:sms:keyword:<message>``   outcome of one inbound keyword message (for redelivery)
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ the keys expire that long after the last one); erased with the tenant.
 
 Redis keys (``{<tenant>}`` is a Cluster hash tag, so each script touches one slot):
 
-- ``lily:conv:{<tenant>}:index``            zset conversation id → last activity
-- ``lily:conv:{<tenant>}:unread``           zset conversation id → last inbound, while it has unread texts
-- ``lily:conv:{<tenant>}:meta:<id>``        hash number*, name*, last_at, last_preview*, last_direction,
+- ``lily:{t:<tenant>}:conv:index``            zset conversation id → last activity
+- ``lily:{t:<tenant>}:conv:unread``           zset conversation id → last inbound, while it has unread texts
+- ``lily:{t:<tenant>}:conv:meta:<id>``        hash number*, name*, last_at, last_preview*, last_direction,
                                             unread, quote_id
-- ``lily:conv:{<tenant>}:msgs:<id>``        zset JSON entry (id, direction, body*, at, ...) → time
-- ``lily:conv:{<tenant>}:quotes:<id>``      hash inbound message id → quote id
-- ``lily:conv:{<tenant>}:seen:<message>``   an inbound message already recorded (redeliveries)
+- ``lily:{t:<tenant>}:conv:msgs:<id>``        zset JSON entry (id, direction, body*, at, ...) → time
+- ``lily:{t:<tenant>}:conv:quotes:<id>``      hash inbound message id → quote id
+- ``lily:{t:<tenant>}:conv:seen:<message>``   an inbound message already recorded (redeliveries)
 
 (* sealed)
 """

@@ -15,11 +15,11 @@ change "24 h before" is 24 hours, and the allowed hours are local wall-clock hou
 
 Redis keys:
 
-- ``lily:reminders:{<tenant>}:<root uid>``          hash: start, due:<offset>, task:<offset>,
+- ``lily:{t:<tenant>}:reminders:<root uid>``          hash: start, due:<offset>, task:<offset>,
   skipped:<offset>, sent:<offset>, confirmed_at
-- ``lily:reminders:{<tenant>}:awaiting:<hash>``     JSON {root, start}: the booking a reply C / R
+- ``lily:{t:<tenant>}:reminders:awaiting:<hash>``     JSON {root, start}: the booking a reply C / R
   from this number (keyed hash) answers; expires an hour after the start
-- ``lily:reminders:{<tenant>}:lock:<root uid>``     one plan at a time per chain
+- ``lily:{t:<tenant>}:reminders:lock:<root uid>``     one plan at a time per chain
 """
 
 from __future__ import annotations
