@@ -164,6 +164,12 @@ class _Appender:
         (the count's conditional expiry a one-key script), in one cluster pipeline, which sends
         each primary its commands in one write. Each entry's writes are no longer one atomic step:
         a reader may see an entry in the tenant's stream a moment before the console's index."""
+        try:
+            await self._send_cluster(entries)
+        except Exception as error:
+            log.warning("webhook log entries not written", error=repr(error))
+
+    async def _send_cluster(self, entries: list[tuple[list[str], list[str]]]) -> None:
         assert self._count_script is not None
         if not self._count_loaded:
             await self._redis.script_load(_COUNT)  # on every primary
@@ -181,14 +187,11 @@ class _Appender:
                 pipe.xadd(stream, {"s": A[5]}, maxlen=int(cap), approximate=True)
                 if A[6]:
                     pipe.xtrim(stream, minid=A[6], approximate=True)
-            pipe.evalsha(self._count_script.sha, 1, K[4], A[9], A[10])
+            # execute_command: redis-py's cluster pipeline blocks its evalsha method, not the command.
+            pipe.execute_command("EVALSHA", self._count_script.sha, 1, K[4], A[9], A[10])
             for ref in K[5:]:
                 pipe.set(ref, A[3], ex=int(A[2]))
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except Exception as error:
-            log.warning("webhook log entries not written", error=repr(error))
-            return
+        results = await pipe.execute(raise_on_error=False)
         if any(isinstance(result, NoScriptError) for result in results):
             self._count_loaded = False  # lost by a restart: loaded again with the next appends
         failures = [result for result in results if isinstance(result, Exception)]
