@@ -327,7 +327,7 @@ class BookingStore:
                     }
                     before = {uid: json.dumps(record, sort_keys=True) for uid, record in records.items()}
                     apply(records)
-                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.multi()
                     for uid, key, raw in zip(uids, keys, raws, strict=True):
                         after = json.dumps(records[uid], sort_keys=True)
                         if raw is None or after != before[uid]:
