@@ -332,22 +332,26 @@ class TenantStore:
             return []
         records = await mget_any(self.redis, [_key(i) for i in ids])
         missing = [i for i, raw in zip(ids, records, strict=True) if raw is None]
-        done = []
-        for tenant_id in missing:
-            await self._finish_deletion(tenant_id, handoff)
-            done.append(tenant_id)
-        return done
+        return [tenant_id for tenant_id in missing if await self._finish_deletion(tenant_id, handoff)]
 
-    async def _finish_deletion(self, tenant_id: str, handoff: Callable[[Tenant], Awaitable[None]] | None) -> None:
+    async def _finish_deletion(self, tenant_id: str, handoff: Callable[[Tenant], Awaitable[None]] | None) -> bool:
+        """Hand over and release what the tombstone of ``tenant_id`` records; False without one.
+
+        An id in ``lily:tenants`` with neither record nor tombstone (a create that died before its
+        record) is left alone: listings skip it, and the create may still be under way.
+        """
         raw = await awaited(self.redis.get(tombstone_key(tenant_id)))
-        if raw is not None:
-            stone = json.loads(raw)
-            tenant = Tenant.model_validate_json(stone["tenant"])
-            if handoff is not None:
-                await handoff(tenant)
-            await awaited(self.redis.delete(tombstone_key(tenant_id)))
-            for key_hash in stone["api_keys"]:
-                await awaited(self.redis.delete(f"lily:apikey:{key_hash}"))
+        if raw is None:
+            return False
+        stone = json.loads(raw)
+        tenant = Tenant.model_validate_json(stone["tenant"])
+        if handoff is not None:
+            await handoff(tenant)
+        await awaited(self.redis.delete(tombstone_key(tenant_id)))
+        for key_hash in stone["api_keys"]:
+            await awaited(self.redis.delete(f"lily:apikey:{key_hash}"))
+        if await awaited(self.redis.get(_key(tenant_id))) is None:
+            # Not created again meanwhile (a new tenant of this id owns its lookups and the id's place).
             for plugin, values in tenant.plugins.items():
                 model = self.models.get(plugin)
                 if model is not None:
@@ -355,9 +359,9 @@ class TenantStore:
             for member in stone["index"]:
                 kind, _, value = member.partition("\x00")
                 await self._release_entry(kind, value, tenant_id)
-        if await awaited(self.redis.get(_key(tenant_id))) is None:
             await awaited(self.redis.srem(TENANTS, tenant_id))
         self.forget_cached()
+        return True
 
     def plain_settings(self, tenant: Tenant) -> dict[str, dict[str, Any]]:
         """Each plugin's tenant settings without the secret ones (what may travel in an event)."""
