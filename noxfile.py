@@ -28,7 +28,8 @@ def install_lily(session: nox.Session, *, test_extras: bool) -> None:
 #: group commit, the worker and its wake-ups across processes, erasure's walk over every primary; the
 #: tenant store (admin API, secrets, the lookup cache), messaging and the automations, bookings and
 #: reminders, the webhook pipeline and its log (real HTTP through the app), tenant erasure, the key
-#: layout migration, and the Twilio, lily-s3, Cal.com and Chatwoot plugins.
+#: layout migration, `lily serve` + `lily worker` + the CLI as processes, and the Twilio, lily-s3,
+#: Cal.com and Chatwoot plugins.
 CLUSTER_TESTS = [
     "tests/scheduler/test_queue.py",
     "tests/scheduler/test_group_commit.py",
@@ -42,6 +43,7 @@ CLUSTER_TESTS = [
     "tests/host/test_operations.py",
     "tests/host/test_tenant_erasure.py",
     "tests/host/test_key_layout.py",
+    "tests/host/test_serve_worker_processes.py",
     "tests/automations",
     "tests/bookings",
     "tests/reminders",
