@@ -73,6 +73,10 @@ _BRACED_RE = re.compile(
 )
 #: A plugin's ``KeyNamespace.tenant_key`` before the tag: ``lily:<plugin>:<tenant>:<rest>``.
 _PLUGIN_RE = re.compile(r"^lily:(?P<family>[a-z0-9_-]+):(?P<tenant>" + _ID + r"):(?P<rest>.*)$", re.DOTALL)
+#: The host's own cross-tenant families: never a plugin's namespace, whatever the plugins are named.
+_HOST_FAMILIES = frozenset(
+    {"sms", "console", "trace", "webhooks", "health", "index", "apikey", "pii", "ratelimit", "authfail", "audit"}
+)
 _INTEGRATIONS_OLD = "lily:integrations"
 _INTEGRATIONS_NEW = "lily:{integrations}:"
 
@@ -98,7 +102,12 @@ def new_name(key: str, *, plugins: Iterable[str] = (), tenants: Iterable[str] = 
     if match is not None:
         return tenant_prefix(match["tenant"]) + match["family"] + match["rest"]
     match = _PLUGIN_RE.match(key)
-    if match is not None and match["family"] in set(plugins) and match["tenant"] in set(tenants):
+    if (
+        match is not None
+        and match["family"] not in _HOST_FAMILIES
+        and match["family"] in set(plugins)
+        and match["tenant"] in set(tenants)
+    ):
         return tenant_prefix(match["tenant"]) + match["family"] + ":" + match["rest"]
     return None
 
