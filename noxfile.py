@@ -25,8 +25,11 @@ def install_lily(session: nox.Session, *, test_extras: bool) -> None:
 
 
 #: The tests run a second time on a three-primary Redis Cluster (LILY_TEST_REDIS=cluster): the queue,
-#: group commit, the worker and its wake-ups across processes, erasure's walk over every primary.
-#: (The host's tenant store, messaging and bookings are not cluster-ready yet: docs/operations.md.)
+#: group commit, the worker and its wake-ups across processes, erasure's walk over every primary; the
+#: tenant store (admin API, secrets, the lookup cache), messaging and the automations, bookings and
+#: reminders, the webhook pipeline and its log (real HTTP through the app), tenant erasure, the key
+#: layout migration, `lily serve` + `lily worker` + the CLI as processes, and the Twilio, lily-s3,
+#: Cal.com and Chatwoot plugins.
 CLUSTER_TESTS = [
     "tests/scheduler/test_queue.py",
     "tests/scheduler/test_queue_layout.py",
@@ -34,6 +37,21 @@ CLUSTER_TESTS = [
     "tests/scheduler/test_worker.py",
     "tests/scheduler/test_processes.py::test_two_worker_processes_run_each_of_2000_tasks_exactly_once",
     "tests/host/test_erasure_scan.py",
+    "tests/host/test_admin_api.py",
+    "tests/host/test_secrets.py",
+    "tests/host/test_tenant_cache.py",
+    "tests/host/test_webhook_pipeline.py",
+    "tests/host/test_operations.py",
+    "tests/host/test_tenant_erasure.py",
+    "tests/host/test_key_layout.py",
+    "tests/host/test_serve_worker_processes.py",
+    "tests/automations",
+    "tests/bookings",
+    "tests/reminders",
+    "plugins/lily-twilio/tests",
+    "plugins/lily-s3/tests",
+    "plugins/lily-calcom/tests",
+    "plugins/lily-chatwoot/tests",
 ]
 
 

@@ -52,8 +52,9 @@ from ingest_bench import (
 from lily_host.builtins.review_requests import JobStore
 from lily_host.dev.embedded_redis import RedisServer, free_port
 from lily_host.plugin_api.key_registry import open_registry, track_keys
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.sms.outbound import message_key
-from lily_host.tenants.store import Tenant
+from lily_host.tenants.store import Tenant, record_key
 
 REVIEW_TASK = "reviews.send_request"
 #: Tenants erased per figure (the median is printed).
@@ -71,10 +72,10 @@ def populate_tenants(client: redis.Redis, count: int, prefix: str = "t") -> None
         number = f"+1{200 + index // 10_000_000 % 800:03d}{index % 10_000_000:07d}"
         record["id"] = tenant_id
         record["plugins"]["twilio"]["business_numbers"] = [number]
-        pipe.set(f"lily:tenant:{tenant_id}", json.dumps(record))
+        pipe.set(record_key(tenant_id), json.dumps(record))
         pipe.sadd("lily:tenants", tenant_id)
         pipe.hset("lily:index:phone", number, tenant_id)
-        pipe.sadd(f"lily:tenant_index:{tenant_id}", f"phone\x00{number}")
+        pipe.sadd(tenant_key(tenant_id, "tenant_index"), f"phone\x00{number}")
         open_registry(pipe, tenant_id)
         track_keys(pipe, tenant_id, message_key(tenant_id, "m1"), JobStore.key(tenant_id, "j1"), ttl=90 * 86400)
         pipe.hset(message_key(tenant_id, "m1"), mapping={"to": "+15125551234", "status": "sent", "body": "Thanks!"})

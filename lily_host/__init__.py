@@ -120,6 +120,9 @@ if TYPE_CHECKING:
         track_keys_now,
         untrack_keys,
     )
+    from lily_host.plugin_api.key_slots import (
+        slot_transaction,
+    )
     from lily_host.plugin_api.redis_typing import (
         awaited,
     )
@@ -187,6 +190,7 @@ _LOCATION: dict[str, str] = {
     "Tenant": "lily_host.plugin_api.tenant",
     "TenantError": "lily_host.plugin_api.tenant",
     "KeyNamespace": "lily_host.plugin_api.host_api",
+    "slot_transaction": "lily_host.plugin_api.key_slots",
     "KeyPatterns": "lily_host.plugin_api.host_api",
     "LilyHost": "lily_host.plugin_api.host_api",
     "MessageKind": "lily_host.plugin_api.host_api",
@@ -347,6 +351,7 @@ __all__ = [
     "print_listing",
     "require_tenant",
     "simulation_id",
+    "slot_transaction",
     "split_comma_list",
     "tenant_or_refusal",
     "track_api_call",

@@ -51,6 +51,7 @@ __all__ = [
     "hmac_sha256_hex",
     "lily_cli",
     "lily_harness",
+    "redis_env",
     "redis_server",
 ]
 
@@ -119,6 +120,12 @@ def on_cluster() -> bool:
     return os.environ.get(TEST_REDIS, "") == "cluster"
 
 
+def redis_env(server: RedisServer | RedisClusterGroup) -> dict[str, str]:
+    """The variables that point Lily at the test Redis: ``REDIS_URL``, and ``REDIS_CLUSTER=1`` for a cluster."""
+    cluster = {"REDIS_CLUSTER": "1"} if isinstance(server, RedisClusterGroup) else {}
+    return {"REDIS_URL": server.url, **cluster}
+
+
 def flush(server: RedisServer | RedisClusterGroup) -> None:
     """Empty the test Redis (every primary of a cluster)."""
     if isinstance(server, RedisClusterGroup):
@@ -159,8 +166,7 @@ def lily_harness(redis_server: RedisServer | RedisClusterGroup, monkeypatch: pyt
         clock: ManualClock | None = None,
         discover: bool = True,
     ) -> AsyncIterator[Harness]:
-        cluster = {"REDIS_CLUSTER": "1"} if isinstance(redis_server, RedisClusterGroup) else {}
-        for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, **cluster, **(env or {})}.items():
+        for name, value in {**HARNESS_ENV, **redis_env(redis_server), **(env or {})}.items():
             monkeypatch.setenv(name, value)
         flush(redis_server)
         settings = HostSettings()

@@ -33,6 +33,7 @@ from lily_host.plugin_api.capabilities import CALENDAR, SMS
 from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.plugin_api.errors import Defer, PermanentError
 from lily_host.plugin_api.event_names import BOOKING_CANCELLED, BOOKING_CREATED, BOOKING_RESCHEDULED
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.records.booking_store import (
     Booking,
@@ -244,7 +245,7 @@ async def sync_calendar(ctx: TaskContext, payload: dict[str, Any]) -> None:
     if not host.has_capability(CALENDAR):
         ctx.log.info("calendar sync skipped: no calendar plugin is configured", uid=uid)
         return
-    lock = f"lily:bookings:calendar_lock:{tenant.id}"
+    lock = calendar_lock_key(tenant.id)
     if not await host.redis.set(lock, ctx.task_id, nx=True, ex=CALENDAR_LOCK_SECONDS):
         raise Defer("another calendar sync of this tenant is running", until=ctx.now() + CALENDAR_LOCK_RETRY_SECONDS)
     try:
@@ -301,3 +302,8 @@ def register_tasks(register: Callable[[TaskHandler], None]) -> None:
 def register_event_subscriptions(register: Callable[[EventSubscription], None]) -> None:
     for event, task in RECORD_TASKS.items():
         register(EventSubscription(event, task))
+
+
+def calendar_lock_key(tenant_id: str) -> str:
+    """``lily:{t:<tenant>}:bookings:calendar_lock``: one calendar sync of a tenant at a time."""
+    return tenant_key(tenant_id, "bookings", "calendar_lock")

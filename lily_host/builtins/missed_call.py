@@ -17,6 +17,7 @@ from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.contract import EventSubscription, TaskContext, TaskHandler
 from lily_host.plugin_api.event_names import CALL_MISSED
 from lily_host.plugin_api.key_registry import track_keys_now
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.markers import hookimpl
 from lily_host.plugin_api.tenant import parse_jitter
 from lily_host.plugin_api.validators import normalize_e164
@@ -45,11 +46,6 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]) * 2)
 return 1
 """
-
-
-def missed_call_key(tenant_id: str, caller_digest: str) -> str:
-    """The 24 h text-back window of one caller (by the keyed hash of the number)."""
-    return f"lily:automations:missed_call:{tenant_id}:{caller_digest}"
 
 
 async def claim_window(host: Host, tenant_id: str, caller: str, call_sid: str, now: float) -> bool:
@@ -129,3 +125,8 @@ def register_tasks(register: Callable[[TaskHandler], None]) -> None:
 @hookimpl
 def register_event_subscriptions(register: Callable[[EventSubscription], None]) -> None:
     register(EventSubscription(CALL_MISSED, TASK))
+
+
+def missed_call_key(tenant_id: str, caller_digest: str) -> str:
+    """``lily:{t:<tenant>}:automations:missed_call:<caller hash>``: the text-back claimed for a caller."""
+    return tenant_key(tenant_id, "automations", "missed_call", caller_digest)

@@ -6,7 +6,7 @@ the host's own per-tenant data: message records and their indexes, send caps, ke
 jobs, bookings, conversations, reminders, quotes, follow-ups and automation markers. Plugins subscribe for
 theirs (lily-s3: the photos).
 
-Kept on purpose: the STOP list (``lily:sms:suppressed:<tenant>``) and the consent ledger
+Kept on purpose: the STOP list (``lily:{t:<tenant>}:sms:suppressed``) and the consent ledger
 (``lily:sms:consent:<hash>``, :mod:`lily_host.sms.consent_ledger`). An opt-out must go on being
 honoured if the business comes back under the same id; it holds the numbers that asked not to be
 texted and nothing else.
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from lily_host.builtins.booking_messages import calendar_lock_key
 from lily_host.builtins.missed_call import missed_call_key
 from lily_host.builtins.review_requests import link_key as review_link_key
 from lily_host.operations.correlation import effects_pattern
@@ -52,7 +53,7 @@ def host_key_patterns(t: str) -> tuple[str, ...]:
         JobStore.key(t, "*"),
         BookingStore.key(t, "*"),
         missed_call_key(t, "*"),
-        f"lily:bookings:calendar_lock:{t}",
+        calendar_lock_key(t),
         conversation_key_pattern(t),
         reminder_key_pattern(t),
         followup_key_pattern(t),

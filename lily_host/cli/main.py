@@ -78,6 +78,7 @@ async def open_checked_host() -> AsyncIterator[Host]:
 
     async with open_host() as host:
         await require_secret_key(host.redis, host.tenants.secret_box)
+        await host.require_current_key_layout()
         yield host
 
 
@@ -154,6 +155,7 @@ class LilyGroup(AuditedGroup):
         "webhooks": "lily_host.cli.ops_commands:webhooks",
         "audit": "lily_host.cli.ops_commands:audit",
         "workers": "lily_host.cli.ops_commands:workers",
+        "migrate-keys": "lily_host.cli.ops_commands:migrate_keys",
     },
     builtin_plugin_commands=BUILTIN_PLUGIN_COMMANDS,
     plugin_loader=_load_plugin_commands,
@@ -220,6 +222,7 @@ async def _check_secret_key(host: Host) -> None:
 
     try:
         await require_secret_key(host.redis, host.tenants.secret_box)
+        await host.require_current_key_layout()
     finally:
         await host.redis.aclose()
 
@@ -254,6 +257,8 @@ def worker(concurrency: int, lease: float, batch: int) -> None:
             configure_logging(host.settings.env, host.settings.log_level)
             refuse_failed_plugins(host)
             await require_secret_key(host.redis, host.tenants.secret_box)
+            await host.require_current_key_layout()
+            await host.finish_tenant_deletions()  # any a process left half done
             await host.startup()
             try:
                 task_worker = host.make_worker(concurrency=concurrency, lease=lease, batch=batch)

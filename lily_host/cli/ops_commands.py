@@ -327,3 +327,31 @@ def show_task(task_id: str, as_json: bool) -> None:
         )
     if view.get("last_error"):
         click.echo(f"  last error: {view['last_error']}")
+
+
+@click.command("migrate-keys")
+def migrate_keys() -> None:
+    """Rename Redis keys of Lily's previous key layout to the current names (once, after an upgrade)."""
+    import asyncio
+
+    from lily_host.cli.main import open_host
+    from lily_host.plugin_api.errors import ConfigurationError
+    from lily_host.runtime.key_layout import migrate_keys as migrate
+
+    async def run() -> Any:
+        async with open_host() as host:
+            return await migrate(host.redis, plugins=host.registry.records)
+
+    try:
+        report = asyncio.run(run())
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{len(report.moved)} keys renamed to the current layout")
+    if report.conflicts:
+        for move in report.conflicts[:10]:
+            click.echo(f"  not renamed: {move.old} ({move.new} exists already)", err=True)
+        raise click.ClickException(
+            f"{len(report.conflicts)} keys not renamed: their new names hold data already (written by this "
+            "version while the old keys were there). Keep the one you want (DEL the other), then run "
+            "`lily migrate-keys` again"
+        )

@@ -33,6 +33,7 @@ from redis.asyncio.sentinel import Sentinel
 
 from lily_host.config.redis_url import EXAMPLE_URL, REACH_TIMEOUT, check_redis_url, display_url, ensure_reachable
 from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.plugin_api.key_slots import close_node_clients
 
 if TYPE_CHECKING:
     from lily_host.config.host_settings import HostSettings
@@ -186,7 +187,7 @@ def client_for(target: RedisTarget, **options: Any) -> aioredis.Redis:
     """
     if target.is_cluster:
         nodes = [ClusterNode(host, port) for host, port in target.cluster_nodes]
-        cluster = RedisCluster(startup_nodes=nodes, password=target.password, ssl=target.tls, **options)
+        cluster = LilyRedisCluster(startup_nodes=nodes, password=target.password, ssl=target.tls, **options)
         return cast(aioredis.Redis, cluster)
     if not target.is_sentinel:
         assert target.url is not None
@@ -200,6 +201,17 @@ def client_for(target: RedisTarget, **options: Any) -> aioredis.Redis:
     # The primary's own password (the sentinels here need none: sentinel_kwargs carries no password).
     primary: aioredis.Redis = sentinel.master_for(target.service, db=target.db, password=target.password, **options)
     return primary
+
+
+class LilyRedisCluster(RedisCluster):
+    """redis-py's cluster client that also closes the per-node clients Lily's transactions use
+    (:func:`lily_host.plugin_api.key_slots.node_client`)."""
+
+    async def aclose(self) -> None:
+        try:
+            await close_node_clients(self)
+        finally:
+            await super().aclose()
 
 
 def is_cluster(client: object) -> bool:

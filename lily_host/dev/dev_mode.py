@@ -71,7 +71,11 @@ def run_dev(*, port: int, bind_host: str) -> None:
                 require_redis(load_settings(HostSettings))
             # Local stand-ins first (a plugin's fake provider): their variables configure the plugins.
             context = DevContext(data_dir, os.environ["LILY_PUBLIC_URL"], dict(os.environ))
-            standins = start_standins(PluginRegistry(load_settings(HostSettings)), context)
+            registry = PluginRegistry(load_settings(HostSettings))
+            standins = start_standins(registry, context)
+            if embedded is not None:
+                # This laptop's own Redis, kept from an older version: renamed here, not refused.
+                asyncio.run(_migrate_local_keys(embedded.url, list(registry.records)))
             # Other `lily` commands run in this folder (simulate, outbox, tenants) talk to this instance.
             write_dev_environment(data_dir, extra=[name for standin in standins.values() for name in standin.env])
             try:
@@ -110,6 +114,21 @@ def _run_app(*, port: int, bind_host: str, embedded: bool, standins: dict[str, S
         )
 
     asyncio.run(_serve(app, f"{bind_host}:{port}"))
+
+
+async def _migrate_local_keys(url: str, plugins: list[str]) -> None:
+    """Rename the keys of the previous key layout in the embedded Redis (``lily migrate-keys``)."""
+    import redis.asyncio as aioredis
+
+    from lily_host.runtime.key_layout import migrate_keys
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        report = await migrate_keys(client, plugins=plugins)
+    finally:
+        await client.aclose()
+    if report.moved:
+        click.echo(f"{len(report.moved)} keys of the previous key layout renamed to the current names")
 
 
 async def _serve(app: Any, bind: str) -> None:

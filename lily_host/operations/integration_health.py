@@ -87,8 +87,10 @@ end
 return ''
 """
 
-PREFIX = "lily:integrations:"
-NAMES = "lily:integrations"
+#: One hash tag for every integration's state, buckets and the set of names: the script that
+#: records a call writes all three, so on a Redis Cluster they share one slot.
+PREFIX = "lily:{integrations}:"
+NAMES = "lily:{integrations}:names"
 
 
 class IntegrationHealth:

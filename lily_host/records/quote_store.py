@@ -7,10 +7,10 @@ follows the quote: ``sent`` → ``viewed`` (the short link ``/q/<token>`` was op
 
 Redis keys:
 
-- ``lily:quote:{<tenant>}:<id>``         hash: to* (sealed), amount, description, link, status, token,
+- ``lily:{t:<tenant>}:quote:<id>``         hash: to* (sealed), amount, description, link, status, token,
   sent_at, viewed_at, accepted_at, accepted_via, message_task, follow_up_due
 - ``lily:quote_token:<sha256 of token>`` "<tenant> <id>": the short link (tokens are global and unguessable)
-- ``lily:quotes:{<tenant>}:awaiting:<hash>``  JSON {id, at}: the quote a YES from this number accepts
+- ``lily:{t:<tenant>}:quotes:awaiting:<hash>``  JSON {id, at}: the quote a YES from this number accepts
 
 Kept for the tenant's retention period; erased with the tenant (tokens included).
 """
@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from lily_host.plugin_api.key_registry import track_keys
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 
 if TYPE_CHECKING:
@@ -76,11 +77,11 @@ def format_amount(amount: str) -> str:
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:quotes:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "quotes")
 
 
 def quote_key(tenant_id: str, quote_id: str) -> str:
-    return f"lily:quote:{{{tenant_id}}}:{quote_id}"
+    return tenant_key(tenant_id, "quote", quote_id)
 
 
 def token_key(token: str) -> str:
@@ -157,9 +158,11 @@ class QuoteStore:
         token = secrets.token_urlsafe(12)
         key = quote_key(tenant_id, quote_id)
         previous = await self.get(tenant_id, quote_id)
-        pipe = self.redis.pipeline(transaction=True)
-        if previous is not None and previous.fields.get("token"):
-            pipe.delete(token_key(previous.fields["token"]))
+        # The short link (a cross-tenant key, its own slot) is written in a step of its own: the new
+        # one before the record that names it, the old one dropped after (a link whose record is
+        # not there yet, or no longer names it, leads nowhere).
+        await awaited(self.redis.set(token_key(token), f"{tenant_id} {quote_id}", ex=ttl))
+        pipe = await slot_transaction(self.redis, key)
         pipe.delete(key)
         track_keys(pipe, tenant_id, key, ttl=ttl)
         pipe.hset(
@@ -175,8 +178,9 @@ class QuoteStore:
             },
         )
         pipe.expire(key, ttl)
-        pipe.set(token_key(token), f"{tenant_id} {quote_id}", ex=ttl)
         await pipe.execute()
+        if previous is not None and previous.fields.get("token"):
+            await awaited(self.redis.delete(token_key(previous.fields["token"])))
         quote = await self.get(tenant_id, quote_id)
         assert quote is not None
         return quote

@@ -30,6 +30,7 @@ from lily_host.plugin_api.tenant import Tenant
 from lily_host.plugin_api.versions import PLUGIN_API_VERSION
 from lily_host.queue import Task, TaskQueue, Worker
 from lily_host.runtime.event_bus import EventBus
+from lily_host.runtime.key_layout import require_current_layout
 from lily_host.runtime.registry import PluginRegistry, PluginState
 from lily_host.tenants.customer_pii import Pii
 from lily_host.tenants.secret_box import SecretBox
@@ -212,15 +213,31 @@ class Host:
         return self.settings.public_url + (path if path.startswith("/") else "/" + path)
 
     async def delete_tenant(self, tenant_id: str) -> bool:
-        """Delete a tenant and, in the same Redis transaction, schedule ``tenant.deleted`` to every
-        subscriber: each erases what it keeps for the tenant (the host its texts, jobs and bookings;
-        lily-s3 its photos). Either both happen or neither. False if there is no such tenant."""
+        """Delete a tenant and schedule ``tenant.deleted`` to every subscriber: each erases what it
+        keeps for the tenant (the host its texts, jobs and bookings; lily-s3 its photos).
 
-        def schedule_purge(transaction: Any, tenant: Tenant) -> None:
-            payload = {"tenant": tenant.id, "name": tenant.name, "plugins": self.tenants.plain_settings(tenant)}
-            self.queue.schedule_in(transaction, self.events.fanout(TENANT_DELETED, payload, tenant=tenant.id))
+        The deletion is recorded in the tenant's slot (a tombstone), then handed to the queue's
+        slot (the tasks, deduplicated by tenant and creation time, so a second hand-over of the
+        same deletion schedules nothing), then the tombstone goes (:meth:`TenantStore.delete`); a
+        process that dies in between leaves the tombstone, and :meth:`finish_tenant_deletions`
+        (run by every worker as it starts) hands it over. False if there is no such tenant."""
+        return await self.tenants.delete(tenant_id, handoff=self._schedule_purge)
 
-        return await self.tenants.delete(tenant_id, also=schedule_purge)
+    async def require_current_key_layout(self) -> None:
+        """Refuse a Redis that still holds keys of the previous key layout (``lily migrate-keys``)."""
+        await require_current_layout(self.redis, plugins=self.registry.records)
+
+    async def finish_tenant_deletions(self) -> list[str]:
+        """Hand over the deletions a process left half done; the tenant ids completed."""
+        return await self.tenants.finish_deletions(self._schedule_purge)
+
+    async def _schedule_purge(self, tenant: Tenant) -> None:
+        payload = {"tenant": tenant.id, "name": tenant.name, "plugins": self.tenants.plain_settings(tenant)}
+        tasks = self.events.fanout(TENANT_DELETED, payload, tenant=tenant.id)
+        stamp = repr(tenant.created_at)
+        await self.queue.schedule_many(
+            [{**task, "dedupe_key": f"{TENANT_DELETED}:{task['type']}:{tenant.id}:{stamp}"} for task in tasks]
+        )
 
     def make_worker(self, **options: Any) -> Worker:
         return Worker(self.queue, self.handlers, host=self, context_factory=self.task_context, **options)

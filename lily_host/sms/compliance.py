@@ -13,10 +13,10 @@
 
 Redis keys (one tenant each, never mixed):
 
-- ``lily:sms:suppressed:<tenant>``          hash number's keyed hash → JSON {reason, at, number (sealed)}
+- ``lily:{t:<tenant>}:sms:suppressed``          hash number's keyed hash → JSON {reason, at, number (sealed)}
                                             (lists written before hashing: plain number → {reason, at})
-- ``lily:sms:cap:<tenant>:<hash>``          zset message id → send time (the last 24 h)
-- ``lily:sms:keyword:<tenant>:<message>``   outcome of one inbound keyword message (for redelivery)
+- ``lily:{t:<tenant>}:sms:cap:<hash>``          zset message id → send time (the last 24 h)
+- ``lily:{t:<tenant>}:sms:keyword:<message>``   outcome of one inbound keyword message (for redelivery)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis.asyncio as aioredis
 
 from lily_host.plugin_api.key_registry import track_keys_now
+from lily_host.plugin_api.key_slots import is_cluster_client, tenant_key
 from lily_host.plugin_api.validators import normalize_e164
 from lily_host.sms.consent_ledger import LEDGER_LIMIT, ConsentSource, consent_entry, ledger_key, source_of
 from lily_host.sms.send_windows import next_allowed, rules_for
@@ -99,11 +100,14 @@ def quiet_hours_end(
 # Add or remove a number, remembering the outcome under the inbound message id so that a redelivered
 # keyword gives the same answer (1 = the list changed, 0 = it already was that way). The consent
 # ledger entry (ARGV[6], a JSON object without its closing brace) is appended in the same step, so a
-# redelivery neither changes the list twice nor records the request twice.
+# redelivery neither changes the list twice nor records the request twice. The marker (ARGV[4]) is a
+# key of the tenant's slot, like the list. Returns 0/1 (changed), or 2/3 for a redelivery (marker
+# seen). On a Redis Cluster the ledger (a per-number key, another slot) is not passed (ARGV[6] '')
+# and the caller appends to it in the next step, unless the marker said redelivery.
 _CHANGE_LUA = """
 if ARGV[4] ~= '' then
   local seen = redis.call('GET', ARGV[4])
-  if seen then return tonumber(seen) end
+  if seen then return tonumber(seen) + 2 end
 end
 -- ARGV[8]: the plain number, when entries are keyed by its hash (lists written before hashing).
 local changed
@@ -199,20 +203,30 @@ class Compliance:
         ledger = ledger_key(field) if self.pii is not None else ""
         if marker:
             await track_keys_now(self.redis, tenant_id, marker, ttl=KEYWORD_MEMORY_SECONDS)
-        changed = await self._change(
-            keys=[_suppressed_key(tenant_id), ledger or _suppressed_key(tenant_id)],
-            args=[
-                action,
-                field,
-                record,
-                marker,
-                KEYWORD_MEMORY_SECONDS,
-                entry if ledger else "",
-                LEDGER_LIMIT,
-                normalized if field != normalized else "",
-            ],
+        cluster = is_cluster_client(self.redis)
+        result = int(
+            await self._change(
+                keys=[_suppressed_key(tenant_id), (ledger if not cluster else "") or _suppressed_key(tenant_id)],
+                args=[
+                    action,
+                    field,
+                    record,
+                    marker,
+                    KEYWORD_MEMORY_SECONDS,
+                    entry if ledger and not cluster else "",
+                    LEDGER_LIMIT,
+                    normalized if field != normalized else "",
+                ],
+            )
         )
-        return bool(int(changed))
+        changed = result % 2
+        if cluster and ledger and result < 2:
+            # The ledger's own step (its key is per number, across tenants: another slot).
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.rpush(ledger, entry + ',"changed":' + ("true" if changed else "false") + "}")
+            pipe.ltrim(ledger, -LEDGER_LIMIT, -1)
+            await pipe.execute()
+        return bool(changed)
 
     async def _field(self, number: str) -> str:
         """Where a number is kept: its keyed hash (no plaintext number at rest), or itself without PII support."""
@@ -255,15 +269,15 @@ class Compliance:
 
 
 def _suppressed_key(tenant_id: str) -> str:
-    return f"lily:sms:suppressed:{tenant_id}"
+    return tenant_key(tenant_id, "sms", "suppressed")
 
 
 def keyword_marker_key(tenant_id: str, source_id: str) -> str:
-    return f"lily:sms:keyword:{tenant_id}:{source_id}"
+    return tenant_key(tenant_id, "sms", "keyword", source_id)
 
 
 def cap_key(tenant_id: str, number_hash: str) -> str:
-    return f"lily:sms:cap:{tenant_id}:{number_hash}"
+    return tenant_key(tenant_id, "sms", "cap", number_hash)
 
 
 def _text(value: bytes | str) -> str:

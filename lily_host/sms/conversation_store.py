@@ -15,13 +15,13 @@ the keys expire that long after the last one); erased with the tenant.
 
 Redis keys (``{<tenant>}`` is a Cluster hash tag, so each script touches one slot):
 
-- ``lily:conv:{<tenant>}:index``            zset conversation id → last activity
-- ``lily:conv:{<tenant>}:unread``           zset conversation id → last inbound, while it has unread texts
-- ``lily:conv:{<tenant>}:meta:<id>``        hash number*, name*, last_at, last_preview*, last_direction,
+- ``lily:{t:<tenant>}:conv:index``            zset conversation id → last activity
+- ``lily:{t:<tenant>}:conv:unread``           zset conversation id → last inbound, while it has unread texts
+- ``lily:{t:<tenant>}:conv:meta:<id>``        hash number*, name*, last_at, last_preview*, last_direction,
                                             unread, quote_id
-- ``lily:conv:{<tenant>}:msgs:<id>``        zset JSON entry (id, direction, body*, at, ...) → time
-- ``lily:conv:{<tenant>}:quotes:<id>``      hash inbound message id → quote id
-- ``lily:conv:{<tenant>}:seen:<message>``   an inbound message already recorded (redeliveries)
+- ``lily:{t:<tenant>}:conv:msgs:<id>``        zset JSON entry (id, direction, body*, at, ...) → time
+- ``lily:{t:<tenant>}:conv:quotes:<id>``      hash inbound message id → quote id
+- ``lily:{t:<tenant>}:conv:seen:<message>``   an inbound message already recorded (redeliveries)
 
 (* sealed)
 """
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lily_host.plugin_api.key_registry import track_keys
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.validators import normalize_e164
 
@@ -81,7 +82,7 @@ return 1
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:conv:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "conv")
 
 
 def conversation_key_pattern(tenant_id: str) -> str:
@@ -215,7 +216,7 @@ class ConversationStore:
         prefix = _prefix(tenant_id)
         tenant = await self.tenants.get(tenant_id)
         ttl = (tenant.retention_days if tenant else 365) * 86400
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, prefix)
         track_keys(pipe, tenant_id, f"{prefix}:quotes:{cid}", ttl=ttl)
         pipe.hset(f"{prefix}:quotes:{cid}", message_id, quote_id)
         pipe.expire(f"{prefix}:quotes:{cid}", ttl)
@@ -228,7 +229,7 @@ class ConversationStore:
         prefix = _prefix(tenant_id)
         if not await awaited(self.redis.exists(f"{prefix}:meta:{cid}")):
             return False
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, prefix)
         pipe.hset(f"{prefix}:meta:{cid}", "unread", "0")
         pipe.zrem(f"{prefix}:unread", cid)
         await pipe.execute()

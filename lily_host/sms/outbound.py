@@ -11,11 +11,13 @@ hours or over the cap is deferred (``Defer``), which spends no attempt and drops
 
 Message records (one Redis hash each, kept for the tenant's retention period):
 
-- ``lily:sms:message:<tenant>:<id>``     id, to*, body*, template, kind, status, provider_id, error_code, ...
+- ``lily:{t:<tenant>}:sms:message:<id>``     id, to*, body*, template, kind, status, provider_id, error_code, ...
   (* sealed with the host's key, :mod:`lily_host.tenants.customer_pii`)
-- ``lily:sms:messages:<tenant>``         zset id → created time (newest last)
-- ``lily:sms:provider:<tenant>:<pid>``   provider message id → our id (for status callbacks)
-- ``lily:sms:dedupe:<tenant>:<key>``      a queue_sms dedupe key already used → message id
+- ``lily:{t:<tenant>}:sms:messages``         zset id → created time (newest last)
+- ``lily:{t:<tenant>}:sms:provider:<pid>``   provider message id → our id (for status callbacks)
+- ``lily:{t:<tenant>}:sms:dedupe:<key>``      a queue_sms dedupe key already used → message id
+
+All in the tenant's slot (hash tag ``{t:<tenant>}``), so each transaction over them is one slot.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from lily_host.operations.correlation import current_delivery, record_effect
 from lily_host.plugin_api.capabilities import SMS, OutgoingSms, SentSms
 from lily_host.plugin_api.errors import Defer, PermanentError, RecipientOptedOut
 from lily_host.plugin_api.key_registry import track_keys
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.validators import check_timezone, normalize_e164
 from lily_host.sms.compliance import Compliance, quiet_hours_end
 from lily_host.sms.conversation_store import ConversationStore
@@ -236,7 +239,7 @@ class Messaging:
             "delivery": current_delivery() or "",
         }
         key = message_key(record.id, message_id)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, key)
         track_keys(pipe, record.id, key, ttl=retention)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, retention)
@@ -288,7 +291,7 @@ class Messaging:
         return task is None or task.payload.get("message_id") == message_id
 
     async def _forget(self, tenant_id: str, message_id: str) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, index_key(tenant_id))
         pipe.delete(message_key(tenant_id, message_id))
         pipe.zrem(index_key(tenant_id), message_id)
         await pipe.execute()
@@ -473,16 +476,16 @@ def _rank(status: str) -> int:
 
 
 def message_key(tenant_id: str, message_id: str) -> str:
-    return f"lily:sms:message:{tenant_id}:{message_id}"
+    return tenant_key(tenant_id, "sms", "message", message_id)
 
 
 def index_key(tenant_id: str) -> str:
-    return f"lily:sms:messages:{tenant_id}"
+    return tenant_key(tenant_id, "sms", "messages")
 
 
 def message_dedupe_key(tenant_id: str, key: str) -> str:
-    return f"lily:sms:dedupe:{tenant_id}:{key}"
+    return tenant_key(tenant_id, "sms", "dedupe", key)
 
 
 def provider_key(tenant_id: str, provider_id: str) -> str:
-    return f"lily:sms:provider:{tenant_id}:{provider_id}"
+    return tenant_key(tenant_id, "sms", "provider", provider_id)

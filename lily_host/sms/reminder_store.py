@@ -15,11 +15,11 @@ change "24 h before" is 24 hours, and the allowed hours are local wall-clock hou
 
 Redis keys:
 
-- ``lily:reminders:{<tenant>}:<root uid>``          hash: start, due:<offset>, task:<offset>,
+- ``lily:{t:<tenant>}:reminders:<root uid>``          hash: start, due:<offset>, task:<offset>,
   skipped:<offset>, sent:<offset>, confirmed_at
-- ``lily:reminders:{<tenant>}:awaiting:<hash>``     JSON {root, start}: the booking a reply C / R
+- ``lily:{t:<tenant>}:reminders:awaiting:<hash>``     JSON {root, start}: the booking a reply C / R
   from this number (keyed hash) answers; expires an hour after the start
-- ``lily:reminders:{<tenant>}:lock:<root uid>``     one plan at a time per chain
+- ``lily:{t:<tenant>}:reminders:lock:<root uid>``     one plan at a time per chain
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lily_host.plugin_api.key_registry import track_keys
+from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.sms.send_windows import last_allowed, rules_for
 
@@ -71,7 +72,7 @@ def plan(tenant: Tenant, booking: Booking, offset_minutes: int, now: float) -> P
 
 
 def _prefix(tenant_id: str) -> str:
-    return f"lily:reminders:{{{tenant_id}}}"
+    return tenant_key(tenant_id, "reminders")
 
 
 def reminder_key_pattern(tenant_id: str) -> str:
@@ -93,7 +94,7 @@ class ReminderStore:
 
     async def replace(self, tenant_id: str, root: str, fields: dict[str, str], ttl: int) -> None:
         key = self.key(tenant_id, root)
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, key)
         pipe.delete(key)
         if fields:
             track_keys(pipe, tenant_id, key, ttl=ttl)

@@ -1,7 +1,11 @@
 """Tenant API keys, stored hashed only.
 
-- ``lily:apikey:<sha256>``   JSON {tenant, key_id, label, created}
-- ``lily:tenant_keys:<id>``  hash key_id → sha256, to list and revoke a tenant's keys
+- ``lily:apikey:<sha256>``     JSON {tenant, key_id, label, created} (cross-tenant: one slot per key)
+- ``lily:{t:<id>}:tenant_keys``  hash key_id → sha256, to list and revoke a tenant's keys (tenant's slot)
+
+The two are in different slots of a Redis Cluster, so each is written in a step of its own: a
+mint writes the key's record first (an orphan record, were the second step lost, names a key
+nobody was shown), a revoke drops the record first (the key stops working at once).
 """
 
 from __future__ import annotations
@@ -14,12 +18,23 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from lily_host.plugin_api.clock import Clock
+from lily_host.plugin_api.key_slots import mget_any, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 
 
 def hash_api_key(secret: str) -> str:
     """The stored (and rate-limited) identity of an API key: its SHA-256, never the key itself."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def api_keys_key(tenant_id: str) -> str:
+    """``lily:{t:<id>}:tenant_keys``: the tenant's keys, key id → hash."""
+    return tenant_key(tenant_id, "tenant_keys")
+
+
+def record_key(digest: str) -> str:
+    """``lily:apikey:<sha256>``: one key's record, found by the hash of the key a request shows."""
+    return f"lily:apikey:{digest}"
 
 
 def _text(value: bytes | str) -> str:
@@ -39,33 +54,29 @@ class ApiKeys:
         secret = f"lily_{tenant_id}_{key_id}_{secrets.token_urlsafe(24)}"
         digest = hash_api_key(secret)
         record = json.dumps({"tenant": tenant_id, "key_id": key_id, "label": label, "created": self.clock.now()})
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(f"lily:apikey:{digest}", record)
-        pipe.hset(f"lily:tenant_keys:{tenant_id}", key_id, digest)
-        await pipe.execute()
+        await awaited(self.redis.set(record_key(digest), record))
+        await awaited(self.redis.hset(api_keys_key(tenant_id), key_id, digest))
         return key_id, secret
 
     async def listing(self, tenant_id: str) -> list[dict[str, Any]]:
         """The tenant's keys (id, label, created), oldest first; never a secret."""
-        digests = await awaited(self.redis.hvals(f"lily:tenant_keys:{tenant_id}"))
+        digests = await awaited(self.redis.hvals(api_keys_key(tenant_id)))
         if not digests:
             return []
-        raws = await awaited(self.redis.mget([f"lily:apikey:{_text(d)}" for d in digests]))
+        raws = await mget_any(self.redis, [record_key(_text(d)) for d in digests])
         keys = [json.loads(raw) for raw in raws if raw is not None]
         return sorted(keys, key=lambda item: float(item["created"]))
 
     async def revoke(self, tenant_id: str, key_id: str) -> bool:
         """Revoke one key; False if the tenant has no key of that id."""
-        digest = await awaited(self.redis.hget(f"lily:tenant_keys:{tenant_id}", key_id))
+        digest = await awaited(self.redis.hget(api_keys_key(tenant_id), key_id))
         if digest is None:
             return False
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(f"lily:apikey:{_text(digest)}")
-        pipe.hdel(f"lily:tenant_keys:{tenant_id}", key_id)
-        await pipe.execute()
+        await awaited(self.redis.delete(record_key(_text(digest))))
+        await awaited(self.redis.hdel(api_keys_key(tenant_id), key_id))
         return True
 
     async def record(self, secret: str) -> dict[str, Any] | None:
         """The stored record (tenant, key_id, label, created) of a key, or None (unknown or revoked)."""
-        raw = await awaited(self.redis.get(f"lily:apikey:{hash_api_key(secret)}"))
+        raw = await awaited(self.redis.get(record_key(hash_api_key(secret))))
         return None if raw is None else dict(json.loads(raw))

@@ -24,6 +24,7 @@ import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from lily_host.plugin_api.key_slots import slot_transaction
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.tenants.secret_box import PREFIX, SecretBox
 
@@ -83,13 +84,13 @@ class Pii:
 #: Where sealed customer values live (message records, suppression lists, jobs, bookings,
 #: conversations, quotes, lily-s3's quote records): what ``rotate_customer_data`` walks.
 SEALED_KEY_PATTERNS = (
-    "lily:sms:message:*",
-    "lily:sms:suppressed:*",
-    "lily:job:*",
-    "lily:booking:*",
-    "lily:conv:*",
-    "lily:quote:*",
-    "lily:s3:*",
+    "lily:{t:*}:sms:message:*",
+    "lily:{t:*}:sms:suppressed",
+    "lily:{t:*}:job:*",
+    "lily:{t:*}:booking:*",
+    "lily:{t:*}:conv:*",
+    "lily:{t:*}:quote:*",
+    "lily:{t:*}:s3:*",
 )
 
 
@@ -125,7 +126,7 @@ async def rotate_customer_data(pii: Pii) -> int:
                 for member, score in await awaited(redis.zrange(key, 0, -1, withscores=True)):
                     resealed, n = _reseal_text(pii, member.decode())
                     if n:
-                        pipe = redis.pipeline(transaction=True)
+                        pipe = await slot_transaction(redis, key)
                         pipe.zrem(key, member)
                         pipe.zadd(key, {resealed: score})
                         await pipe.execute()

@@ -2,9 +2,14 @@
 
 Storage (all in Redis):
 
-- ``lily:tenant:<id>``          the tenant record, one JSON string; secret fields hold ``enc:v1:...``
-- ``lily:tenants``              set of tenant ids
-- ``lily:index:<kind>``         hash value → tenant id (phone numbers, Stripe customers, ...)
+- ``lily:{t:<id>}:tenant``         the tenant record, one JSON string; secret fields hold ``enc:v1:...``
+- ``lily:{t:<id>}:tenant_index``  set of the lookup values claimed with ``claim_index``
+- ``lily:{t:<id>}:deleted``        a deletion not yet handed over (a tombstone, see ``delete``)
+- ``lily:tenants``                 set of tenant ids (cross-tenant)
+- ``lily:index:<kind>``            hash value → tenant id (phone numbers, Stripe customers, ...; cross-tenant)
+
+A tenant's keys share the hash tag ``{t:<id>}`` (one Redis Cluster slot); the cross-tenant ones
+are written in steps of their own, claimed before the record and released after it.
 
 API keys live in :mod:`lily_host.tenants.api_keys` and named secrets in
 :mod:`lily_host.tenants.tenant_secrets`; ``TenantStore`` composes both so that plugins see one
@@ -13,8 +18,9 @@ API keys live in :mod:`lily_host.tenants.api_keys` and named secrets in
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +31,7 @@ from redis.exceptions import WatchError
 
 from lily_host.plugin_api.clock import Clock, SystemClock
 from lily_host.plugin_api.key_registry import open_registry
+from lily_host.plugin_api.key_slots import TENANT_TAG_PREFIX, is_cluster_client, mget_any, node_client, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.plugin_api.tenant import (
     IndexConflict,
@@ -34,9 +41,9 @@ from lily_host.plugin_api.tenant import (
     normalize_index_value,
 )
 from lily_host.plugin_api.validators import normalize_e164
-from lily_host.tenants.api_keys import ApiKeys
+from lily_host.tenants.api_keys import ApiKeys, api_keys_key
 from lily_host.tenants.secret_box import SecretBox
-from lily_host.tenants.tenant_secrets import TenantSecrets
+from lily_host.tenants.tenant_secrets import TenantSecrets, secrets_key
 
 
 def _secret_fields(model: type[BaseModel]) -> set[str]:
@@ -75,8 +82,19 @@ def _index_entries(model: type[BaseModel], values: Mapping[str, Any]) -> set[tup
 _RESOLVE_LUA = """
 local id = redis.call('HGET', KEYS[1], ARGV[1])
 if not id then return false end
-return redis.call('GET', ARGV[2] .. id)
+return redis.call('GET', ARGV[2] .. id .. ARGV[3])
 """
+
+# Drop an index entry only if it still names the tenant.
+_RELEASE_LUA = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
+
+#: Set of every tenant id (cross-tenant: written in a step of its own).
+TENANTS = "lily:tenants"
+#: What follows a tenant's tag in the key of its record.
+RECORD_SUFFIX = "}:tenant"
 
 
 class TenantStore:
@@ -99,6 +117,8 @@ class TenantStore:
         self.secret_box = secret_box
         self.models: dict[str, type[BaseModel]] = dict(models or {})
         self._resolve = redis.register_script(_RESOLVE_LUA)
+        self._release = redis.register_script(_RELEASE_LUA)
+        self._cluster = is_cluster_client(redis)
         self.secrets = TenantSecrets(redis, secret_box)
         self.api_keys = ApiKeys(redis, self.clock)
 
@@ -142,17 +162,17 @@ class TenantStore:
         return tenant
 
     async def all(self) -> list[Tenant]:
-        ids = sorted(await awaited(self.redis.smembers("lily:tenants")))
+        ids = sorted(await awaited(self.redis.smembers(TENANTS)))
         if not ids:
             return []
-        raws = await awaited(self.redis.mget([_key(_text(i)) for i in ids]))
+        raws = await mget_any(self.redis, [_key(_text(i)) for i in ids])
         return [Tenant.model_validate_json(raw) for raw in raws if raw is not None]
 
     async def get_many(self, ids: list[str]) -> list[Tenant]:
         """The tenants of ``ids`` that exist, in one round trip."""
         if not ids:
             return []
-        raws = await awaited(self.redis.mget([_key(i) for i in ids]))
+        raws = await mget_any(self.redis, [_key(i) for i in ids])
         return [Tenant.model_validate_json(raw) for raw in raws if raw is not None]
 
     async def update(self, tenant_id: str, **fields: Any) -> Tenant:
@@ -220,70 +240,134 @@ class TenantStore:
         return _Change(tenant, claims, drops - claims)
 
     async def _commit(self, tenant_id: str, build: Callable[[Tenant | None], _Change], *, create: bool) -> Tenant:
-        """Read, build and write one tenant and its index entries in one transaction (WATCH, MULTI).
+        """Read, build and write one tenant; its lookup entries claimed before and given up after.
 
-        ``build`` validates and may raise TenantError: then nothing at all was written. A lookup
-        value another tenant owns is refused (IndexConflict) before anything is written too.
+        ``build`` validates and may raise TenantError: then nothing at all was written. The record
+        is written in one transaction of the tenant's slot (WATCH, MULTI); the cross-tenant index
+        entries it claims are each claimed first, in a step of their own (HSETNX: a value another
+        tenant owns is refused with IndexConflict), and released again if the record is not
+        written; the entries it gives up are released after it. An entry claimed a moment before
+        its record names a tenant that does not hold it yet: lookups find the old record (or none).
         """
         key = _key(tenant_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        client = await node_client(self.redis, key)
+        async with client.pipeline(transaction=True) as pipe:
             while True:
+                claimed: list[tuple[str, str]] = []
                 try:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
                     change = build(None if raw is None else Tenant.model_validate_json(raw))
-                    entries = sorted(change.claims | change.drops)
-                    if entries:
-                        await pipe.watch(*sorted({f"lily:index:{kind}" for kind, _ in entries}))
-                    owners: dict[tuple[str, str], str | None] = {}
-                    for kind, value in entries:
-                        found = await awaited(pipe.hget(f"lily:index:{kind}", value))
-                        owners[(kind, value)] = None if found is None else _text(found)
                     for kind, value in sorted(change.claims):
-                        owner = owners[(kind, value)]
-                        if owner is not None and owner != tenant_id:
-                            raise IndexConflict(f"{kind} {value!r} already belongs to tenant {owner!r}")
+                        if await self._claim_entry(kind, value, tenant_id):
+                            claimed.append((kind, value))
+                    if create:
+                        await awaited(self.redis.sadd(TENANTS, tenant_id))
                     pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                     pipe.set(key, change.tenant.model_dump_json())
-                    if create:
-                        pipe.sadd("lily:tenants", tenant_id)
-                    for kind, value in sorted(change.claims):
-                        pipe.hset(f"lily:index:{kind}", value, tenant_id)
-                    for kind, value in sorted(change.drops):
-                        if owners[(kind, value)] == tenant_id:
-                            pipe.hdel(f"lily:index:{kind}", value)
                     await pipe.execute()
-                    self.forget_cached()
-                    return change.tenant
+                except WatchError:
+                    await self._release_entries(claimed, tenant_id)
+                    continue
+                except BaseException:
+                    await self._release_entries(claimed, tenant_id)
+                    raise
+                for kind, value in sorted(change.drops):
+                    await self._release_entry(kind, value, tenant_id)
+                self.forget_cached()
+                return change.tenant
+
+    async def _claim_entry(self, kind: str, value: str, tenant_id: str) -> bool:
+        """Make ``value`` of ``kind`` name ``tenant_id``; True if this call set it (False: it did
+        already). IndexConflict if another tenant owns it. One key, one step."""
+        if await awaited(self.redis.hsetnx(_index(kind), value, tenant_id)):
+            return True
+        owner = await awaited(self.redis.hget(_index(kind), value))
+        if owner is None:  # released in between: try once more
+            if await awaited(self.redis.hsetnx(_index(kind), value, tenant_id)):
+                return True
+            owner = await awaited(self.redis.hget(_index(kind), value))
+        if owner is not None and _text(owner) != tenant_id:
+            raise IndexConflict(f"{kind} {value!r} already belongs to tenant {_text(owner)!r}")
+        return False
+
+    async def _release_entry(self, kind: str, value: str, tenant_id: str) -> None:
+        """Drop ``value`` of ``kind`` from its index if ``tenant_id`` owns it (atomic: one script, one key)."""
+        await self._release(keys=[_index(kind)], args=[value, tenant_id])
+
+    async def _release_entries(self, entries: Iterable[tuple[str, str]], tenant_id: str) -> None:
+        for kind, value in entries:
+            await self._release_entry(kind, value, tenant_id)
+
+    async def delete(self, tenant_id: str, *, handoff: Callable[[Tenant], Awaitable[None]] | None = None) -> bool:
+        """Delete a tenant, its API keys, secrets and lookup entries.
+
+        In the tenant's slot, one transaction removes the record, keys, secrets and index list and
+        leaves a tombstone (``lily:{t:<id>}:deleted``: the record as it was). Then, each in a step
+        of its own: ``handoff(tenant)`` (the host schedules the data purge, idempotently), the
+        tombstone goes, and the cross-tenant entries (API key hashes, lookup values, ``lily:tenants``)
+        are released. From the transaction on, nobody sees the tenant; a process that dies before
+        the end leaves the tombstone, and :meth:`finish_deletions` completes the rest.
+        """
+        key = _key(tenant_id)
+        client = await node_client(self.redis, key)
+        async with client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key, _api_keys(tenant_id), _index_list(tenant_id))
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        return False
+                    key_hashes = [_text(h) for h in await awaited(pipe.hvals(_api_keys(tenant_id)))]
+                    direct = [_text(m) for m in await awaited(pipe.smembers(_index_list(tenant_id)))]
+                    tombstone = json.dumps({"tenant": raw.decode(), "api_keys": key_hashes, "index": direct})
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(tombstone_key(tenant_id), tombstone)
+                    pipe.delete(key, _api_keys(tenant_id), secrets_key(tenant_id), _index_list(tenant_id))
+                    await pipe.execute()
+                    break
                 except WatchError:
                     continue
+        self.forget_cached()
+        await self._finish_deletion(tenant_id, handoff)
+        return True
 
-    async def delete(self, tenant_id: str, *, also: Callable[[Any, Tenant], None] | None = None) -> bool:
-        """Delete a tenant, its API keys, secrets and lookup entries. ``also(transaction, tenant)``
-        may queue more commands into the same MULTI (the host schedules the data purge there)."""
-        tenant = await self.get(tenant_id)
-        if tenant is None:
+    async def finish_deletions(self, handoff: Callable[[Tenant], Awaitable[None]] | None = None) -> list[str]:
+        """Complete the deletions a process left half done (a tombstone in the tenant's slot): the
+        ids in ``lily:tenants`` without a record. Idempotent; returns the ids completed."""
+        ids = sorted(_text(i) for i in await awaited(self.redis.smembers(TENANTS)))
+        if not ids:
+            return []
+        records = await mget_any(self.redis, [_key(i) for i in ids])
+        missing = [i for i, raw in zip(ids, records, strict=True) if raw is None]
+        return [tenant_id for tenant_id in missing if await self._finish_deletion(tenant_id, handoff)]
+
+    async def _finish_deletion(self, tenant_id: str, handoff: Callable[[Tenant], Awaitable[None]] | None) -> bool:
+        """Hand over and release what the tombstone of ``tenant_id`` records; False without one.
+
+        An id in ``lily:tenants`` with neither record nor tombstone (a create that died before its
+        record) is left alone: listings skip it, and the create may still be under way.
+        """
+        raw = await awaited(self.redis.get(tombstone_key(tenant_id)))
+        if raw is None:
             return False
-        for plugin, values in tenant.plugins.items():
-            model = self.models.get(plugin)
-            if model is not None:
-                await self._drop_index_entries(_index_entries(model, values), tenant_id)
-        for kind, value in await self._direct_index_entries(tenant_id):
-            await self.release_index(kind, value, tenant_id)
-        key_hashes = await awaited(self.redis.hvals(f"lily:tenant_keys:{tenant_id}"))
-        pipe = self.redis.pipeline(transaction=True)
-        for key_hash in key_hashes:
-            pipe.delete(f"lily:apikey:{_text(key_hash)}")
-        pipe.delete(
-            _key(tenant_id),
-            f"lily:tenant_keys:{tenant_id}",
-            f"lily:tenant_secret:{tenant_id}",
-            f"lily:tenant_index:{tenant_id}",
-        )
-        pipe.srem("lily:tenants", tenant_id)
-        if also is not None:
-            also(pipe, tenant)
-        await pipe.execute()
+        stone = json.loads(raw)
+        tenant = Tenant.model_validate_json(stone["tenant"])
+        if handoff is not None:
+            await handoff(tenant)
+        await awaited(self.redis.delete(tombstone_key(tenant_id)))
+        for key_hash in stone["api_keys"]:
+            await awaited(self.redis.delete(f"lily:apikey:{key_hash}"))
+        if await awaited(self.redis.get(_key(tenant_id))) is None:
+            # Not created again meanwhile (a new tenant of this id owns its lookups and the id's place).
+            for plugin, values in tenant.plugins.items():
+                model = self.models.get(plugin)
+                if model is not None:
+                    await self._release_entries(_index_entries(model, values), tenant_id)
+            for member in stone["index"]:
+                kind, _, value = member.partition("\x00")
+                await self._release_entry(kind, value, tenant_id)
+            await awaited(self.redis.srem(TENANTS, tenant_id))
         self.forget_cached()
         return True
 
@@ -350,22 +434,20 @@ class TenantStore:
     async def claim_index(self, kind: str, value: str, tenant_id: str, *, _direct: bool = True) -> None:
         """Make ``value`` of ``kind`` resolve to ``tenant_id``; IndexConflict if another tenant has it."""
         value = normalize_index_value(kind, value)
-        owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
-        if owner is not None and _text(owner) != tenant_id:
-            raise IndexConflict(f"{kind} {value!r} already belongs to tenant {_text(owner)!r}")
-        claimed = await awaited(self.redis.hsetnx(f"lily:index:{kind}", value, tenant_id))
-        if not claimed and owner is None:
-            raise IndexConflict(f"{kind} {value!r} was just claimed by another tenant")
+        claimed = await self._claim_entry(kind, value, tenant_id)
         if _direct:
-            await awaited(self.redis.sadd(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
+            try:
+                await awaited(self.redis.sadd(_index_list(tenant_id), f"{kind}\x00{value}"))
+            except BaseException:
+                if claimed:
+                    await self._release_entry(kind, value, tenant_id)
+                raise
         self.forget_cached()
 
     async def release_index(self, kind: str, value: str, tenant_id: str) -> None:
         value = normalize_index_value(kind, value)
-        owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
-        if owner is not None and _text(owner) == tenant_id:
-            await awaited(self.redis.hdel(f"lily:index:{kind}", value))
-        await awaited(self.redis.srem(f"lily:tenant_index:{tenant_id}", f"{kind}\x00{value}"))
+        await awaited(self.redis.srem(_index_list(tenant_id), f"{kind}\x00{value}"))
+        await self._release_entry(kind, value, tenant_id)
         self.forget_cached()
 
     async def resolve(self, kind: str, value: str) -> Tenant | None:
@@ -380,7 +462,12 @@ class TenantStore:
                 # Expired: this request refreshes it; the requests arriving meanwhile keep using the
                 # old value for that one round trip instead of all refreshing at once (a stall).
                 self._resolved[cache_key] = (time.monotonic() + self.resolve_cache_seconds, cached[1])
-        raw = await self._resolve(keys=[f"lily:index:{kind}"], args=[normalized, "lily:tenant:"])
+        if self._cluster:
+            # The index and the record are in different slots: two steps (the cache keeps most off Redis).
+            owner = await awaited(self.redis.hget(_index(kind), normalized))
+            raw = None if owner is None else await awaited(self.redis.get(_key(_text(owner))))
+        else:
+            raw = await self._resolve(keys=[_index(kind)], args=[normalized, TENANT_TAG_PREFIX, RECORD_SUFFIX])
         if raw is None:
             self._resolved.pop(cache_key, None)
             return None  # never cached: a tenant created a moment ago must resolve at once
@@ -394,20 +481,6 @@ class TenantStore:
     def forget_cached(self) -> None:
         """Drop cached lookups (called on every local write)."""
         self._resolved.clear()
-
-    async def _drop_index_entries(self, entries: Iterable[tuple[str, str]], tenant_id: str) -> None:
-        for kind, value in entries:
-            owner = await awaited(self.redis.hget(f"lily:index:{kind}", value))
-            if owner is not None and _text(owner) == tenant_id:
-                await awaited(self.redis.hdel(f"lily:index:{kind}", value))
-
-    async def _direct_index_entries(self, tenant_id: str) -> list[tuple[str, str]]:
-        members = await awaited(self.redis.smembers(f"lily:tenant_index:{tenant_id}"))
-        entries = []
-        for member in members:
-            kind, _, value = _text(member).partition("\x00")
-            entries.append((kind, value))
-        return entries
 
     # --- secrets (OAuth tokens, ...) -------------------------------------------------------------------
 
@@ -514,7 +587,30 @@ def _checked_input(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _key(tenant_id: str) -> str:
-    return f"lily:tenant:{tenant_id}"
+    return tenant_key(tenant_id, "tenant")
+
+
+def record_key(tenant_id: str) -> str:
+    """``lily:{t:<id>}:tenant``: the tenant's record."""
+    return _key(tenant_id)
+
+
+def tombstone_key(tenant_id: str) -> str:
+    """``lily:{t:<id>}:deleted``: a deletion not yet handed over (see :meth:`TenantStore.delete`)."""
+    return tenant_key(tenant_id, "deleted")
+
+
+def _index(kind: str) -> str:
+    return f"lily:index:{kind}"
+
+
+def _index_list(tenant_id: str) -> str:
+    """The index entries a tenant claimed directly (``claim_index``), ``kind\\x00value``."""
+    return tenant_key(tenant_id, "tenant_index")
+
+
+def _api_keys(tenant_id: str) -> str:
+    return api_keys_key(tenant_id)
 
 
 def _text(value: bytes | str) -> str:

@@ -1,12 +1,13 @@
 """Per-tenant secrets (OAuth tokens and the like), encrypted with the host's key.
 
-- ``lily:tenant_secret:<id>``  hash name → encrypted secret
+- ``lily:{t:<id>}:tenant_secret``  hash name → encrypted secret (in the tenant's slot)
 """
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.tenants.secret_box import SecretBox
 
@@ -16,7 +17,7 @@ def _text(value: bytes | str) -> str:
 
 
 def secrets_key(tenant_id: str) -> str:
-    return f"lily:tenant_secret:{tenant_id}"
+    return tenant_key(tenant_id, "tenant_secret")
 
 
 class TenantSecrets:

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from lily_host.builtins.core import dev_routes
 from lily_host.config.host_settings import HostSettings
-from lily_host.config.redis_connection import ensure_redis, redis_client, redis_target
+from lily_host.config.redis_connection import ensure_redis, redis_client
 from lily_host.config.settings_errors import load_settings
 from lily_host.observability.log import configure_logging, get_logger
 from lily_host.observability.metrics import render_latest
@@ -62,13 +62,6 @@ def build_host(
 ) -> Host:
     """A Host (plugins loaded, Redis client made, no connection yet) for the app, a worker or the CLI."""
     settings.check_production()
-    target = redis_target(settings)
-    if target is not None and target.is_cluster:
-        raise ConfigurationError(
-            "REDIS_CLUSTER: the task queue runs on a Redis Cluster, but Lily's tenant store, messaging and "
-            "bookings still commit multi-key transactions a cluster refuses; point REDIS_URL at one primary "
-            "(or Sentinel) for now (docs/operations.md, Redis Cluster)"
-        )
     redis = redis_client(settings)  # a URL or Sentinel; one clear line when the settings are wrong
     registry = registry if registry is not None else PluginRegistry(settings)
     return Host(settings, registry, redis, secret_box=SecretBox(resolve_secret_keys(settings)), clock=clock)
@@ -253,8 +246,11 @@ def _install_lifecycle(app: Quart, host: Host, *, run_worker: bool, worker_optio
 
         await ensure_redis(host.redis, host.settings)
         await require_secret_key(host.redis, host.tenants.secret_box)
+        await host.require_current_key_layout()
         await host.startup()
         shedder.start()
+        if run_worker:
+            await host.finish_tenant_deletions()
         if run_worker:
             worker = host.make_worker(**worker_options)
             state["worker"] = worker

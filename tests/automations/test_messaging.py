@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from lily_host.dev.embedded_redis import RedisServer
 from lily_host.observability.log import mask_phone
 from lily_host.plugin_api.errors import PermanentError
-from lily_host.testing import HARNESS_ENV, TEST_ADMIN_TOKEN, Harness, HarnessFactory
+from lily_host.testing import HARNESS_ENV, TEST_ADMIN_TOKEN, Harness, HarnessFactory, redis_env
 
 CUSTOMER = "+15557654321"
 
@@ -190,7 +190,7 @@ async def test_recipient_timezone_when_known_decides_quiet_hours(lily: Harness, 
 
 
 def test_cli_manages_the_suppression_list(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, "LILY_PLUGINS": ""}.items():
+    for name, value in {**HARNESS_ENV, **redis_env(redis_server), "LILY_PLUGINS": ""}.items():
         monkeypatch.setenv(name, value)
     from lily_host.cli.main import main
 

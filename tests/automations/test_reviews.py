@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from lily_host.dev.embedded_redis import RedisServer
 from lily_host.observability.log import mask_phone
-from lily_host.testing import HARNESS_ENV, Harness
+from lily_host.testing import HARNESS_ENV, Harness, redis_env
 
 CUSTOMER = "+15557654321"
 DAY = 86400
@@ -221,7 +221,7 @@ async def test_requests_without_a_key_json_or_valid_id_are_refused(lily: Harness
 
 
 def test_cli_completes_shows_and_cancels_jobs(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {**HARNESS_ENV, "REDIS_URL": redis_server.url, "LILY_PLUGINS": ""}.items():
+    for name, value in {**HARNESS_ENV, **redis_env(redis_server), "LILY_PLUGINS": ""}.items():
         monkeypatch.setenv(name, value)
     from lily_host.cli.main import main
 

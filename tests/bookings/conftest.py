@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from lily_gcal.fake import FakeGoogle
 from lily_gcal.tokens import StoredTokens, TokenStore
 from lily_host.dev.embedded_redis import RedisServer
 from lily_host.plugin_api.clock import ManualClock
-from lily_host.testing import Harness, HarnessFactory
+from lily_host.testing import Harness, HarnessFactory, flush, on_cluster
 
 #: Lily's "now" in these tests: Monday 3 June 2030, 11:00 in New York (outside quiet hours).
 NOW = datetime(2030, 6, 3, 15, 0, tzinfo=UTC)
@@ -21,8 +22,11 @@ CALCOM_SECRET = "whsec-bookings-test"
 
 @pytest.fixture
 async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_server.url)
-    await client.flushall()
+    """A client of the test Redis (a cluster client under LILY_TEST_REDIS=cluster), emptied."""
+    flush(redis_server)
+    client: aioredis.Redis = (
+        RedisCluster.from_url(redis_server.url) if on_cluster() else aioredis.Redis.from_url(redis_server.url)
+    )
     yield client
     await client.aclose()
 

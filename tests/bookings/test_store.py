@@ -113,7 +113,7 @@ async def test_records_expire_and_are_tenant_scoped(redis_client: aioredis.Redis
     store = BookingStore(redis_client, ttl_seconds=3600)
     await store.record_created("acme", booking("a"))
     key = BookingStore.key("acme", "a")
-    assert key == "lily:booking:{acme}:a"
+    assert key == "lily:{t:acme}:booking:a"
     assert 0 < await redis_client.ttl(key) <= 3600
 
 

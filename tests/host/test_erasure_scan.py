@@ -38,13 +38,13 @@ async def test_only_the_tenants_own_keys_go_and_the_stop_list_stays(redis_server
     # and the walk must visit every one of them.
     flush(redis_server)
     client: Any = RedisCluster.from_url(redis_server.url) if on_cluster() else aioredis.Redis.from_url(redis_server.url)
-    mine = [JobStore.key("acme", "j1"), BookingStore.key("acme", "b1"), "lily:sms:messages:acme"]
-    mine.append("lily:bookings:calendar_lock:acme")
+    mine = [JobStore.key("acme", "j1"), BookingStore.key("acme", "b1"), "lily:{t:acme}:sms:messages"]
+    mine.append("lily:{t:acme}:bookings:calendar_lock")
     others = [
         JobStore.key("acme-2", "j1"),  # a tenant whose id starts with ours
-        "lily:sms:dedupe:bravo:acme",  # ours as another tenant's dedupe key
-        "lily:sms:suppressed:acme",  # the STOP list is kept on purpose
-        "lily:tenant:acme",  # the record goes with the deletion, not the erasure
+        "lily:{t:bravo}:sms:dedupe:acme",  # ours as another tenant's dedupe key
+        "lily:{t:acme}:sms:suppressed",  # the STOP list is kept on purpose
+        "lily:{t:acme}:tenant",  # the record goes with the deletion, not the erasure
     ]
     for key in mine + others:
         await client.set(key, "1")

@@ -191,10 +191,12 @@ def test_bad_cluster_settings_are_one_clear_line(
         redis_target(settings_with(monkeypatch, **env))
 
 
-def test_the_host_refuses_a_cluster_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_host_runs_on_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve, worker and the CLI build their host with build_host: a cluster is accepted (every
+    transaction and script of Lily names keys of one slot; noxfile.py's CLUSTER_TESTS prove it)."""
+    from lily_host.config.redis_connection import is_cluster
     from lily_host.web.app import build_host
 
     monkeypatch.setenv("LILY_ENV", "test")
     settings = settings_with(monkeypatch, REDIS_URL="redis+cluster://127.0.0.1:7000")
-    with pytest.raises(ConfigurationError, match="point REDIS_URL at one primary"):
-        build_host(settings)
+    assert is_cluster(build_host(settings).redis)

@@ -9,6 +9,7 @@ import pytest
 from lily_host.builtins.tenant_erasure import host_key_patterns
 from lily_host.plugin_api.erasure import glob_escape
 from lily_host.plugin_api.key_registry import track_keys_now
+from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.testing import TEST_ADMIN_TOKEN, Harness, HarnessFactory
 
 ADMIN = {"Authorization": f"Bearer {TEST_ADMIN_TOKEN}"}
@@ -33,7 +34,7 @@ async def seed(lily: Harness, tenant_id: str) -> list[str]:
         # as the writers do: recorded in the tenant's key registry, then written
         await track_keys_now(lily.host.redis, tenant_id, key)
         await lily.host.redis.set(key, "v")
-    await lily.host.redis.hset(f"lily:sms:suppressed:{tenant_id}", "+15557654321", '{"reason": "stop"}')
+    await lily.host.redis.hset(tenant_key(tenant_id, "sms", "suppressed"), "+15557654321", '{"reason": "stop"}')
     return keys
 
 
@@ -52,7 +53,7 @@ async def test_deleting_a_tenant_erases_its_data_and_keeps_its_stop_list(lily: H
     assert await existing(lily, acme) == []
     assert await existing(lily, other) == other
     # STOP opt-outs outlive the tenant: they must go on being honoured if it comes back
-    assert await lily.host.redis.hget("lily:sms:suppressed:acme", "+15557654321") is not None
+    assert await lily.host.redis.hget(tenant_key("acme", "sms", "suppressed"), "+15557654321") is not None
 
 
 async def test_the_erasure_is_scheduled_with_the_deletion_and_carries_plain_settings(lily: Harness) -> None:

@@ -248,10 +248,10 @@ async def test_a_secret_the_key_cannot_decrypt_is_a_503_with_a_logged_reason(lil
     # bravo's webhook secret as stored under another LILY_SECRET_KEY (a key swapped without rotation)
     box = type(lily.host.tenants.secret_box)
     other = box([box.generate_key()])
-    raw = await lily.host.redis.get("lily:tenant:bravo")
+    raw = await lily.host.redis.get("lily:{t:bravo}:tenant")
     tenant = Tenant.model_validate_json(raw)
     plugins = {**tenant.plugins, "calcom": {**tenant.plugins["calcom"], "webhook_secret": other.encrypt(BRAVO_SECRET)}}
-    await lily.host.redis.set("lily:tenant:bravo", tenant.model_copy(update={"plugins": plugins}).model_dump_json())
+    await lily.host.redis.set("lily:{t:bravo}:tenant", tenant.model_copy(update={"plugins": plugins}).model_dump_json())
     lily.host.tenants.forget_cached()
     body = booking_delivery(uid="b1", start=SLOT, organizer_email="bravo@bravo.test", event_type_id=99)
     response = await deliver(body, secret=BRAVO_SECRET, path="/webhooks/calcom/bravo")

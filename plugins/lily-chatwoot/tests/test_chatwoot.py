@@ -217,10 +217,10 @@ async def test_health_checks_each_tenants_token(lily: Harness) -> None:
 async def test_a_deleted_tenant_is_erased(lily: Harness) -> None:
     await deliver(lily, message_created(account=ACCOUNT, message_id=901, content="price"))
     await lily.advance(60)
-    assert await lily.host.redis.keys("lily:chatwoot:acme:*")
+    assert [k async for k in lily.host.redis.scan_iter(match="lily:{t:acme}:chatwoot:*")]
     assert (await lily.client.delete("/api/tenants/acme", headers=lily.admin_headers)).status_code == 204
     await lily.run_due()
-    assert await lily.host.redis.keys("lily:chatwoot:acme:*") == []
+    assert [k async for k in lily.host.redis.scan_iter(match="lily:{t:acme}:chatwoot:*")] == []
     # The account no longer resolves: its deliveries are refused, nothing is sent.
     assert (await deliver(lily, message_created(account=ACCOUNT, message_id=902))).status_code == 403
 
@@ -256,7 +256,7 @@ async def test_chatwoot_unreachable_is_retried_and_answers_once(lily: Harness, f
     await deliver(lily, message_created(account=ACCOUNT, message_id=1001, content="price"))
     fake.stop()  # connection refused: the reply surely was not sent, so the claim is released
     await lily.advance(60)
-    assert await lily.host.redis.keys("lily:chatwoot:acme:replied:*") == []
+    assert [k async for k in lily.host.redis.scan_iter(match="lily:{t:acme}:chatwoot:replied:*")] == []
     with FakeChatwoot({ACCOUNT: TOKEN}, webhook_secret=SECRET, port=port) as back:
         for _ in range(3):
             await lily.advance(900)
@@ -275,4 +275,6 @@ async def test_a_timeout_after_sending_is_not_retried(lily_harness: HarnessFacto
         await lily.advance(24 * 3600)
         assert len(fake.sent()) == 1
         assert len([request for request in fake.requests if request.method == "POST"]) == 1
-        assert await lily.host.redis.keys("lily:chatwoot:acme:replied:*")  # the claim is kept
+        assert [
+            k async for k in lily.host.redis.scan_iter(match="lily:{t:acme}:chatwoot:replied:*")
+        ]  # the claim is kept

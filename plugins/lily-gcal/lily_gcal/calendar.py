@@ -30,7 +30,7 @@ from googleapiclient.errors import HttpError
 from lily_gcal.links import reconnect_hint
 from lily_gcal.settings import GcalSettings, GcalTenantSettings
 from lily_gcal.tokens import AuthFailed, NotConnected, TokenStore, _reason
-from lily_host import CalendarEvent, Defer, PermanentError, RetryLater, get_logger, track_api_call
+from lily_host import CalendarEvent, Defer, KeyNamespace, PermanentError, RetryLater, get_logger, track_api_call
 
 if TYPE_CHECKING:
     from lily_host import LilyHost, Tenant
@@ -97,7 +97,7 @@ def _retry_after(error: HttpError, default: float) -> float:
 
 def shared_key(tenant_id: str) -> str:
     """What calendar sharing was last applied for the tenant."""
-    return f"lily:gcal:shared:{tenant_id}"
+    return KeyNamespace("gcal").tenant_key(tenant_id, "shared")
 
 
 class GoogleCalendar:

@@ -4,7 +4,7 @@ Storage:
 
 - tenant secret ``gcal_tokens`` (encrypted by the host): ``{"token", "refresh_token", "expiry", "scopes",
   "connected_at"}``;
-- ``lily:gcal:auth_failed:<tenant>``: why Google refused the tenant's refresh token, and since when.
+- ``lily:{t:<tenant>}:gcal:auth_failed``: why Google refused the tenant's refresh token, and since when.
   While it exists, calendar work for the tenant waits (``Defer``) instead of failing, and health
   says ``auth_failed`` with a reconnect link. A successful OAuth callback removes it.
 """
@@ -24,7 +24,7 @@ from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
 
 from lily_gcal.settings import SCOPES, GcalSettings
-from lily_host import get_logger, track_api_call
+from lily_host import KeyNamespace, get_logger, track_api_call
 
 if TYPE_CHECKING:
     from lily_host import LilyHost
@@ -97,7 +97,7 @@ class StoredTokens:
 
 
 def auth_failed_key(tenant_id: str) -> str:
-    return f"lily:gcal:auth_failed:{tenant_id}"
+    return KeyNamespace("gcal").tenant_key(tenant_id, "auth_failed")
 
 
 class TokenStore:

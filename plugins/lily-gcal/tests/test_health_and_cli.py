@@ -141,13 +141,13 @@ def test_connect_command_prints_a_one_time_link(
 async def test_a_deleted_tenant_leaves_no_calendar_markers(lily: Harness, google: FakeGoogle, connect: Any) -> None:
     await connect("acme")
     await connect("bravo")
-    await lily.run_due()  # calendar sharing: lily:gcal:shared:<tenant>
+    await lily.run_due()  # calendar sharing: lily:{t:<tenant>}:gcal:shared
     google.revoke_all()
-    await lily.client.get("/health", headers=lily.admin_headers)  # lily:gcal:auth_failed:<tenant>
+    await lily.client.get("/health", headers=lily.admin_headers)  # lily:{t:<tenant>}:gcal:auth_failed
 
     async def markers(tenant: str) -> list[str]:
-        keys = ("lily:gcal:shared:", "lily:gcal:auth_failed:")
-        return [key for key in keys if await lily.host.redis.exists(key + tenant)]
+        keys = (f"lily:{{t:{tenant}}}:gcal:shared", f"lily:{{t:{tenant}}}:gcal:auth_failed")
+        return [key.replace(tenant, "<t>") for key in keys if await lily.host.redis.exists(key)]
 
     assert await markers("acme") == await markers("bravo") != []
     assert await lily.host.delete_tenant("acme")

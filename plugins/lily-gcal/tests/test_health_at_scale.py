@@ -16,21 +16,21 @@ TENANTS = 10_000
 async def add_connected_tenants(lily: Harness, count: int) -> None:
     """``count`` tenants stored as Lily stores them, each with acme's (encrypted) Google tokens."""
     redis = lily.host.redis
-    template = Tenant.model_validate_json(await redis.get("lily:tenant:acme"))
-    tokens = await redis.hget("lily:tenant_secret:acme", TOKENS_SECRET)
+    template = Tenant.model_validate_json(await redis.get("lily:{t:acme}:tenant"))
+    tokens = await redis.hget("lily:{t:acme}:tenant_secret", TOKENS_SECRET)
     pipe = redis.pipeline(transaction=False)
     for index in range(count - 1):
         tenant_id = f"t{index:05d}"
-        pipe.set(f"lily:tenant:{tenant_id}", template.model_copy(update={"id": tenant_id}).model_dump_json())
+        pipe.set(f"lily:{{t:{tenant_id}}}:tenant", template.model_copy(update={"id": tenant_id}).model_dump_json())
         pipe.sadd("lily:tenants", tenant_id)
-        pipe.hset(f"lily:tenant_secret:{tenant_id}", TOKENS_SECRET, tokens)
+        pipe.hset(f"lily:{{t:{tenant_id}}}:tenant_secret", TOKENS_SECRET, tokens)
     await pipe.execute()
 
 
 async def test_health_at_10000_tenants_stays_within_budget(lily: Harness, google: FakeGoogle, connect: Any) -> None:
     await connect("acme")
     await lily.run_due()  # the calendar-sharing task: a due task without a worker would fail health
-    await lily.host.redis.delete("lily:tenant:bravo")
+    await lily.host.redis.delete("lily:{t:bravo}:tenant")
     await lily.host.redis.srem("lily:tenants", "bravo")
     await add_connected_tenants(lily, TENANTS)
     google.clear_requests()

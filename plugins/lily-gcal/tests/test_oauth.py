@@ -62,7 +62,7 @@ async def test_whole_dance_stores_encrypted_tokens(lily: Harness, google: FakeGo
 
     tokens = await stored_tokens(lily)
     assert tokens.refresh_token.startswith("1//") and tokens.token.startswith("ya29.")
-    raw = await lily.host.redis.hget("lily:tenant_secret:acme", TOKENS_SECRET)
+    raw = await lily.host.redis.hget("lily:{t:acme}:tenant_secret", TOKENS_SECRET)
     assert raw.startswith(b"enc:v1:") and b"1//" not in raw
     # Connecting schedules the team-sharing sync.
     assert [task.type for task in await lily.host.queue.list_tasks("due")] == ["gcal.sync_sharing"]

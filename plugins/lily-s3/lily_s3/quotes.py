@@ -1,16 +1,17 @@
 """Quote requests and their photos, kept in Redis under this plugin's own keys, one tenant at a time.
 
-Keys (``{tenant}`` is a Redis Cluster hash tag: one tenant's keys share a slot, so the scripts and
-transactions below also run on a cluster):
+Keys (``KeyNamespace("s3").tenant_key``: ``{t:<tenant>}`` is the tenant's Redis Cluster hash tag,
+so one tenant's keys share a slot and the scripts and transactions below also run on a cluster,
+their transactions through ``slot_transaction``):
 
-- ``lily:s3:{<tenant>}:quote:<id>``         hash: created_at, source, customer (sealed with the host's key)
-- ``lily:s3:{<tenant>}:quote:<id>:photos``  hash: photo id → photo JSON
-- ``lily:s3:{<tenant>}:quotes``             zset: quote id by created_at
-- ``lily:s3:{<tenant>}:photos``             zset: "<quote id>/<photo id>" by stored_at (retention)
-- ``lily:s3:{<tenant>}:upload:<photo id>``  pending browser upload (JSON, expires)
-- ``lily:s3:{<tenant>}:open:<hash>``        the customer's open MMS quote: "<quote id>|<last photo at>"
+- ``lily:{t:<tenant>}:s3:quote:<id>``         hash: created_at, source, customer (sealed with the host's key)
+- ``lily:{t:<tenant>}:s3:quote:<id>:photos``  hash: photo id → photo JSON
+- ``lily:{t:<tenant>}:s3:quotes``             zset: quote id by created_at
+- ``lily:{t:<tenant>}:s3:photos``             zset: "<quote id>/<photo id>" by stored_at (retention)
+- ``lily:{t:<tenant>}:s3:upload:<photo id>``  pending browser upload (JSON, expires)
+- ``lily:{t:<tenant>}:s3:open:<hash>``        the customer's open MMS quote: "<quote id>|<last photo at>"
   (``<hash>``: the host's keyed hash of the number, ``host.pii``)
-- ``lily:s3:{<tenant>}:msg:<message sid>``  the quote an MMS message was filed under (retries agree)
+- ``lily:{t:<tenant>}:s3:msg:<message sid>``  the quote an MMS message was filed under (retries agree)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from lily_host import PiiBox, awaited, track_keys, track_keys_now, untrack_keys
+from lily_host import KeyNamespace, PiiBox, awaited, slot_transaction, track_keys, track_keys_now, untrack_keys
 from lily_s3.keys import new_quote_id
 
 #: How long the message → quote link is kept: longer than any task retry schedule.
@@ -112,7 +113,7 @@ class PendingUpload:
 
 def records_prefix(tenant_id: str) -> str:
     """The prefix of every Redis key holding the tenant's quotes and photo records."""
-    return f"lily:s3:{{{tenant_id}}}:"
+    return KeyNamespace("s3").tenant_prefix(tenant_id)
 
 
 class QuoteStore:
@@ -154,7 +155,7 @@ class QuoteStore:
         await track_keys_now(
             self.redis, self.tenant_id, quote_key, self._photos(photo.quote_id), self._quotes_index, self._photos_index
         )
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, quote_key)
         pipe.hsetnx(self._photos(photo.quote_id), photo.photo_id, photo.to_json())
         pipe.hsetnx(quote_key, "created_at", repr(photo.stored_at))
         pipe.hsetnx(quote_key, "source", photo.source)
@@ -186,7 +187,7 @@ class QuoteStore:
         return pairs
 
     async def remove_photos(self, pairs: Sequence[tuple[str, str]]) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = await slot_transaction(self.redis, self._photos_index)
         for quote_id, photo_id in pairs:
             pipe.hdel(self._photos(quote_id), photo_id)
             pipe.zrem(self._photos_index, f"{quote_id}/{photo_id}")

@@ -43,7 +43,7 @@ async def test_the_quote_record_keeps_the_customer_sealed(lily: Harness, media_s
     await lily.host.events.emit("message.received", data, tenant="acme")
     await lily.run_due()
 
-    keys = [key.decode() async for key in lily.host.redis.scan_iter(match="lily:s3:*")]
+    keys = [key.decode() async for key in lily.host.redis.scan_iter(match="lily:{t:*}:s3:*")]
     assert keys and not any(CUSTOMER.lstrip("+") in key for key in keys)
     [quote_key] = [key for key in keys if key.endswith(tuple("0123456789abcdef")) and ":quote:" in key]
     stored = await lily.host.redis.hget(quote_key, "customer")

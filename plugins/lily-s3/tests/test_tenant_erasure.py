@@ -23,7 +23,7 @@ def keys_in(s3: MotoS3, prefix: str) -> list[str]:
 
 
 async def records(lily: Harness, tenant: str) -> list[bytes]:
-    return [key async for key in lily.host.redis.scan_iter(match=f"lily:s3:{{{tenant}}}:*")]
+    return [key async for key in lily.host.redis.scan_iter(match=f"lily:{{t:{tenant}}}:s3:*")]
 
 
 async def test_deleting_a_tenant_deletes_its_objects_and_records_and_no_one_elses(
@@ -61,7 +61,7 @@ async def test_unconfigured_s3_erases_the_records_and_says_objects_may_remain(
 ) -> None:
     async with lily_harness(plugins=["s3"], env={}) as lily:  # no S3_BUCKET_NAME
         await lily.create_tenant(TENANT)
-        await lily.host.redis.set(f"lily:s3:{{{TENANT}}}:quotes", "left over from when S3 was set up")
+        await lily.host.redis.set(f"lily:{{t:{TENANT}}}:s3:quotes", "left over from when S3 was set up")
         assert await lily.host.delete_tenant(TENANT)
         await lily.run_due()
         assert await records(lily, TENANT) == []

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 import stripe
 import structlog
 
-from lily_host import IndexConflict, PermanentError, RetryLater, TaskContext, Tenant, awaited
+from lily_host import IndexConflict, KeyNamespace, PermanentError, RetryLater, TaskContext, Tenant, awaited
 from lily_stripe.errors import task_error
 from lily_stripe.gateway import StripeGateway
 from lily_stripe.settings import StripeSettings
@@ -241,7 +241,7 @@ def _fetch_budget(settings: StripeSettings) -> float:
 @asynccontextmanager
 async def _tenant_lock(redis: aioredis.Redis, tenant_id: str, *, ttl_seconds: float) -> AsyncIterator[None]:
     """Serialise fetch-compare-write of one tenant's billing across workers."""
-    key = f"lily:stripe:lock:{tenant_id}"
+    key = KeyNamespace("stripe").tenant_key(tenant_id, "lock")
     token = secrets.token_hex(8)
     for _ in range(_LOCK_WAIT_STEPS):
         if await redis.set(key, token, nx=True, px=int(ttl_seconds * 1000)):

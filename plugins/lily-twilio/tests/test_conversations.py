@@ -154,9 +154,9 @@ async def test_conversations_are_erased_with_the_tenant_and_trimmed_after_retent
     [conversation] = await conversations(lily, headers)
     response = await lily.client.get(f"/api/conversations/{conversation['id']}", headers=headers)
     assert [item["body"] for item in (await response.get_json())["messages"]] == ["new"]
-    ttl = await lily.host.redis.ttl(f"lily:conv:{{acme}}:msgs:{conversation['id']}")
+    ttl = await lily.host.redis.ttl(f"lily:{{t:acme}}:conv:msgs:{conversation['id']}")
     assert 0 < ttl <= 2 * 86400
 
     await lily.host.delete_tenant("acme")
     await lily.run_due()
-    assert [key async for key in lily.host.redis.scan_iter(match="lily:conv:*")] == []
+    assert [key async for key in lily.host.redis.scan_iter(match="lily:{t:*}:conv:*")] == []
