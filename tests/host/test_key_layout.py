@@ -17,9 +17,11 @@ from redis.asyncio.cluster import RedisCluster
 from lily_host.dev.embedded_cluster import RedisClusterGroup
 from lily_host.dev.embedded_redis import RedisServer
 from lily_host.plugin_api.errors import ConfigurationError
+from lily_host.plugin_api.key_registry import track_keys_now
 from lily_host.plugin_api.key_slots import tenant_key
 from lily_host.plugin_api.tenant import Tenant
 from lily_host.runtime.key_layout import LAYOUT_KEY, new_name
+from lily_host.sms.outbound import message_key
 from lily_host.testing import HARNESS_ENV, Harness, HarnessFactory, flush, on_cluster, redis_env
 
 OLD_TENANT = Tenant(id="acme", name="Acme", created_at=1.0, updated_at=1.0)
@@ -147,7 +149,8 @@ async def test_a_deletion_cut_short_before_its_handoff_is_completed_by_the_next_
     host = lily.host
     await host.tenants.claim_index("phone", "+15550002222", "acme")
     _key_id, secret = await host.tenants.mint_key("acme")
-    message = tenant_key("acme", "sms", "message", "m1")
+    message = message_key("acme", "m1")
+    await track_keys_now(host.redis, "acme", message)  # as the message writer records it
     await host.redis.hset(message, "id", "m1")
 
     async def crash(tenant: Tenant) -> None:
