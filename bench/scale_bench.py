@@ -283,7 +283,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=100_000)
     parser.add_argument("--pending", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="ingest rounds per Redis (alternating)")
     parser.add_argument("--queue-rounds", type=int, default=12, help="queue passes per Redis (alternating)")
     parser.add_argument("--queue-tasks", type=int, default=20_000, help="tasks per queue pass")
     parser.add_argument(
@@ -370,10 +370,12 @@ def main() -> None:
     )
     if ingest["empty"]:
         print(f"ingest: {rounds} x {seconds:.0f} s rounds per Redis, alternating (goal: within 10 %)")
-        print(f"{'median of the rounds':<40}{'empty':>12}{'loaded':>12}{'ratio':>8}")
+        print(f"{'median of the rounds':<40}{'empty':>12}{'loaded':>12}{'ratio':>8}{'paired':>8}")
+        pairs = sorted(load / base for load, base in zip(ingest["loaded"], ingest["empty"], strict=True))
         print(
             f"{'ingest, webhooks/s (lily serve)':<40}{median(ingest['empty']):>12.0f}"
             f"{median(ingest['loaded']):>12.0f}{ratio(ingest):>8}"
+            f"{median(pairs):>7.2f}x [{pairs[0]:.2f} - {pairs[-1]:.2f}]"
         )
     if queue:
         print(
