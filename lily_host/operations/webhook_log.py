@@ -20,7 +20,6 @@ for a replay, the id of the delivery it replays.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -216,31 +215,32 @@ def stream_key(tenant: str | None) -> str:
     return PREFIX + (tenant or NO_TENANT)
 
 
-@functools.lru_cache(maxsize=512)
-def _secret(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
+#: Name as sent (a header, a JSON key, a form field) → (lower-cased, secret-looking). Providers send
+#: the same few dozen names on every delivery; bounded, so a client inventing names cannot grow it
+#: (past the bound: worked out per call).
+_NAMES: dict[str, tuple[str, bool]] = {}
+_NAMES_MAX = 4096
 
 
-#: Header name as sent → (lower-cased, secret-looking). Providers send the same dozen names on every
-#: delivery; bounded, so a client inventing names cannot grow it (past the bound: worked out per call).
-_HEADER_NAMES: dict[str, tuple[str, bool]] = {}
-_HEADER_NAMES_MAX = 4096
-
-
-def _header_name(name: str) -> tuple[str, bool]:
-    lowered = name.lower()
-    known = (lowered, any(word in lowered for word in _SECRET_WORDS))
-    if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
-        _HEADER_NAMES[name] = known
+def _name(name: str) -> tuple[str, bool]:
+    known = _NAMES.get(name)
+    if known is None:
+        lowered = name.lower()
+        known = (lowered, _mentions_secret(lowered))
+        if len(_NAMES) < _NAMES_MAX:
+            _NAMES[name] = known
     return known
+
+
+def _secret(name: str) -> bool:
+    return _name(name)[1]
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     redacted = {}
-    names = _HEADER_NAMES
+    names = _NAMES
     for name, value in headers:
-        lowered, secret = names.get(name) or _header_name(name)
+        lowered, secret = names.get(name) or _name(name)
         redacted[lowered] = REDACTED if secret else value
     return redacted
 
