@@ -116,6 +116,7 @@ if TYPE_CHECKING:
         current_host,
     )
     from lily_host.plugin_api.key_registry import (
+        set_tracked,
         track_keys,
         track_keys_now,
         untrack_keys,
@@ -203,6 +204,7 @@ _LOCATION: dict[str, str] = {
     "tracked_keys": "lily_host.plugin_api.erasure",
     "track_keys": "lily_host.plugin_api.key_registry",
     "track_keys_now": "lily_host.plugin_api.key_registry",
+    "set_tracked": "lily_host.plugin_api.key_registry",
     "untrack_keys": "lily_host.plugin_api.key_registry",
     "glob_escape": "lily_host.plugin_api.erasure",
     "BOOKING_CANCELLED": "lily_host.plugin_api.event_names",
@@ -350,6 +352,7 @@ __all__ = [
     "parse_retry_after",
     "print_listing",
     "require_tenant",
+    "set_tracked",
     "simulation_id",
     "slot_transaction",
     "split_comma_list",

@@ -28,6 +28,7 @@ __all__ = [
     "PRUNE_GRACE",
     "open_registry",
     "registry_key",
+    "set_tracked",
     "track_keys",
     "track_keys_now",
     "untrack_keys",
@@ -67,6 +68,14 @@ async def track_keys_now(redis: Any, tenant_id: str, *keys: str, ttl: float | No
     about to write: call it before the write."""
     pipe = redis.pipeline(transaction=False)
     track_keys(pipe, tenant_id, *keys, ttl=ttl)
+    await pipe.execute()
+
+
+async def set_tracked(redis: Any, tenant_id: str, key: str, value: str | bytes, *, ttl: float) -> None:
+    """``SET key value EX ttl``, recorded in the tenant's registry first, in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    track_keys(pipe, tenant_id, key, ttl=ttl)
+    pipe.set(key, value, ex=int(ttl))
     await pipe.execute()
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from lily_host.plugin_api.key_registry import track_keys
+from lily_host.plugin_api.key_registry import set_tracked, track_keys
 from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 
@@ -201,11 +201,7 @@ class QuoteStore:
     async def await_reply(self, tenant_id: str, number: str, quote_id: str, now: float, ttl: int) -> None:
         digest = await self.pii.digest(number)
         value = json.dumps({"id": quote_id, "at": now})
-        key = f"{_prefix(tenant_id)}:awaiting:{digest}"
-        pipe = self.redis.pipeline(transaction=False)
-        track_keys(pipe, tenant_id, key, ttl=ttl)
-        pipe.set(key, value, ex=ttl)
-        await pipe.execute()
+        await set_tracked(self.redis, tenant_id, f"{_prefix(tenant_id)}:awaiting:{digest}", value, ttl=ttl)
 
     async def awaiting(self, tenant_id: str, number: str) -> dict[str, Any] | None:
         digest = await self.pii.digest(number)

@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lily_host.plugin_api.key_registry import track_keys
+from lily_host.plugin_api.key_registry import set_tracked, track_keys
 from lily_host.plugin_api.key_slots import slot_transaction, tenant_key
 from lily_host.plugin_api.redis_typing import awaited
 from lily_host.sms.send_windows import last_allowed, rules_for
@@ -125,11 +125,7 @@ class ReminderStore:
         digest = await self.pii.digest(number)
         ttl = max(60, int(start - now) + AWAITING_GRACE_SECONDS)
         value = json.dumps({"root": root, "start": start, "at": now})
-        key = f"{_prefix(tenant_id)}:awaiting:{digest}"
-        pipe = self.redis.pipeline(transaction=False)
-        track_keys(pipe, tenant_id, key, ttl=ttl)
-        pipe.set(key, value, ex=ttl)
-        await pipe.execute()
+        await set_tracked(self.redis, tenant_id, f"{_prefix(tenant_id)}:awaiting:{digest}", value, ttl=ttl)
 
     async def awaiting(self, tenant_id: str, number: str) -> dict[str, Any] | None:
         digest = await self.pii.digest(number)

@@ -23,7 +23,16 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from lily_host import KeyNamespace, PiiBox, awaited, slot_transaction, track_keys, track_keys_now, untrack_keys
+from lily_host import (
+    KeyNamespace,
+    PiiBox,
+    awaited,
+    set_tracked,
+    slot_transaction,
+    track_keys,
+    track_keys_now,
+    untrack_keys,
+)
 from lily_s3.keys import new_quote_id
 
 #: How long the message → quote link is kept: longer than any task retry schedule.
@@ -248,11 +257,9 @@ class QuoteStore:
         return await self.pii.digest(customer) if self.pii else customer
 
     async def put_pending(self, pending: PendingUpload, *, ttl: int) -> None:
-        key = f"{self.base}upload:{pending.photo_id}"
-        pipe = self.redis.pipeline(transaction=False)
-        track_keys(pipe, self.tenant_id, key, ttl=ttl)
-        pipe.set(key, pending.to_json(), ex=ttl)
-        await pipe.execute()
+        await set_tracked(
+            self.redis, self.tenant_id, f"{self.base}upload:{pending.photo_id}", pending.to_json(), ttl=ttl
+        )
 
     async def get_pending(self, photo_id: str) -> PendingUpload | None:
         raw = await self.redis.get(f"{self.base}upload:{photo_id}")
